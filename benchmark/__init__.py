@@ -1,0 +1,1 @@
+"""How one unit of work runs: data, models, predictions, statistics, transfer, launching."""

@@ -1,0 +1,6 @@
+"""What to run: zoo catalogs, pair sampling and plans (Parquet)."""
+from pairs import zoos  # noqa: F401  (registers the built-in zoos)
+from pairs.catalog import ModelEntry, Zoo, get_zoo, list_zoos, register_zoo
+from pairs.keys import unit_key
+
+__all__ = ["ModelEntry", "Zoo", "get_zoo", "list_zoos", "register_zoo", "unit_key"]

@@ -1,0 +1,2 @@
+"""Built-in zoo catalogs; importing this package registers them."""
+from pairs.zoos import micro  # noqa: F401

@@ -1,0 +1,6 @@
+"""Where results live: Parquet table schemas, atomic part writes and DuckDB views."""
+from results.schema import TABLES, TABLE_KEYS, metric_column
+from results.store import connect, default_results_dir, read_table, table_dir, write_part
+
+__all__ = ["TABLES", "TABLE_KEYS", "metric_column", "connect", "default_results_dir",
+           "read_table", "table_dir", "write_part"]

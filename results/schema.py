@@ -1,0 +1,71 @@
+"""The results contract: one Parquet folder per table, each with a fixed schema.
+
+`analysis` and users rely on these names; README documents them. Every table has a natural
+key (`TABLE_KEYS`); the DuckDB views keep one row per key, so a unit that ran twice (a relaunch
+racing a slow job) never doubles rows.
+"""
+import pyarrow as pa
+
+TOP_P_CLASSES = (2, 5, 20, 50)          # paper.md 1.2: top-p% class counts K
+TOP_P_IMPROVE = (2, 5, 20, 50, 100)     # paper.md 1.3: top{p}%_improve
+
+_str, _f64, _i64, _i32, _f32 = pa.string(), pa.float64(), pa.int64(), pa.int32(), pa.float32()
+
+
+def metric_column(metric_name: str) -> str:
+    """Official metric key (`top2%_improve`) -> Parquet column (`top2_improve`): no `%` in SQL."""
+    return metric_name.replace("%", "")
+
+
+TRANSFER_METRICS = (
+    ["student_acc", "dist_delta", "knowledge_gain", "knowledge_loss", "positive_flips",
+     "negative_flips", "pos_flips_delta", "neg_flips_delta"]
+    + [f"top{p}_improve" for p in TOP_P_IMPROVE]
+    + ["other_improve", "ent_dist_flips", "transfer_rate"]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "models": pa.schema([
+        ("model", _str), ("zoo", _str), ("family", _str), ("arch", _str), ("params_m", _f64),
+        ("source", _str), ("dataset", _str), ("num_classes", _i32), ("top1", _f64),
+        ("top1_reported", _f64), ("img_size", _i32), ("n_eval", _i32), ("seconds", _f64),
+    ]),
+    "predictions": pa.schema([
+        ("model", _str), ("dataset", _str), ("sample", _i32), ("label", _i32), ("pred", _i32),
+        ("p_true", _f32), ("p_max", _f32),
+    ]),
+    "pair_stats": pa.schema(
+        [("teacher", _str), ("student", _str), ("dataset", _str), ("compat", _str),
+         ("acc_t", _f64), ("acc_s", _f64), ("ts_diff", _f64),
+         ("pos_flips", _f64), ("neg_flips", _f64), ("pos_entropy", _f64), ("neg_entropy", _f64)]
+        + [(f"pos_classes_top{p}", _i32) for p in TOP_P_CLASSES]
+        + [("ensemble_acc", _f64)]
+    ),
+    "class_flips": pa.schema([
+        ("teacher", _str), ("student", _str), ("dataset", _str), ("class", _i32),
+        ("pos", _i32), ("neg", _i32),
+    ]),
+    "transfer_epochs": pa.schema(
+        [("key", _str), ("epoch", _i32)]
+        + [(m, _f64) for m in TRANSFER_METRICS]
+        + [("teacher_input", _f64), ("loss", _f64), ("images_per_s", _f64), ("seconds", _f64)]
+    ),
+    "transfer_runs": pa.schema([
+        ("key", _str), ("plan", _str), ("teacher", _str), ("student", _str), ("method", _str),
+        ("params", _str), ("seed", _i64), ("dataset", _str), ("compat", _str), ("status", _str),
+        ("epochs", _i32), ("acc_t", _f64), ("acc_s", _f64), ("ts_diff", _f64),
+        ("student_acc", _f64), ("dist_delta", _f64), ("knowledge_gain", _f64),
+        ("knowledge_loss", _f64), ("transfer_rate", _f64), ("error", _str),
+        ("wall_s", _f64), ("host", _str), ("job_id", _str), ("code_version", _str),
+        ("started_at", pa.timestamp("us", tz="UTC")), ("finished_at", pa.timestamp("us", tz="UTC")),
+    ]),
+}
+
+TABLE_KEYS: dict[str, tuple[str, ...]] = {
+    "models": ("model", "dataset"),
+    "predictions": ("model", "dataset", "sample"),
+    "pair_stats": ("teacher", "student", "dataset", "compat"),
+    "class_flips": ("teacher", "student", "dataset", "class"),
+    "transfer_epochs": ("key", "epoch"),
+    "transfer_runs": ("key",),
+}

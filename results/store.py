@@ -1,0 +1,92 @@
+"""Atomic Parquet part files and DuckDB views over them.
+
+A table is a folder of part files named by the key of the unit that wrote them. A part is
+written to a hidden temporary file in the same folder and renamed into place, so a killed writer
+never leaves a half file where the `*.parquet` glob can see it, and a unit that runs twice
+replaces its own part instead of adding a second one.
+"""
+import os
+import re
+import uuid
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from results.schema import TABLE_KEYS, TABLES
+
+_PART_NAME = re.compile(r"^[A-Za-z0-9_.=-]+$")
+
+
+def default_results_dir() -> Path:
+    return Path(os.environ.get("KTBENCH_RESULTS", "ktbench-results"))
+
+
+def table_dir(results_dir, table: str) -> Path:
+    if table not in TABLES:
+        raise KeyError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
+    return Path(results_dir) / table
+
+
+def write_part(results_dir, table: str, df: pd.DataFrame, part: str) -> Path:
+    """Write `df` as part `part` of `table`, atomically; columns must match the table schema."""
+    if not _PART_NAME.match(part):
+        raise ValueError(f"part name {part!r} must be letters, digits, '_', '.', '=' or '-'")
+    schema = TABLES[table]
+    missing = set(schema.names) - set(df.columns)
+    extra = set(df.columns) - set(schema.names)
+    if missing or extra:
+        raise ValueError(f"{table}: columns missing {sorted(missing)}, unexpected {sorted(extra)}")
+    arrow = pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False)
+    folder = table_dir(results_dir, table)
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"{part}.parquet"
+    tmp = folder / f".{part}.{uuid.uuid4().hex}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            pq.write_table(arrow, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
+
+
+def _parts(results_dir, table: str) -> list[Path]:
+    folder = table_dir(results_dir, table)
+    return sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+
+
+def read_table(results_dir, table: str) -> pd.DataFrame:
+    """The whole table as pandas, one row per natural key (see `connect`)."""
+    con = connect(results_dir)
+    try:
+        return con.execute(f'SELECT * FROM "{table}"').df()
+    finally:
+        con.close()
+
+
+def connect(results_dir) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with one view per table over the results folder.
+
+    Each view keeps one row per natural key (`TABLE_KEYS`): a part rewritten by a relaunch or
+    written twice by racing jobs counts once. A table with no parts yet is an empty view with
+    the right columns, so SQL over a fresh folder runs and returns nothing.
+    """
+    con = duckdb.connect(":memory:")
+    for table, schema in TABLES.items():
+        parts = _parts(results_dir, table)
+        if parts:
+            files = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts) + "]"
+            keys = ", ".join(f'"{k}"' for k in TABLE_KEYS[table])
+            con.execute(
+                f'CREATE VIEW "{table}" AS SELECT * FROM read_parquet({files}, union_by_name=true) '
+                f"QUALIFY row_number() OVER (PARTITION BY {keys}) = 1"
+            )
+        else:
+            con.register(f"_empty_{table}", schema.empty_table())
+            con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM "_empty_{table}"')
+    return con
