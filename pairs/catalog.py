@@ -35,6 +35,8 @@ class Zoo:
     name: str
     dataset: str
     models: tuple[ModelEntry, ...]
+    # transfer hyperparameters sized for this zoo (epochs, lr, batch size), over method defaults
+    transfer_defaults: dict = field(default_factory=dict)
 
     def get(self, name: str) -> ModelEntry:
         for entry in self.models:

@@ -26,7 +26,7 @@ TRANSFER_METRICS = (
 
 TABLES: dict[str, pa.Schema] = {
     "models": pa.schema([
-        ("model", _str), ("zoo", _str), ("family", _str), ("arch", _str), ("params_m", _f64),
+        ("key", _str), ("model", _str), ("zoo", _str), ("family", _str), ("arch", _str), ("params_m", _f64),
         ("source", _str), ("dataset", _str), ("num_classes", _i32), ("top1", _f64),
         ("top1_reported", _f64), ("img_size", _i32), ("n_eval", _i32), ("seconds", _f64),
     ]),

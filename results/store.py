@@ -90,3 +90,26 @@ def connect(results_dir) -> duckdb.DuckDBPyConnection:
             con.register(f"_empty_{table}", schema.empty_table())
             con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM "_empty_{table}"')
     return con
+
+
+def predictions_matrix(results_dir, dataset: str, models: list[str]):
+    """Cached predictions as arrays: (labels [N], preds [M, N], p_max [M, N]), rows in `models` order.
+
+    Raises KeyError naming the models whose predictions are missing.
+    """
+    con = connect(results_dir)
+    try:
+        con.register("_wanted", pd.DataFrame({"model": models, "row": range(len(models))}))
+        df = con.execute(
+            "SELECT w.row, p.sample, p.label, p.pred, p.p_max FROM predictions p "
+            "JOIN _wanted w USING (model) WHERE p.dataset = ? ORDER BY w.row, p.sample",
+            [dataset]).df()
+    finally:
+        con.close()
+    missing = sorted(set(models) - set(models[i] for i in df["row"].unique()))
+    if missing:
+        raise KeyError(f"no predictions on {dataset!r} for {', '.join(missing)}; run predict first")
+    n = len(df) // len(models)
+    labels = df["label"].to_numpy()[:n]
+    return (labels, df["pred"].to_numpy().reshape(len(models), n),
+            df["p_max"].to_numpy().reshape(len(models), n))

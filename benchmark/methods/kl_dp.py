@@ -1,0 +1,29 @@
+"""KL-Dist + data partitioning (paper.md 2.5), supervised and unsupervised.
+
+Each sample is distilled from whichever of the teacher and the frozen initial student is the
+more confident, so the student learns the teacher's complementary knowledge and keeps its own.
+"""
+from benchmark.losses import distill_kl, dp_targets
+from benchmark.methods.base import TransferMethod, register_method
+
+
+@register_method
+class KLDataPartition(TransferMethod):
+    name = "kl_dp"
+    references = ("teacher", "frozen")
+    description = "KL + DP: teacher where its true-class probability beats the frozen student's"
+    supervised = True
+
+    def forward_train(self, student, x, y, refs):
+        logits = student(x)
+        target, teacher_mask = dp_targets(refs["teacher"], refs["frozen"],
+                                          y if self.supervised else None)
+        loss = distill_kl(logits, target, T=self.params["T"], topk=self.params["topk"])
+        return logits, {"kl": loss}, {"teacher_input": 100.0 * teacher_mask.float().mean().item()}
+
+
+@register_method
+class KLDataPartitionUnsupervised(KLDataPartition):
+    name = "kl_dp_unsup"
+    description = "KL + DP, unsupervised: teacher where its max softmax beats the frozen student's"
+    supervised = False

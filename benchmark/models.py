@@ -1,0 +1,40 @@
+"""Building catalog models through timm, and batched predictions.
+
+One path for every zoo: `timm.create_model` with either timm's own pretrained source (the hub)
+or a local weight file through `pretrained_cfg_overlay`, as a real timm zoo is loaded.
+"""
+from pathlib import Path
+
+import timm
+import torch
+
+from benchmark import archs  # noqa: F401  (registers the micro zoo's own timm entry points)
+from benchmark.data import normalize
+from pairs.catalog import ModelEntry
+
+
+def create_model(entry: ModelEntry, weights: Path | None = None,
+                 pretrained: bool = True) -> torch.nn.Module:
+    """The entry's timm model in eval mode: from `weights` (a local file), else timm's hub,
+    or randomly initialised with `pretrained=False`."""
+    options = dict(num_classes=entry.num_classes, in_chans=entry.in_chans, **entry.kwargs)
+    if pretrained and weights is not None:
+        # num_classes must be in the overlay too: otherwise timm compares against the default
+        # config's 1000 classes, silently drops the trained classifier and re-initialises it.
+        options["pretrained_cfg_overlay"] = dict(
+            file=str(weights), num_classes=entry.num_classes, input_size=tuple(entry.input_size),
+            mean=tuple(entry.mean), std=tuple(entry.std))
+    model = timm.create_model(entry.arch, pretrained=pretrained, **options)
+    return model.eval()
+
+
+def count_params_m(model: torch.nn.Module) -> float:
+    return sum(p.numel() for p in model.parameters()) / 1e6
+
+
+def predict_logits(model: torch.nn.Module, x_uint8: torch.Tensor, mean, std,
+                   batch_size: int = 512) -> torch.Tensor:
+    """float32 logits [N, C] for uint8 images [N, C, H, W], in batches."""
+    with torch.inference_mode():
+        return torch.cat([model(normalize(x_uint8[i:i + batch_size], mean, std)).float()
+                          for i in range(0, len(x_uint8), batch_size)])

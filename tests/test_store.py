@@ -1,0 +1,56 @@
+"""The results store: atomic parts, one row per key in the views, empty tables that still query."""
+import pandas as pd
+import pytest
+
+from results import connect, predictions_matrix, read_table, table_dir, write_part
+
+
+def _class_flips(n_classes, pos=1):
+    return pd.DataFrame({"teacher": "t", "student": "s", "dataset": "d",
+                         "class": range(n_classes), "pos": pos, "neg": 0})
+
+
+def test_fresh_folder_has_empty_views_with_columns(tmp_path):
+    con = connect(tmp_path)
+    df = con.execute("SELECT * FROM transfer_runs").df()
+    assert df.empty and "dist_delta" in df.columns
+
+
+def test_part_is_renamed_into_place_without_leftovers(tmp_path):
+    path = write_part(tmp_path, "class_flips", _class_flips(3), "unit-1")
+    assert path.name == "unit-1.parquet"
+    assert sorted(p.name for p in table_dir(tmp_path, "class_flips").iterdir()) == ["unit-1.parquet"]
+    assert sorted(read_table(tmp_path, "class_flips")["class"]) == [0, 1, 2]
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    bad = _class_flips(2).assign(pos=["x", "y"])   # not an int column
+    with pytest.raises(Exception):
+        write_part(tmp_path, "class_flips", bad, "unit-1")
+    folder = table_dir(tmp_path, "class_flips")
+    assert not folder.exists() or list(folder.iterdir()) == []
+
+
+def test_wrong_columns_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="columns missing"):
+        write_part(tmp_path, "class_flips", _class_flips(2).drop(columns="neg"), "u")
+
+
+def test_rewritten_and_duplicated_keys_count_once(tmp_path):
+    write_part(tmp_path, "class_flips", _class_flips(3, pos=1), "unit-1")
+    write_part(tmp_path, "class_flips", _class_flips(3, pos=2), "unit-1")   # same unit again
+    write_part(tmp_path, "class_flips", _class_flips(3, pos=2), "unit-2")   # a racing twin
+    df = read_table(tmp_path, "class_flips")
+    assert len(df) == 3 and set(df["pos"]) == {2}
+
+
+def test_predictions_matrix_orders_rows_by_request(tmp_path):
+    for model, preds in (("a", [0, 1, 1]), ("b", [1, 1, 0])):
+        write_part(tmp_path, "predictions", pd.DataFrame({
+            "model": model, "dataset": "d", "sample": [0, 1, 2], "label": [0, 1, 0],
+            "pred": preds, "p_true": 0.5, "p_max": 0.9}), f"predict-{model}")
+    labels, preds, p_max = predictions_matrix(tmp_path, "d", ["b", "a"])
+    assert labels.tolist() == [0, 1, 0]
+    assert preds.tolist() == [[1, 1, 0], [0, 1, 1]]
+    with pytest.raises(KeyError, match="c"):
+        predictions_matrix(tmp_path, "d", ["a", "c"])
