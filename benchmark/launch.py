@@ -135,7 +135,9 @@ def _wait(jobs, stage: str, units: list, results_dir: Path, progress: bool) -> i
     with tqdm(total=len(keys), desc=stage, unit="unit", disable=not progress) as bar:
         while True:
             finished = all(job.done() for job in jobs)
-            bar.update(sum((done_dir / f"{k}.parquet").is_file() for k in keys) - bar.n)
+            done = sum((done_dir / f"{k}.parquet").is_file() for k in keys)
+            if done > bar.n:
+                bar.update(done - bar.n)
             if finished:
                 break
             time.sleep(0.5)

@@ -1,5 +1,4 @@
 """Model entries -> modules, with weights resolved at run time (never from a pickled submission)."""
-import functools
 from pathlib import Path
 
 import torch
@@ -28,12 +27,22 @@ def load_model(entry: ModelEntry, cache: Path) -> torch.nn.Module:
     return models.create_model(entry, resolve_weights(entry, cache))
 
 
-@functools.lru_cache(maxsize=8)
+_TRAIN_LOGITS: dict[tuple, torch.Tensor] = {}
+_TRAIN_LOGITS_KEPT = 4     # a task's units are grouped by teacher: a few entries suffice
+
+
 def train_logits(entry: ModelEntry, dataset_name: str, cache: Path) -> torch.Tensor:
     """A frozen model's logits on the whole transfer split, computed once per process.
 
     The transfer split has no train-time augmentation, so these are exactly the logits a
     per-batch forward pass would give; units sharing a teacher in one task pay for it once.
     """
-    dataset = data.load_dataset(dataset_name, cache)
-    return models.predict_logits(load_model(entry, cache), dataset.train_x, entry.mean, entry.std)
+    key = (entry.fingerprint(), dataset_name, str(cache))
+    if key not in _TRAIN_LOGITS:
+        dataset = data.load_dataset(dataset_name, cache)
+        logits = models.predict_logits(load_model(entry, cache), dataset.train_x, entry.mean,
+                                        entry.std)
+        while len(_TRAIN_LOGITS) >= _TRAIN_LOGITS_KEPT:
+            _TRAIN_LOGITS.pop(next(iter(_TRAIN_LOGITS)))
+        _TRAIN_LOGITS[key] = logits.clone()   # a plain tensor: autograd may save it
+    return _TRAIN_LOGITS[key]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
+from safetensors.torch import save
 from tqdm import tqdm
 
 from benchmark.data import Dataset, load_dataset, normalize
@@ -67,7 +67,8 @@ def _train_and_save(entry: ModelEntry, data: Dataset, cache: Path) -> None:
     # The temporary name keeps the .safetensors suffix: timm picks the loader by suffix.
     tmp = final.with_name(f".{final.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp.safetensors")
     try:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+        # Bytes written by Python rather than save_file, which creates files readable by the owner only.
+        tmp.write_bytes(save({k: v.contiguous() for k, v in model.state_dict().items()}))
         reloaded = predict_logits(create_model(entry, tmp), data.eval_x, entry.mean, entry.std)
         if not torch.equal(reloaded.argmax(1), predictions):
             raise RuntimeError(

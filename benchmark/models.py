@@ -36,5 +36,7 @@ def predict_logits(model: torch.nn.Module, x_uint8: torch.Tensor, mean, std,
                    batch_size: int = 512) -> torch.Tensor:
     """float32 logits [N, C] for uint8 images [N, C, H, W], in batches."""
     with torch.inference_mode():
-        return torch.cat([model(normalize(x_uint8[i:i + batch_size], mean, std)).float()
-                          for i in range(0, len(x_uint8), batch_size)])
+        batches = [model(normalize(x_uint8[i:i + batch_size], mean, std)).float()
+                   for i in range(0, len(x_uint8), batch_size)]
+    # Joined outside inference mode: a plain tensor that autograd may save (as distillation targets).
+    return torch.cat(batches)

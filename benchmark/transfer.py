@@ -60,9 +60,8 @@ def run_transfer(unit: dict, results_dir, cache: Path, job_id: str = "") -> str:
     acc_s, acc_t = (100.0 * float(np.mean(p == labels)) for p in preds)
 
     method = get_method(unit["method"])(params)
-    refs = {"teacher": train_logits(teacher, unit["dataset"], cache),
-            "frozen": train_logits(student_entry, unit["dataset"], cache)}
-    refs = {name: refs[name] for name in method.references}
+    frozen = {"teacher": teacher, "frozen": student_entry}
+    refs = {name: train_logits(frozen[name], unit["dataset"], cache) for name in method.references}
 
     torch.manual_seed(seed)
     student = load_model(student_entry, cache)

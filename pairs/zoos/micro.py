@@ -31,9 +31,9 @@ def micro_zoo() -> Zoo:
         _entry("efficientnet_short", "test_efficientnet", "cnn", _recipe(1.5, 5e-3, seed=1)),
         # ConvNeXt's stem and stages downsample 32x; at 16 px it needs output_stride 16.
         _entry("convnext", "test_convnext", "cnn", _recipe(2, 5e-3), output_stride=16),
-        _entry("regnetx_002", "regnetx_002", "cnn", _recipe(2, 1e-2)),
+        _entry("regnetx_002", "regnetx_002", "cnn", _recipe(1.5, 1e-2)),
         _entry("vit_micro", "vit_tiny_patch16_224", "transformer", _recipe(4, 2e-3),
                img_size=16, patch_size=4, embed_dim=64, depth=4, num_heads=4),
-        _entry("mixer_micro", "micro_mixer", "mlp", _recipe(3, 2e-3)),
-        _entry("resmlp_micro", "micro_resmlp", "mlp", _recipe(3, 2e-3, seed=2, shift_px=1)),
+        _entry("mixer_micro", "micro_mixer", "mlp", _recipe(2, 2e-3)),
+        _entry("resmlp_micro", "micro_resmlp", "mlp", _recipe(2, 3e-3, seed=2, shift_px=1)),
     ))
