@@ -44,5 +44,5 @@ def train_logits(entry: ModelEntry, dataset_name: str, cache: Path) -> torch.Ten
                                         entry.std)
         while len(_TRAIN_LOGITS) >= _TRAIN_LOGITS_KEPT:
             _TRAIN_LOGITS.pop(next(iter(_TRAIN_LOGITS)))
-        _TRAIN_LOGITS[key] = logits.clone()   # a plain tensor: autograd may save it
+        _TRAIN_LOGITS[key] = logits
     return _TRAIN_LOGITS[key]

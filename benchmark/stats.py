@@ -10,15 +10,18 @@ definitions (paper.md 7). Among these statistics only the top-p% class count dif
 """
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from scipy.special import xlogy
+from threadpoolctl import threadpool_limits
 
 from results.schema import TABLES, TOP_P_CLASSES
 
 COMPAT_MODES = ("fantasticgains",)
 OFFICIAL_CLASS_COLUMNS = 1000   # the official per-class vectors have 1000 columns on any dataset
-_GRID_CELLS = 2**26             # cells of a (teachers x students x classes) grid held at once
+_GRID_CELLS = 2**26             # cells of a (models x models x classes) grid held at once
+_ENSEMBLE_GRID_CELLS = 2**14    # small grids: blocks then follow the triangle of unordered pairs
 _BUFFER_CELLS = 2**20           # cells of a working buffer meant to stay in cache
-_ROW_CHUNK = 4096               # pairs summarised at once, to bound temporaries
+_ROW_CHUNK = 1024               # pairs summarised at once, to bound temporaries
 
 
 def check_compat(compat) -> None:
@@ -37,44 +40,64 @@ def percent(count, total):
 def top_p_class_count(counts, p, compat=None):
     """Smallest K whose K largest classes hold at least p% of the total, per row of `counts`.
 
-    counts: [..., K] non-negative integers. p: a number, or a sequence, which adds a leading
-    axis of len(p) (as np.percentile does); p > 100 is refused (no K exists; the official loop
-    never ends). Default: an all-zero row and p <= 0 give 0 (zero classes hold 0% of anything).
-    compat="fantasticgains" is the official `get_top_p_percent_classes`: the loop stops one past
-    the smallest K, so it returns K + 1; p <= 0 gives 1; an all-zero row gives 2 for p > 0,
-    because its first share is 0/0 = nan and `nan < p` is False. Its shares are computed as
-    `sum(top k) / sum(all) * 100` in float64, as the official code does, so a share such as
-    29/100*100 = 28.999999999999996 counts as below 29. Padding to 1000 columns, as the official
-    code does, cannot change the count (the padding zeros sort last), so none is done.
+    counts: [..., K] non-negative integers, K >= 1. p: a number, or a sequence, which adds a
+    leading axis of len(p) (as np.percentile does); p > 100 is refused (no K exists; the
+    official loop never ends). Default: an all-zero row and p <= 0 give 0 (zero classes hold 0%
+    of anything).
+
+    compat="fantasticgains" is the official `get_top_p_percent_classes`: its loop stops one
+    past the smallest K, so it returns K + 1; p <= 0 gives 1 (the loop never runs); an all-zero
+    row gives 2 for p > 0, because its first share is 0/0 = nan and `nan < p` is False. Shares
+    are `sum(top k) / sum(all) * 100` in float64, as there, so 29/100*100 = 28.999999999999996
+    counts as below 29%. Padding to 1000 columns, as the official code does, cannot change the
+    count (the padding zeros sort last), so none is done.
     """
     check_compat(compat)
     ps = np.asarray(p, dtype=float)
     if np.any(ps > 100):
         raise ValueError(f"p must be at most 100, got {p}")
-    cum = _descending_cumsum(np.asarray(counts))
-    total = cum[..., -1] if cum.shape[-1] else np.zeros(cum.shape[:-1], cum.dtype)
-    if compat:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            shares = cum / total[..., None] * 100
-        ks = [np.full(total.shape, 1) if q <= 0 else 2 + np.count_nonzero(shares < q, axis=-1)
-              for q in ps.ravel()]
-    else:
-        ks = [_classes_to_cover(cum, total, q) for q in ps.ravel()]
-    return np.array(ks, dtype=np.int64).reshape(ps.shape + total.shape)
+    counts = np.asarray(counts)
+    if counts.ndim == 0 or counts.shape[-1] == 0:
+        raise ValueError("counts must have at least one class on its last axis")
+    cum = _descending_cumsum(counts.reshape(-1, counts.shape[-1]))
+    count = _official_count if compat else _classes_to_cover
+    ks = np.array([count(cum, q) for q in ps.ravel()], dtype=np.int64)
+    return ks.reshape(ps.shape + counts.shape[:-1])
+
+
+def _classes_to_cover(cum, p):
+    """The smallest K >= 0 whose K largest entries hold at least p% of the row's total."""
+    needed = np.ceil(p * cum[:, -1] / 100)   # for integer sums, top < p*total/100 <=> top < needed
+    return (needed > 0) + _prefix_length(cum, lambda top: top < needed)
+
+
+def _official_count(cum, p):
+    """get_top_p_percent_classes: the loop's final k, 1 + one per class added while share < p."""
+    if p <= 0:
+        return np.ones(len(cum), np.int64)
+    total = cum[:, -1]
+    with np.errstate(invalid="ignore", divide="ignore"):   # all-zero row: share 0/0 = nan, as there
+        return 2 + _prefix_length(cum, lambda top: top / total * 100 < p)
 
 
 def _descending_cumsum(counts):
-    """Cumulative sums of each row sorted in descending order: [..., j] = sum of the j+1 largest."""
-    # a stable sort of a <= 16-bit integer type is a radix sort, much faster than quicksort
+    """[rows, j]: the sum of each row's j+1 largest entries."""
+    # a stable sort of a <= 16-bit integer type is a radix sort, far faster than quicksort
     ascending = np.sort(counts, axis=-1, kind="stable")
-    return np.cumsum(ascending[..., ::-1], axis=-1)
+    narrow = counts.dtype.itemsize <= 2 and counts.shape[-1] <= 2**15   # sums below 2**31
+    return np.cumsum(ascending[:, ::-1], axis=-1, dtype=np.int32 if narrow else np.int64)
 
 
-def _classes_to_cover(cum, total, p):
-    """#{K >= 0 : the K largest hold less than p% of total}, i.e. the smallest K holding >= p%."""
-    # exact in integers: sum < p*total/100 <=> sum < ceil(p*total/100) for an integer sum
-    needed = np.ceil(p * total / 100)
-    return (needed > 0) + np.count_nonzero(cum < needed[..., None], axis=-1)
+def _prefix_length(rows_sorted, below):
+    """Per row, how many leading entries pass `below` (given one entry per row, it must hold on
+    a prefix of every row): a branchless binary search, log2(K) gathers of one entry per row."""
+    rows = np.arange(len(rows_sorted))
+    base, n = np.zeros(len(rows), np.intp), rows_sorted.shape[1]
+    while n > 1:
+        half = n // 2
+        base = np.where(below(rows_sorted[rows, base + half]), base + half, base)
+        n -= half
+    return base + below(rows_sorted[rows, base])
 
 
 def class_entropy(counts):
@@ -105,10 +128,10 @@ def class_flip_counts(correct, labels, num_classes, teachers, students):
 
     correct: bool [M, N], model m right on sample i. Returns (pos, neg), each [P, num_classes] in
     the smallest unsigned type holding a class size: pos[p, k] = samples of class k that the
-    student gets wrong and the teacher right, neg[p, k] the reverse. Both come from one count,
-    the samples of each class both models get right, computed as one matmul per class over a
-    block of teachers and the students paired with them: pos = teacher right - both,
-    neg = student right - both.
+    student gets wrong and the teacher right, neg[p, k] the reverse. Both come from one count
+    per class, the samples both models get right, which is symmetric, so it is computed once
+    per unordered pair, as one matmul per class over blocks of models:
+    pos = teacher right - both, neg = student right - both.
     """
     correct, labels = np.asarray(correct, bool), np.asarray(labels)
     teachers, students = _pair_indices(teachers, students, len(correct))
@@ -116,14 +139,14 @@ def class_flip_counts(correct, labels, num_classes, teachers, students):
     by_class = correct[:, order]
     count_type = np.min_scalar_type(max(int(np.diff(bounds).max()), 1))   # holds a class size
     right = _right_per_class(by_class, bounds).astype(count_type)
-    pos = np.empty((len(teachers), num_classes), count_type)
-    neg = np.empty_like(pos)
-    samples = by_class.astype(np.float32)   # BLAS matmul; exact for counts below 2**24
-    for pairs, block_t, block_s, cell in _teacher_blocks(teachers, students, num_classes):
-        both = _both_right_per_class(samples[block_t], samples[block_s], bounds, count_type)
-        both = np.ascontiguousarray(both.reshape(num_classes, -1)[:, cell].T)
-        pos[pairs] = right[teachers[pairs]] - both
-        neg[pairs] = right[students[pairs]] - both
+    samples = by_class.astype(np.float32)   # for BLAS; exact for counts below 2**24
+    first, second, unordered = _unordered_pairs(teachers, students, len(correct))
+    both = _per_pair(lambda a, b: _both_right_per_class(samples[a], samples[b], bounds, count_type),
+                     first, second, _GRID_CELLS // num_classes, num_classes, count_type)
+    both = both[unordered]
+    pos, neg = right[teachers], right[students]
+    pos -= both
+    neg -= both
     return pos, neg
 
 
@@ -135,6 +158,13 @@ def _pair_indices(teachers, students, num_models):
                           or max(teachers.max(), students.max()) >= num_models):
         raise ValueError(f"pair indices must lie in 0..{num_models - 1}")
     return teachers, students
+
+
+def _unordered_pairs(teachers, students, num_models):
+    """The distinct unordered pairs as (first <= second), and each ordered pair's index in them."""
+    low, high = np.minimum(teachers, students), np.maximum(teachers, students)
+    distinct, unordered = np.unique(low * num_models + high, return_inverse=True)
+    return *np.divmod(distinct, num_models), unordered
 
 
 def _class_slices(labels, num_classes):
@@ -157,28 +187,37 @@ def _right_per_class(by_class, bounds):
 def _both_right_per_class(rows_a, rows_b, bounds, count_type):
     """[K, A, B]: samples of each class that both a and b get right, for every a and b."""
     both = np.empty((len(bounds) - 1, len(rows_a), len(rows_b)), count_type)
-    for k, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
-        both[k] = rows_a[:, start:stop] @ rows_b[:, start:stop].T
+    # threads only slow matmuls this small (~50x on a 2-core VM with OpenBLAS)
+    with threadpool_limits(limits=1, user_api="blas"):
+        for k, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
+            both[k] = rows_a[:, start:stop] @ rows_b[:, start:stop].T
     return both
 
 
-def _teacher_blocks(teachers, students, cells_per_entry):
-    """The pairs in blocks of consecutive teachers whose (teachers x students x cells_per_entry)
-    grid fits in _GRID_CELLS. Yields (pair indices, the block's teachers, its students, each
-    pair's flat index in the teachers x students grid).
-    """
-    distinct_teachers = np.unique(teachers)
-    per_block = max(1, _GRID_CELLS // (cells_per_entry * max(len(np.unique(students)), 1)))
-    order = np.argsort(teachers, kind="stable")
-    sorted_teachers = teachers[order]
-    for start in range(0, len(distinct_teachers), per_block):
-        block_t = distinct_teachers[start:start + per_block]
-        lo = np.searchsorted(sorted_teachers, block_t[0], side="left")
-        hi = np.searchsorted(sorted_teachers, block_t[-1], side="right")
-        pairs = order[lo:hi]
-        block_s, student_at = np.unique(students[pairs], return_inverse=True)
-        teacher_at = np.searchsorted(block_t, teachers[pairs])
-        yield pairs, block_t, block_s, teacher_at * len(block_s) + student_at
+def _per_pair(grid, first, second, max_cells, width, dtype):
+    """[P, width]: grid(models_a, models_b) -> [width, A, B] (or [A, B] for width 1) evaluated
+    on blocks of consecutive `first` models against the `second` models paired with them, read
+    at each pair."""
+    values = np.empty((len(first), width), dtype)
+    for pairs, block_a, block_b, cell in _blocks(first, second, max_cells):
+        values[pairs] = np.take(grid(block_a, block_b).reshape(width, -1), cell, axis=1).T
+    return values
+
+
+def _blocks(first, second, max_cells):
+    """The pairs in blocks of consecutive `first` models whose grid against all `second` models
+    has at most max_cells cells (one model at least). Yields (pair indices, the block's first
+    models, its second models, each pair's flat index in the first x second grid)."""
+    distinct_first = np.unique(first)
+    per_block = max(1, max_cells // max(len(np.unique(second)), 1))
+    order = np.argsort(first, kind="stable")
+    sorted_first = first[order]
+    for start in range(0, len(distinct_first), per_block):
+        block_a = distinct_first[start:start + per_block]
+        pairs = order[np.searchsorted(sorted_first, block_a[0]):
+                      np.searchsorted(sorted_first, block_a[-1], side="right")]
+        block_b, b_at = np.unique(second[pairs], return_inverse=True)
+        yield pairs, block_a, block_b, np.searchsorted(block_a, first[pairs]) * len(block_b) + b_at
 
 
 # ---------------------------------------------------------------- confidence ensemble
@@ -187,59 +226,73 @@ def ensemble_correct_counts(correct, confidence, teachers, students):
     """Samples the confidence ensemble of each pair gets right: per sample, the prediction of
     whichever of teacher and student has the higher confidence (p_max); ties go to the student.
 
-    Exact. Each model's confidence becomes its rank on the sample, and the rank and correctness
-    one small integer key, so a pair's ensemble on a sample is max(teacher key, student key) and
-    its correctness that key's lowest bit: a comparison per (pair, sample), grid by grid.
+    Exact, with one comparison per unordered pair and sample. Each model's key on a sample is
+    2 x (rank of its confidence there) + (right): max(key_a, key_b) is the more confident
+    model's key, so its lowest bit says whether the ensemble is right, for (a, b) and (b, a)
+    alike. On a tie the max holds "either is right" where the ensemble holds "the student is
+    right", so ties with the teacher right and the student wrong are subtracted.
     """
     correct, confidence = np.asarray(correct, bool), np.asarray(confidence)
     teachers, students = _pair_indices(teachers, students, len(correct))
-    teacher_keys, student_keys = _ensemble_keys(correct, confidence)
-    counts = np.empty(len(teachers), np.int64)
-    for pairs, block_t, block_s, cell in _teacher_blocks(teachers, students, 16):
-        grid = _count_odd_maxima(teacher_keys[:, block_t], student_keys[:, block_s])
-        counts[pairs] = grid.ravel()[cell]
-    return counts
+    if confidence.shape != correct.shape:
+        raise ValueError("confidence must have the shape of correct, [models, samples]")
+    ranking = _ConfidenceRanking(confidence)
+    keys = ranking.keys(correct)
+    first, second, unordered = _unordered_pairs(teachers, students, len(correct))
+    winner_right = _per_pair(
+        lambda a, b: _count_odd_maxima(np.take(keys, a, axis=1), np.take(keys, b, axis=1)),
+        first, second, _ENSEMBLE_GRID_CELLS, 1, np.int64)[:, 0]
+    return winner_right[unordered] - ranking.tied_right_wrong(correct)[teachers, students]
 
 
-def _ensemble_keys(correct, confidence):
-    """Sample-major [N, M] keys 4 rank + c (as teacher) and 4 rank + 2 + c (as student).
+class _ConfidenceRanking:
+    """Each sample's models sorted by confidence, with ties (equal confidences) as groups."""
 
-    max(teacher key, student key) is the teacher's key exactly when its rank is higher
-    (4 x rank difference >= 4 > 2 + c_s - c_t), so ties go to the student; bit 0 is c.
-    """
-    ranks = _confidence_ranks(confidence)
-    key_type = np.int16 if 4 * ranks.shape[1] <= np.iinfo(np.int16).max else np.int32
-    teacher_keys = (4 * ranks).astype(key_type) + correct.T
-    return teacher_keys, teacher_keys + key_type(2)
+    def __init__(self, confidence):
+        by_sample = np.ascontiguousarray(confidence.T)            # [N, M]
+        self.order = np.argsort(by_sample, axis=1)               # sorted position -> model
+        ascending = np.take_along_axis(by_sample, self.order, axis=1)
+        self.starts_group = np.ones(ascending.shape, bool)
+        self.starts_group[:, 1:] = ascending[:, 1:] != ascending[:, :-1]
+        position = np.arange(by_sample.shape[1], dtype=np.int32)
+        # a group's rank is its first position: rank_a > rank_b <=> confidence_a > confidence_b
+        self.rank_in_order = np.maximum.accumulate(
+            np.where(self.starts_group, position, 0), axis=1)
+
+    def keys(self, correct):
+        """[N, M]: 2 x rank + right, per sample and model."""
+        num_models = self.order.shape[1]
+        keys = np.empty(self.order.shape, np.int16 if 2 * num_models < 2**15 else np.int32)
+        np.put_along_axis(keys, self.order, 2 * self.rank_in_order, axis=1)
+        return keys + correct.T
+
+    def tied_right_wrong(self, correct):
+        """Sparse [M, M]: samples where a and b are equally confident, a right and b wrong."""
+        num_samples, num_models = self.order.shape
+        ends_group = np.ones_like(self.starts_group)
+        ends_group[:, :-1] = self.starts_group[:, 1:]
+        sample, position = np.nonzero(~(self.starts_group & ends_group))   # groups of 2 or more
+        model = self.order[sample, position]
+        group = sample * num_models + self.rank_in_order[sample, position]
+        right = correct[model, sample]
+        members = [sparse.csr_array((np.ones(mask.sum()), (model[mask], group[mask])),
+                                    shape=(num_models, num_samples * num_models))
+                   for mask in (right, ~right)]
+        return (members[0] @ members[1].T).astype(np.int64)
 
 
-def _confidence_ranks(confidence):
-    """[N, M]: each model's rank among all models on each sample; equal confidences share the
-    lowest rank, so rank_a > rank_b exactly when confidence_a > confidence_b."""
-    by_sample = np.ascontiguousarray(np.asarray(confidence).T)
-    order = np.argsort(by_sample, axis=1)
-    ascending = np.take_along_axis(by_sample, order, axis=1)
-    starts_tie = np.ones(ascending.shape, bool)
-    starts_tie[:, 1:] = ascending[:, 1:] != ascending[:, :-1]
-    position = np.arange(by_sample.shape[1])
-    rank_in_order = np.maximum.accumulate(np.where(starts_tie, position, 0), axis=1)
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, rank_in_order, axis=1)
-    return ranks
-
-
-def _count_odd_maxima(teacher_keys, student_keys):
-    """[A, B]: samples where max(teacher_keys[:, a], student_keys[:, b]) is odd."""
-    num_samples, cells = len(teacher_keys), teacher_keys.shape[1] * student_keys.shape[1]
+def _count_odd_maxima(keys_a, keys_b):
+    """[A, B]: samples where max(keys_a[:, a], keys_b[:, b]) is odd."""
+    num_samples, cells = len(keys_a), keys_a.shape[1] * keys_b.shape[1]
     step = max(1, min(_BUFFER_CELLS // max(cells, 1), np.iinfo(np.int16).max))
-    buffer = np.empty((step, teacher_keys.shape[1], student_keys.shape[1]), teacher_keys.dtype)
+    buffer = np.empty((step, keys_a.shape[1], keys_b.shape[1]), keys_a.dtype)
     odd = np.zeros(buffer.shape[1:], np.int64)
     for start in range(0, num_samples, step):
-        winners = buffer[:min(step, num_samples - start)]
-        np.maximum(teacher_keys[start:start + step, :, None],
-                   student_keys[start:start + step, None, :], out=winners)
-        np.bitwise_and(winners, 1, out=winners)
-        odd += winners.sum(axis=0, dtype=np.int16)   # step < 2**15 samples: no overflow
+        maxima = buffer[:min(step, num_samples - start)]
+        np.maximum(keys_a[start:start + step, :, None], keys_b[start:start + step, None, :],
+                   out=maxima)
+        np.bitwise_and(maxima, 1, out=maxima)
+        odd += maxima.sum(axis=0, dtype=np.int16)   # step < 2**15 samples: no overflow
     return odd
 
 
@@ -288,17 +341,16 @@ def pair_statistics(preds, p_max, labels, num_classes, teachers, students, model
 
 
 def _class_summaries(pos, neg, compat):
-    """Per-pair entropies of the flips per class and top-p% class counts, chunk by chunk."""
-    columns = [f"pos_classes_top{p}" for p in TOP_P_CLASSES]
-    chunks = []
-    for start in range(0, len(pos), _ROW_CHUNK):
+    """Per pair: entropies of the flips per class, top-p% class counts of the positive ones."""
+    summary = {"pos_entropy": np.empty(len(pos)), "neg_entropy": np.empty(len(pos)),
+               **{f"pos_classes_top{p}": np.empty(len(pos), np.int64) for p in TOP_P_CLASSES}}
+    for start in range(0, len(pos), _ROW_CHUNK):   # chunks bound the temporaries
         rows = slice(start, start + _ROW_CHUNK)
-        tops = top_p_class_count(pos[rows], TOP_P_CLASSES, compat)
-        chunks.append({"pos_entropy": class_entropy(pos[rows]),
-                       "neg_entropy": class_entropy(neg[rows]), **dict(zip(columns, tops))})
-    names = ["pos_entropy", "neg_entropy", *columns]
-    return {name: np.concatenate([chunk[name] for chunk in chunks]) if chunks else np.empty(0)
-            for name in names}
+        summary["pos_entropy"][rows] = class_entropy(pos[rows])
+        summary["neg_entropy"][rows] = class_entropy(neg[rows])
+        for p, count in zip(TOP_P_CLASSES, top_p_class_count(pos[rows], TOP_P_CLASSES, compat)):
+            summary[f"pos_classes_top{p}"][rows] = count
+    return summary
 
 
 def _labels(categories, codes):

@@ -117,7 +117,8 @@ def _train_epoch(student, method, optimizer, dataset, refs, params, seed, epoch,
     student.train()
     t0 = time.perf_counter()
     losses, teacher_inputs, seen, status = [], [], 0, "ok"
-    for idx in _epoch_order(len(dataset.train_y), params["batch_size"], seed, epoch):
+    n_train = params["train_samples"] or len(dataset.train_y)
+    for idx in _epoch_order(min(n_train, len(dataset.train_y)), params["batch_size"], seed, epoch):
         x = data.normalize(dataset.train_x[idx], entry.mean, entry.std)
         _, named_losses, logs = method.forward_train(
             student, x, dataset.train_y[idx], {name: r[idx] for name, r in refs.items()})

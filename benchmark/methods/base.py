@@ -12,6 +12,8 @@ import torch
 # paper.md 3.3: SGD momentum 0.9, wd 1e-4, no schedule, T = 1, 20 epochs, lr 1e-4
 TRAIN_DEFAULTS = {"lr": 1e-4, "momentum": 0.9, "weight_decay": 1e-4, "epochs": 20,
                   "batch_size": 128, "T": 1.0, "topk": None,
+                  # transfer on the first N samples of the (pre-shuffled) transfer split; 0 = all
+                  "train_samples": 0,
                   # a run whose accuracy falls this many points below its start is `diverged`
                   "diverge_margin": 20.0}
 
@@ -62,8 +64,10 @@ def resolve_params(name: str, *overrides: dict) -> dict:
                 raise ValueError(f"method {name!r} has no parameter {key!r}; "
                                  f"parameters: {', '.join(sorted(params))}")
             params[key] = _coerce(name, key, params[key], value)
-    if params["epochs"] < 1 or params["batch_size"] < 1 or params["lr"] <= 0:
-        raise ValueError(f"method {name!r}: epochs and batch_size must be >= 1 and lr > 0")
+    if (params["epochs"] < 1 or params["batch_size"] < 1 or params["lr"] <= 0
+            or params["train_samples"] < 0):
+        raise ValueError(f"method {name!r}: epochs and batch_size must be >= 1, lr > 0 and "
+                         "train_samples >= 0")
     return params
 
 
