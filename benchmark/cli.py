@@ -75,10 +75,10 @@ def cmd_plan(args):
 
 def _launch(plan, args) -> dict:
     from benchmark.launch import LaunchOptions, launch
-    results_dir = _results(args)
-    _check_writable(results_dir)
     options = LaunchOptions(executor=args.executor, tasks=args.tasks, threads=args.threads,
                             retry_failed=args.retry_failed, progress=not args.quiet)
+    results_dir = _results(args)
+    _check_writable(results_dir)
     summary = launch(plan, results_dir, _cache(args), options)
     for stage, counts in summary.items():
         print(f"{stage:>9}: {counts['submitted']} submitted, {counts['failed']} failed")
