@@ -69,7 +69,8 @@ def _class_focus(initial, gained, compat):
     else:
         ranking = np.argsort(-initial.astype(np.int64), kind="stable")
     top_k = top_p_class_count(initial, TOP_P_IMPROVE, compat)
-    gained_in_top = np.concatenate([[0], np.cumsum(gained[ranking])])[np.minimum(top_k, len(ranking))]
+    gained_in_best = np.concatenate([[0], np.cumsum(gained[ranking])])   # in the k best, each k
+    gained_in_top = gained_in_best[np.minimum(top_k, len(ranking))]     # official k can pass K
     total_gained = gained.sum()
     improve = percent(gained_in_top, total_gained)
     other = (100 - improve[_ALL_CLASSES] if compat

@@ -30,7 +30,8 @@ def check_compat(compat) -> None:
 
 
 def percent(count, total):
-    """count / total x 100, in the official code's order of operations (compat matches bit for bit)."""
+    """count / total x 100, in the official code's order of operations (so compat matches it to
+    the bit); 0/0 is nan and x/0 inf, as in numpy."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return count / total * 100
 
@@ -84,8 +85,8 @@ def _descending_cumsum(counts):
     """[rows, j]: the sum of each row's j+1 largest entries."""
     # a stable sort of a <= 16-bit integer type is a radix sort, far faster than quicksort
     ascending = np.sort(counts, axis=-1, kind="stable")
-    narrow = counts.dtype.itemsize <= 2 and counts.shape[-1] <= 2**15   # sums below 2**31
-    return np.cumsum(ascending[:, ::-1], axis=-1, dtype=np.int32 if narrow else np.int64)
+    narrow = counts.dtype.kind in "ui" and counts.dtype.itemsize <= 2 and counts.shape[-1] <= 2**15
+    return np.cumsum(ascending[:, ::-1], axis=-1, dtype=np.int32 if narrow else None)  # < 2**31
 
 
 def _prefix_length(rows_sorted, below):
@@ -187,7 +188,7 @@ def _right_per_class(by_class, bounds):
 def _both_right_per_class(rows_a, rows_b, bounds, count_type):
     """[K, A, B]: samples of each class that both a and b get right, for every a and b."""
     both = np.empty((len(bounds) - 1, len(rows_a), len(rows_b)), count_type)
-    # threads only slow matmuls this small (~50x on a 2-core VM with OpenBLAS)
+    # BLAS threads only slow down matmuls this small (50x, measured on a 2-core VM)
     with threadpool_limits(limits=1, user_api="blas"):
         for k, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
             both[k] = rows_a[:, start:stop] @ rows_b[:, start:stop].T

@@ -111,6 +111,7 @@ def official_k(per_class, p):
     return k
 
 
+@np.errstate(invalid="ignore", divide="ignore")   # the official code divides by zero freely
 def official_metrics(zero, dist, teacher, true):
     """dist_utils.get_metrics + flip_study.get_dist_improvement, as paper.md 7 describes them."""
     accuracy = [np.mean(np.asarray(m) == true) * 100 for m in (dist, zero)]
