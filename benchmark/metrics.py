@@ -29,7 +29,8 @@ def transfer_metrics(zero_preds, dist_preds, teacher_preds, labels, num_classes,
     the K_100 classes; transfer_rate the gained flips in the K_100 classes / all initial
     positive flips x 100; ent_dist_flips the entropy of the gained flips per class. A share of
     nothing is nan: with no gained flips the shares and the entropy are nan (transfer_rate is
-    0); with no initial positive flips every K_p is 0 and transfer_rate is nan.
+    0); with no initial positive flips every K_p is 0 classes, so the top shares are 0,
+    other_improve 100 and transfer_rate 0/0 = nan.
 
     compat="fantasticgains": `get_dist_improvement` as released: 1000-column per-class vectors,
     numpy's default (unstable) argsort reversed, K_p + 1 classes, other_improve =

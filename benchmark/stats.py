@@ -83,10 +83,21 @@ def _official_count(cum, p):
 
 def _descending_cumsum(counts):
     """[rows, j]: the sum of each row's j+1 largest entries."""
-    # a stable sort of a <= 16-bit integer type is a radix sort, far faster than quicksort
-    ascending = np.sort(counts, axis=-1, kind="stable")
-    narrow = counts.dtype.kind in "ui" and counts.dtype.itemsize <= 2 and counts.shape[-1] <= 2**15
-    return np.cumsum(ascending[:, ::-1], axis=-1, dtype=np.int32 if narrow else None)  # < 2**31
+    small = _small_counts(counts)
+    # a stable sort of a <= 16-bit integer type is a radix sort, far faster than the others
+    ascending = np.sort(counts if small is None else small, axis=-1, kind="stable")
+    int32_holds_sums = small is not None and counts.shape[-1] <= 2**15
+    return np.cumsum(ascending[:, ::-1], axis=-1, dtype=np.int32 if int32_holds_sums else None)
+
+
+def _small_counts(counts):
+    """counts in the narrowest unsigned type if they are integers in 0..65535, else None."""
+    if counts.dtype.kind not in "ui" or counts.size == 0:
+        return None
+    low, high = counts.min(), counts.max()
+    if low < 0 or high >= 2**16:
+        return None
+    return counts.astype(np.min_scalar_type(high), copy=False)
 
 
 def _prefix_length(rows_sorted, below):
@@ -116,10 +127,11 @@ def class_entropy(counts):
 
 def _sum_xlogx(counts):
     """sum over the last axis of c log c (0 log 0 = 0)."""
-    if counts.dtype.kind in "ui" and counts.size and 0 <= counts.min() and counts.max() < 2**16:
-        values = np.arange(int(counts.max()) + 1)
-        return xlogy(values, values)[counts].sum(axis=-1)   # a table look-up, no log per cell
-    return xlogy(counts, counts).sum(axis=-1)
+    small = _small_counts(counts)
+    if small is None:
+        return xlogy(counts, counts).sum(axis=-1)
+    values = np.arange(int(small.max()) + 1)
+    return xlogy(values, values)[small].sum(axis=-1)   # a table look-up, no log per cell
 
 
 # ---------------------------------------------------------------- flips of many pairs
@@ -127,24 +139,24 @@ def _sum_xlogx(counts):
 def class_flip_counts(correct, labels, num_classes, teachers, students):
     """Per-class positive and negative flips of each pair teacher[p] -> student[p].
 
-    correct: bool [M, N], model m right on sample i. Returns (pos, neg), each [P, num_classes] in
-    the smallest unsigned type holding a class size: pos[p, k] = samples of class k that the
-    student gets wrong and the teacher right, neg[p, k] the reverse. Both come from one count
-    per class, the samples both models get right, which is symmetric, so it is computed once
-    per unordered pair, as one matmul per class over blocks of models:
-    pos = teacher right - both, neg = student right - both.
+    correct: bool [M, N], model m right on sample i. Returns (pos, neg), int32 [P, num_classes]:
+    pos[p, k] = samples of class k that the student gets wrong and the teacher right, neg[p, k]
+    the reverse. Both come from one count per class, the samples both models get right, which
+    is symmetric, so it is computed once per unordered pair, as one matmul per class over
+    blocks of models: pos = teacher right - both, neg = student right - both.
     """
     correct, labels = np.asarray(correct, bool), np.asarray(labels)
     teachers, students = _pair_indices(teachers, students, len(correct))
     order, bounds = _class_slices(labels, num_classes)
     by_class = correct[:, order]
-    count_type = np.min_scalar_type(max(int(np.diff(bounds).max()), 1))   # holds a class size
-    right = _right_per_class(by_class, bounds).astype(count_type)
+    class_size_type = np.min_scalar_type(max(int(np.diff(bounds).max()), 1))
     samples = by_class.astype(np.float32)   # for BLAS; exact for counts below 2**24
     first, second, unordered = _unordered_pairs(teachers, students, len(correct))
-    both = _per_pair(lambda a, b: _both_right_per_class(samples[a], samples[b], bounds, count_type),
-                     first, second, _GRID_CELLS // num_classes, num_classes, count_type)
+    both = _per_pair(lambda a, b: _both_right_per_class(samples[a], samples[b], bounds,
+                                                        class_size_type),
+                     first, second, _GRID_CELLS // num_classes, num_classes, class_size_type)
     both = both[unordered]
+    right = _right_per_class(by_class, bounds).astype(np.int32)
     pos, neg = right[teachers], right[students]
     pos -= both
     neg -= both
@@ -327,7 +339,7 @@ def pair_statistics(preds, p_max, labels, num_classes, teachers, students, model
         "ts_diff": accuracy[teachers] - accuracy[students],
         "pos_flips": percent(pos.sum(axis=1, dtype=np.int64), num_samples),
         "neg_flips": percent(neg.sum(axis=1, dtype=np.int64), num_samples),
-        **_class_summaries(pos, neg, compat),
+        **_class_summaries(pos, neg, teachers, students, compat),
         "ensemble_acc": percent(ensemble, num_samples),
     }
     names = {"teacher": _labels(models, teachers), "student": _labels(models, students),
@@ -341,17 +353,37 @@ def pair_statistics(preds, p_max, labels, num_classes, teachers, students, model
     return pair_stats, class_flips
 
 
-def _class_summaries(pos, neg, compat):
+def _class_summaries(pos, neg, teachers, students, compat):
     """Per pair: entropies of the flips per class, top-p% class counts of the positive ones."""
     summary = {"pos_entropy": np.empty(len(pos)), "neg_entropy": np.empty(len(pos)),
                **{f"pos_classes_top{p}": np.empty(len(pos), np.int64) for p in TOP_P_CLASSES}}
-    for start in range(0, len(pos), _ROW_CHUNK):   # chunks bound the temporaries
-        rows = slice(start, start + _ROW_CHUNK)
+    for rows in _chunks(np.arange(len(pos))):   # chunks bound the temporaries
         summary["pos_entropy"][rows] = class_entropy(pos[rows])
-        summary["neg_entropy"][rows] = class_entropy(neg[rows])
         for p, count in zip(TOP_P_CLASSES, top_p_class_count(pos[rows], TOP_P_CLASSES, compat)):
             summary[f"pos_classes_top{p}"][rows] = count
+    # the negative flips of (t, s) are the positive flips of (s, t): reuse where it is planned
+    reverse = _index_of_reverse(teachers, students)
+    planned = reverse >= 0
+    summary["neg_entropy"][planned] = summary["pos_entropy"][reverse[planned]]
+    for rows in _chunks(np.flatnonzero(~planned)):
+        summary["neg_entropy"][rows] = class_entropy(neg[rows])
     return summary
+
+
+def _chunks(rows):
+    return (rows[start:start + _ROW_CHUNK] for start in range(0, len(rows), _ROW_CHUNK))
+
+
+def _index_of_reverse(teachers, students):
+    """Per pair (t, s), the index of a pair (s, t), or -1 where none is planned."""
+    if not len(teachers):
+        return np.empty(0, np.intp)
+    num_models = max(teachers.max(), students.max()) + 1
+    codes, reverse_codes = teachers * num_models + students, students * num_models + teachers
+    order = np.argsort(codes)
+    candidate = order[np.minimum(np.searchsorted(codes, reverse_codes, sorter=order),
+                                 len(codes) - 1)]
+    return np.where(codes[candidate] == reverse_codes, candidate, -1)
 
 
 def _labels(categories, codes):
