@@ -15,7 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from results.schema import TABLE_KEYS, TABLES
+from results.schema import TABLES
+from results.views import VIEWS_SQL
 
 _PART_NAME = re.compile(r"^[A-Za-z0-9_.=-]+$")
 
@@ -55,11 +56,6 @@ def write_part(results_dir, table: str, df: pd.DataFrame, part: str) -> Path:
     return final
 
 
-def _parts(results_dir, table: str) -> list[Path]:
-    folder = table_dir(results_dir, table)
-    return sorted(folder.glob("*.parquet")) if folder.is_dir() else []
-
-
 def read_table(results_dir, table: str) -> pd.DataFrame:
     """The whole table as pandas, one row per natural key (see `connect`)."""
     con = connect(results_dir)
@@ -72,23 +68,14 @@ def read_table(results_dir, table: str) -> pd.DataFrame:
 def connect(results_dir) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with one view per table over the results folder.
 
-    Each view keeps one row per natural key (`TABLE_KEYS`): a part rewritten by a relaunch or
-    written twice by racing jobs counts once. A table with no parts yet is an empty view with
-    the right columns, so SQL over a fresh folder runs and returns nothing.
+    The views are those of `results/views.sql` (rendered from the schema; the same file serves
+    the duckdb CLI). Each keeps one row per natural key (`TABLE_KEYS`): a part rewritten by a
+    relaunch or written twice by racing jobs counts once. A table with no parts yet is an empty
+    view with the right columns, so SQL over a fresh folder runs and returns nothing.
     """
     con = duckdb.connect(":memory:")
-    for table, schema in TABLES.items():
-        parts = _parts(results_dir, table)
-        if parts:
-            files = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts) + "]"
-            keys = ", ".join(f'"{k}"' for k in TABLE_KEYS[table])
-            con.execute(
-                f'CREATE VIEW "{table}" AS SELECT * FROM read_parquet({files}, union_by_name=true) '
-                f"QUALIFY row_number() OVER (PARTITION BY {keys}) = 1"
-            )
-        else:
-            con.register(f"_empty_{table}", schema.empty_table())
-            con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM "_empty_{table}"')
+    con.execute("SET VARIABLE results = ?", [str(results_dir)])
+    con.execute(VIEWS_SQL.read_text())
     return con
 
 

@@ -1,17 +1,41 @@
--- Per pair: accuracy gap, complementary knowledge, and each method's final transfer delta.
--- A diverged run shows its delta with a trailing '!' ; a failed run shows 'failed'.
+-- Per pair: the accuracy gap, the complementary knowledge, each method's final dist_delta and, as
+-- "(ensemble oracle)", the confidence ensemble's gain without training. A diverged run shows its
+-- delta with a trailing '!'; a failed run shows 'failed'. Several seeds: their mean.
+WITH runs AS (
+    SELECT * REPLACE (method || CASE WHEN coalesce(compat, '') = '' THEN ''
+                                     ELSE ' (' || compat || ')' END AS method)
+    FROM (SELECT * FROM transfer_runs
+          UNION ALL BY NAME SELECT NULL AS mode, NULL AS teachers WHERE false)
+    WHERE coalesce(CAST(mode AS VARCHAR), '') IN ('', 'single')
+),
+pairs AS (
+    SELECT dataset, teacher, student, round(avg(ts_diff), 2) AS ts_diff
+    FROM runs GROUP BY dataset, teacher, student
+),
+stats AS (SELECT * FROM pair_stats QUALIFY row_number() OVER
+          (PARTITION BY teacher, student, dataset ORDER BY compat) = 1),
+cells AS (
+    SELECT dataset, teacher, student, method,
+           CASE WHEN count(*) FILTER (WHERE status = 'ok') > 0
+                THEN printf('%+.2f', avg(dist_delta) FILTER (WHERE status = 'ok'))
+                WHEN count(*) FILTER (WHERE status = 'diverged') > 0
+                THEN printf('%+.2f!', avg(dist_delta) FILTER (WHERE status = 'diverged'))
+                ELSE 'failed' END AS delta
+    FROM runs GROUP BY dataset, teacher, student, method
+    UNION ALL
+    SELECT q.dataset, q.teacher, q.student, '(ensemble oracle)',
+           printf('%+.2f', p.ensemble_acc - p.acc_s)
+    FROM pairs q
+    JOIN stats p USING (dataset, teacher, student)
+    WHERE p.ensemble_acc IS NOT NULL
+)
 PIVOT (
-    SELECT r.teacher, r.student, round(r.ts_diff, 2) AS ts_diff,
-           round(p.pos_flips, 2) AS rho_pos, r.method,
-           CASE r.status
-               WHEN 'ok' THEN printf('%+.2f', r.dist_delta)
-               WHEN 'diverged' THEN printf('%+.2f!', r.dist_delta)
-               ELSE r.status
-           END AS delta
-    FROM transfer_runs r
-    LEFT JOIN pair_stats p
-      ON p.teacher = r.teacher AND p.student = r.student AND p.dataset = r.dataset
-     AND p.compat = r.compat
+    SELECT c.dataset, c.teacher, c.student, q.ts_diff, round(p.pos_flips, 2) AS rho_pos,
+           c.method, c.delta
+    FROM cells c
+    JOIN pairs q USING (dataset, teacher, student)
+    LEFT JOIN stats p USING (dataset, teacher, student)
 )
 ON method USING first(delta)
-ORDER BY student, ts_diff;
+GROUP BY dataset, teacher, student, ts_diff, rho_pos
+ORDER BY dataset, student, ts_diff, teacher;

@@ -1,21 +1,34 @@
--- Success rate per method (paper.md 1.3): per student, the share of its teachers with
--- dist_delta > 0; then median and mean over students. Diverged runs count as unsuccessful and
--- are counted in their own column; failed runs have no delta and are left out (see `runs`).
-WITH per_student AS (
-    SELECT method, student,
-           100.0 * avg(CASE WHEN dist_delta > 0 THEN 1 ELSE 0 END) AS success,
-           count(*) AS teachers,
-           count(*) FILTER (WHERE status = 'diverged') AS diverged
-    FROM transfer_runs
-    WHERE status IN ('ok', 'diverged')
-    GROUP BY method, student
+-- Success rate per method (paper.md 1.3): per student, the share of its runs with final
+-- dist_delta > 0; then the median, mean and interquartile range over students (linear
+-- interpolation, as numpy). Diverged runs count as unsuccessful; failed runs have no result and
+-- are left out of the shares; both are counted in their own columns.
+WITH runs AS (
+    SELECT * REPLACE (method || CASE WHEN coalesce(compat, '') = '' THEN ''
+                                     ELSE ' (' || compat || ')' END AS method)
+    FROM (SELECT * FROM transfer_runs
+          UNION ALL BY NAME SELECT NULL AS mode, NULL AS teachers WHERE false)
+    WHERE coalesce(CAST(mode AS VARCHAR), '') IN ('', 'single')
+),
+per_student AS (
+    SELECT dataset, method, student,
+           count(*) FILTER (WHERE status IN ('ok', 'diverged')) AS runs,
+           100.0 * count(*) FILTER (WHERE status = 'ok' AND dist_delta > 0)
+                 / nullif(count(*) FILTER (WHERE status IN ('ok', 'diverged')), 0) AS success,
+           count(*) FILTER (WHERE status = 'diverged') AS diverged,
+           count(*) FILTER (WHERE status = 'failed') AS failed
+    FROM runs
+    GROUP BY dataset, method, student
 )
-SELECT method,
-       count(*) AS students,
-       sum(teachers) AS runs,
+SELECT dataset, method,
+       count(success) AS students,
+       CAST(sum(runs) AS BIGINT) AS runs,
        round(median(success), 1) AS median_success,
        round(avg(success), 1) AS mean_success,
-       sum(diverged) AS diverged
+       round(quantile_cont(success, 0.25), 1) AS q25_success,
+       round(quantile_cont(success, 0.75), 1) AS q75_success,
+       round(quantile_cont(success, 0.75) - quantile_cont(success, 0.25), 1) AS iqr_success,
+       CAST(sum(diverged) AS BIGINT) AS diverged,
+       CAST(sum(failed) AS BIGINT) AS failed
 FROM per_student
-GROUP BY method
-ORDER BY median_success DESC, method;
+GROUP BY dataset, method
+ORDER BY dataset, median_success DESC NULLS LAST, method;

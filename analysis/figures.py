@@ -1,0 +1,353 @@
+"""The paper's figures (paper.md 4.3) from the results tables alone: `ktbench figures`.
+
+Each figure is drawn from the SQL tables of `analysis/sql` (or a small query over the views) with
+matplotlib's object API on the Agg canvas: no pyplot state, no display, no model or GPU. When the
+results hold several datasets, a figure shows the one with the most transfer runs (named in its
+title). A figure without data says so instead of failing.
+"""
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from analysis.tables import run_tables
+from results import connect
+
+FORMATS = ("png", "pdf")
+ORACLE = "(ensemble oracle)"
+
+
+def _figure(width=8.0, height=5.0, ncols=1):
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, axes
+
+
+def _no_data(ax, what: str):
+    ax.text(0.5, 0.5, f"no {what} in the results yet", ha="center", va="center",
+            transform=ax.transAxes, fontsize=13, color="0.35")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _colors(methods) -> dict:
+    palette = [f"C{i}" for i in range(10)]
+    ordered = sorted(m for m in set(methods) if m != ORACLE)
+    colors = {m: palette[i % 10] for i, m in enumerate(ordered)}
+    colors[ORACLE] = "black"
+    return colors
+
+
+class _Data:
+    """The tables and the few raw queries the figures need, from one snapshot of the folder."""
+
+    def __init__(self, results_dir):
+        con = connect(results_dir)
+        try:
+            self.tables = run_tables(results_dir, con=con)
+            self.pairs = con.execute(
+                "SELECT * FROM pair_stats QUALIFY row_number() OVER "
+                "(PARTITION BY teacher, student, dataset ORDER BY compat) = 1").df()
+            self.runs_per_dataset = con.execute(
+                "SELECT dataset, count(*) AS n FROM transfer_runs GROUP BY dataset").df()
+            self.dataset = self._main_dataset()
+            self.classes = con.execute(
+                "SELECT max(num_classes) FROM models WHERE dataset = ?", [self.dataset]
+            ).fetchone()[0]
+            self.histograms = self._histograms(con)
+        finally:
+            con.close()
+
+    def _main_dataset(self):
+        if len(self.runs_per_dataset):
+            return self.runs_per_dataset.sort_values(["n", "dataset"], ascending=[False, True])[
+                "dataset"].iloc[0]
+        if len(self.pairs):
+            return self.pairs["dataset"].value_counts().index[0]
+        return None
+
+    def table(self, name: str) -> pd.DataFrame:
+        df = self.tables[name]
+        return df[df["dataset"] == self.dataset] if "dataset" in df.columns else df
+
+    def main_pairs(self) -> pd.DataFrame:
+        return self.pairs[self.pairs["dataset"] == self.dataset]
+
+    def _histograms(self, con):
+        """Per-class positive flips (% of the class's eval samples) for a weaker, an equal and a
+        stronger teacher: the pairs with the lowest, the nearest-zero and the highest ts_diff."""
+        pairs = self.main_pairs().dropna(subset=["ts_diff"])
+        if pairs.empty:
+            return []
+        chosen = [("weaker teacher", pairs.loc[pairs["ts_diff"].idxmin()]),
+                  ("equal teacher", pairs.loc[pairs["ts_diff"].abs().idxmin()]),
+                  ("stronger teacher", pairs.loc[pairs["ts_diff"].idxmax()])]
+        out, seen = [], set()
+        for label, row in chosen:
+            key = (row["teacher"], row["student"])
+            if key in seen:
+                continue
+            seen.add(key)
+            flips = con.execute(
+                "SELECT f.class, f.pos, c.n FROM class_flips f LEFT JOIN ("
+                "  SELECT label AS class, count(*) AS n FROM predictions"
+                "  WHERE model = ? AND dataset = ? GROUP BY label) c USING (class)"
+                " WHERE f.teacher = ? AND f.student = ? AND f.dataset = ? ORDER BY f.class",
+                [row["student"], self.dataset, row["teacher"], row["student"], self.dataset]).df()
+            out.append((label, row, flips))
+        return out
+
+
+def fig_complementary_knowledge(data: _Data) -> Figure:
+    """Fig. 1: rho_pos against the teacher-student accuracy difference, the minimum marked."""
+    fig, (ax,) = _figure()
+    pairs = data.main_pairs().dropna(subset=["ts_diff", "pos_flips"])
+    if pairs.empty:
+        _no_data(ax, "pair statistics")
+        return fig
+    ax.scatter(pairs["ts_diff"], pairs["pos_flips"], s=28, alpha=0.75, color="C0",
+               edgecolor="black", linewidth=0.4, label="teacher-student pair")
+    low = pairs.loc[pairs["pos_flips"].idxmin()]
+    ax.scatter([low["ts_diff"]], [low["pos_flips"]], marker="_", s=900, linewidth=3, color="red",
+               label=f"minimum ρ_pos = {low['pos_flips']:.2f}%", zorder=3)
+    ax.axvline(0, color="0.6", linestyle="--", linewidth=1)
+    ax.set_xlabel("Teacher − student accuracy [points]")
+    ax.set_ylabel("Complementary knowledge ρ_pos [%]")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"Complementary knowledge across {len(pairs)} pairs ({data.dataset})")
+    ax.legend(loc="upper left")
+    return fig
+
+
+def fig_class_histograms(data: _Data) -> Figure:
+    """Per-class complementary knowledge for a weaker, an equal and a stronger teacher."""
+    n = max(1, len(data.histograms))
+    fig, axes = _figure(width=4.2 * n, height=4.2, ncols=n)
+    if not data.histograms:
+        _no_data(axes[0], "per-class flips")
+        return fig
+    top = 0.0
+    for ax, (label, row, flips) in zip(axes, data.histograms):
+        if flips.empty:
+            _no_data(ax, "per-class flips")
+            continue
+        per_class = flips["n"].where(flips["n"] > 0)
+        share = (100 * flips["pos"] / per_class) if per_class.notna().any() else flips["pos"]
+        values = np.sort(share.fillna(0).to_numpy())[::-1]
+        ax.bar(np.arange(len(values)), values, width=0.9, color="C1", edgecolor="black",
+               linewidth=0.3)
+        top = max(top, float(values.max()) if len(values) else 0.0)
+        ax.set_title(f"{label}: {row['teacher']} → {row['student']}\n"
+                     f"ts_diff {row['ts_diff']:+.1f}, ρ_pos {row['pos_flips']:.1f}%", fontsize=10)
+        ax.set_xlabel("Classes, by complementary knowledge")
+        unit = "% of class samples" if per_class.notna().any() else "positive flips"
+        ax.set_ylabel(f"Per-class complementary knowledge [{unit}]", fontsize=9)
+    for ax in axes:
+        if top > 0:
+            ax.set_ylim(0, top * 1.08)
+    return fig
+
+
+def fig_entropy(data: _Data) -> Figure:
+    """Entropy of the per-class positive flips against rho_pos, with the uniform spread's value."""
+    fig, (ax,) = _figure()
+    pairs = data.main_pairs().dropna(subset=["pos_entropy", "pos_flips"])
+    if pairs.empty:
+        _no_data(ax, "pair statistics")
+        return fig
+    ax.scatter(pairs["pos_flips"], pairs["pos_entropy"], s=28, alpha=0.75, color="C2",
+               edgecolor="black", linewidth=0.4)
+    if data.classes:
+        ax.axhline(np.log(data.classes), color="red", linestyle="--", linewidth=1.2,
+                   label=f"uniform over {data.classes} classes (ln {data.classes} = "
+                         f"{np.log(data.classes):.2f})")
+        ax.legend(loc="lower right")
+    ax.set_xlabel("Complementary knowledge ρ_pos [%]")
+    ax.set_ylabel("Entropy of per-class positive flips [nats]")
+    ax.set_title(f"How concentrated is complementary knowledge? ({data.dataset})")
+    return fig
+
+
+def fig_success_rate(data: _Data) -> Figure:
+    """Success rate per method: per student the share of teachers that improve it, as boxes."""
+    fig, (ax,) = _figure()
+    per_student = data.table("success_rate_per_student").dropna(subset=["success"])
+    if per_student.empty:
+        _no_data(ax, "transfer runs")
+        return fig
+    order = (per_student.groupby("method")["success"].median()
+             .sort_values(ascending=False, kind="stable").index.tolist())
+    values = [per_student.loc[per_student["method"] == m, "success"].to_numpy() for m in order]
+    colors = _colors(order)
+    boxes = ax.boxplot(values, tick_labels=order, patch_artist=True, widths=0.55,
+                       medianprops=dict(color="black", linewidth=2))
+    for patch, method in zip(boxes["boxes"], order):
+        patch.set_facecolor(colors[method])
+        patch.set_alpha(0.75)
+    for i, v in enumerate(values, start=1):
+        ax.scatter(np.full(len(v), i), v, s=12, color="black", alpha=0.5, zorder=3)
+    ax.set_ylabel("Knowledge transfer success rate [%]")
+    ax.set_ylim(-5, 105)
+    ax.set_title(f"Share of teachers that improve the student ({data.dataset})")
+    ax.tick_params(axis="x", labelrotation=20)
+    return fig
+
+
+def fig_delta_by_ts_diff(data: _Data) -> Figure:
+    """dist_delta against ts_diff: 8 equal-width bins, mean of each bin's upper quartile."""
+    fig, (ax,) = _figure()
+    curve = data.table("delta_by_ts_diff_curve").dropna(subset=["upper_quartile_mean"])
+    if curve.empty:
+        _no_data(ax, "transfer runs")
+        return fig
+    colors = _colors(curve["method"])
+    for method, rows in curve.groupby("method", sort=True):
+        rows = rows.sort_values("ts_diff_mid")
+        oracle = method == ORACLE
+        ax.plot(rows["ts_diff_mid"], rows["upper_quartile_mean"], "--s" if oracle else "-o",
+                color=colors[method], label=method, linewidth=2, markersize=6,
+                alpha=0.8 if oracle else 1.0)
+    ax.axhline(0, color="0.6", linestyle="--", linewidth=1)
+    ax.axvline(0, color="0.6", linestyle="--", linewidth=1)
+    ax.set_xlabel("Teacher − student accuracy [points] (bin centre)")
+    ax.set_ylabel("Transfer delta, mean of upper quartile [points]")
+    ax.set_title(f"Transfer delta by performance difference ({data.dataset})")
+    ax.legend(fontsize=9)
+    return fig
+
+
+def fig_transfer_rate_top_classes(data: _Data) -> Figure:
+    """Share of the gained flips that land in the classes with the top-X% of the knowledge."""
+    fig, (ax,) = _figure()
+    rates = data.table("transfer_rate_by_top_classes")
+    rates = rates[rates["family"] == "all"]
+    columns = ["top2_improve", "top5_improve", "top20_improve", "top50_improve", "top100_improve"]
+    if rates.empty:
+        _no_data(ax, "transfer epochs")
+        return fig
+    colors = _colors(rates["method"])
+    x = np.arange(len(columns))
+    for _, row in rates.sort_values("method").iterrows():
+        ax.plot(x, row[columns].to_numpy(dtype=float), "-o", color=colors[row["method"]],
+                label=f"{row['method']} ({row['runs']} runs)", linewidth=2)
+    ax.set_xticks(x, [f"Top-{c[3:-8]}%" for c in columns])
+    ax.set_xlabel("Classes holding the top-X% of the complementary knowledge")
+    ax.set_ylabel("Share of gained flips in those classes [%]")
+    ax.set_ylim(0, 105)
+    ax.set_title(f"Where transferred knowledge lands ({data.dataset})")
+    ax.legend(fontsize=9)
+    return fig
+
+
+def fig_transfer_rate_student_params(data: _Data) -> Figure:
+    """Transfer rate against student size (log-log), interquartile band per method."""
+    fig, (ax,) = _figure()
+    rates = data.table("transfer_rate_by_student_params").dropna(subset=["params_m",
+                                                                        "transfer_rate"])
+    rates = rates[(rates["params_m"] > 0) & (rates["transfer_rate"] > 0)]
+    if rates.empty:
+        _no_data(ax, "transfer epochs")
+        return fig
+    colors = _colors(rates["method"])
+    for method, rows in rates.groupby("method", sort=True):
+        rows = rows.groupby("params_m", as_index=False)[
+            ["transfer_rate", "q25_transfer_rate", "q75_transfer_rate"]].mean()
+        ax.plot(rows["params_m"], rows["transfer_rate"], "-o", color=colors[method],
+                label=method, linewidth=2)
+        ax.fill_between(rows["params_m"], rows["q25_transfer_rate"].clip(lower=1e-3),
+                        rows["q75_transfer_rate"].clip(lower=1e-3), color=colors[method],
+                        alpha=0.12)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("Student parameters [M]")
+    ax.set_ylabel("Transfer rate [%]")
+    ax.set_title(f"Transfer rate by student size ({data.dataset})")
+    ax.legend(fontsize=9)
+    return fig
+
+
+def fig_correlations(data: _Data) -> Figure:
+    """Pearson correlation of dist_delta with teacher and student properties, per method."""
+    fig, (ax,) = _figure(width=9)
+    corr = data.table("correlations")
+    props = ["teacher_params", "teacher_acc", "teacher_family",
+             "student_params", "student_acc", "student_family"]
+    if corr.empty:
+        _no_data(ax, "transfer runs")
+        return fig
+    corr = corr.sort_values("method")
+    x = np.arange(len(corr))
+    width = 0.8 / len(props)
+    hatches = ["", "//", "xx", "", "//", "xx"]
+    for i, prop in enumerate(props):
+        values = corr[prop].astype(float).fillna(0).to_numpy()
+        ax.bar(x - 0.4 + (i + 0.5) * width, values, width, label=prop.replace("_", " "),
+               color="0.82" if prop.startswith("teacher") else "C0", hatch=hatches[i],
+               edgecolor="black", linewidth=0.5)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(x, corr["method"], rotation=15)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_ylabel("Pearson correlation with the transfer delta")
+    ax.set_title(f"What predicts transfer? ({data.dataset}; family: transformer 0, cnn 1, mlp 2)")
+    ax.legend(fontsize=8, ncols=2)
+    return fig
+
+
+def fig_methods_vs_controls(data: _Data) -> Figure:
+    """Mean transfer delta of each method beside the control arms and the ensemble oracle."""
+    fig, (ax,) = _figure()
+    arms = data.table("methods_vs_controls").dropna(subset=["mean_delta"])
+    if arms.empty:
+        _no_data(ax, "transfer runs")
+        return fig
+    shade = {"method": "C0", "control": "C7", "oracle": "black"}
+    x = np.arange(len(arms))
+    ax.bar(x, arms["mean_delta"], yerr=arms["std_delta"].fillna(0), capsize=4,
+           color=[shade.get(k, "C0") for k in arms["kind"]], alpha=0.8, edgecolor="black")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(x, [f"{m}\n({k})" for m, k in zip(arms["method"], arms["kind"])], fontsize=9)
+    ax.set_ylabel("Mean transfer delta ± std [points]")
+    ax.set_title(f"Methods beside controls and the ensemble oracle ({data.dataset})")
+    return fig
+
+
+FIGURES = {
+    "complementary_knowledge": fig_complementary_knowledge,
+    "class_histograms": fig_class_histograms,
+    "entropy": fig_entropy,
+    "success_rate": fig_success_rate,
+    "delta_by_ts_diff": fig_delta_by_ts_diff,
+    "transfer_rate_top_classes": fig_transfer_rate_top_classes,
+    "transfer_rate_student_params": fig_transfer_rate_student_params,
+    "correlations": fig_correlations,
+    "methods_vs_controls": fig_methods_vs_controls,
+}
+
+
+def render_figures(results_dir, names=None) -> dict[str, Figure]:
+    """Every figure (or those named) as a matplotlib Figure, from one snapshot of the folder."""
+    data = _Data(results_dir)
+    return {name: FIGURES[name](data) for name in (names or FIGURES)}
+
+
+def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def make_figures(results_dir, out_dir, formats=FORMATS, names=None) -> list[Path]:
+    """Write every figure as `<out_dir>/<name>.<format>`; returns the files written."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, fig in render_figures(results_dir, names).items():
+        for fmt in formats:
+            path = out / f"{name}.{fmt}"
+            fig.savefig(path, format=fmt, dpi=150 if fmt == "png" else None)
+            written.append(path)
+    return written

@@ -1,0 +1,90 @@
+"""Ad-hoc SQL over the results, read-only: `ktbench query "SQL"`.
+
+Two locks. The statement must be one read statement (SELECT, WITH ... SELECT, FROM-first, VALUES,
+PIVOT/UNPIVOT, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN); anything else (COPY, ATTACH, INSTALL, LOAD,
+CREATE, INSERT, UPDATE, DELETE, EXPORT, SET, PRAGMA, CALL, several statements) is refused before
+it runs. And the connection itself, once the views exist, may read files only under the results
+folder, cannot install or load extensions, and cannot change its configuration back.
+"""
+import re
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from results import connect
+
+_READ = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+_OUTPUTS = (".csv", ".parquet", ".md", ".tex")
+
+
+class QueryError(ValueError):
+    """A statement that is not one read statement, or SQL that DuckDB rejects: exit code 2."""
+
+
+def _first_word(sql: str) -> str:
+    text = re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.S).lstrip(" \t\r\n(")
+    match = re.match(r"[A-Za-z_]+", text)
+    return match.group(0).upper() if match else ""
+
+
+def check_read_only(sql: str) -> None:
+    """Raise QueryError unless `sql` is exactly one read statement."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as e:
+        raise QueryError(_one_line(e)) from None
+    if len(statements) != 1:
+        raise QueryError(f"give exactly one SELECT statement, not {len(statements)}")
+    kind = statements[0].type
+    # DuckDB parses a PIVOT whose columns come from the data as several statements (MULTI).
+    if kind in _READ or (kind == duckdb.StatementType.MULTI and _first_word(sql) == "PIVOT"):
+        return
+    name = getattr(kind, "name", str(kind))
+    raise QueryError(f"only read statements (SELECT, WITH, PIVOT, DESCRIBE, ...) are allowed; "
+                     f"this is {name} ({_first_word(sql) or '?'})")
+
+
+def connect_read_only(results_dir) -> duckdb.DuckDBPyConnection:
+    """`results.connect`, then locked: file access only under the folder, no extensions, no SET."""
+    folder = Path(results_dir).resolve()
+    con = connect(folder)
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET allowed_directories = ?", [[str(folder) + "/"]])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def _one_line(error) -> str:
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def run_query(results_dir, sql: str) -> pd.DataFrame:
+    """The result of one read statement over the results views, as pandas."""
+    check_read_only(sql)
+    con = connect_read_only(results_dir)
+    try:
+        return con.execute(sql).df()
+    except duckdb.Error as e:
+        raise QueryError(_one_line(e)) from None
+    finally:
+        con.close()
+
+
+def write_result(df: pd.DataFrame, out) -> Path:
+    """Write a query result by the file's extension: .csv, .parquet, .md or .tex."""
+    from analysis.tables import format_table
+    path = Path(out)
+    suffix = path.suffix.lower()
+    if suffix not in _OUTPUTS:
+        raise QueryError(f"--out {out}: use a file ending in {', '.join(_OUTPUTS)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".parquet":
+        df.to_parquet(path, index=False)
+    else:
+        fmt = {".csv": "csv", ".md": "markdown", ".tex": "latex"}[suffix]
+        path.write_text(format_table(df, fmt) + "\n")
+    return path

@@ -1,0 +1,34 @@
+-- Final dist_delta by teacher-minus-student accuracy (ts_diff, points) in the paper's fixed bins
+-- [-15, -3], (-3, -1], (-1, 1], (1, 3], (3, 15] (paper.md 1.3, `transfer_delta_table`), with
+-- mean +- std (population std, as np.std) over ok runs. Runs outside [-15, 15] get their own rows
+-- instead of being dropped; diverged and failed runs are counted per bin, never averaged.
+WITH runs AS (
+    SELECT * REPLACE (method || CASE WHEN coalesce(compat, '') = '' THEN ''
+                                     ELSE ' (' || compat || ')' END AS method)
+    FROM (SELECT * FROM transfer_runs
+          UNION ALL BY NAME SELECT NULL AS mode, NULL AS teachers WHERE false)
+    WHERE coalesce(CAST(mode AS VARCHAR), '') IN ('', 'single')
+),
+binned AS (
+    SELECT dataset, method, status, dist_delta,
+           CASE WHEN ts_diff IS NULL THEN 8
+                WHEN ts_diff < -15 THEN 1
+                WHEN ts_diff <= -3 THEN 2
+                WHEN ts_diff <= -1 THEN 3
+                WHEN ts_diff <= 1 THEN 4
+                WHEN ts_diff <= 3 THEN 5
+                WHEN ts_diff <= 15 THEN 6
+                ELSE 7 END AS bin_order
+    FROM runs
+)
+SELECT dataset, method,
+       ['< -15', '[-15, -3]', '(-3, -1]', '(-1, 1]', '(1, 3]', '(3, 15]', '> 15', 'unknown'][bin_order]
+           AS ts_diff_bin,
+       count(*) FILTER (WHERE status = 'ok') AS runs,
+       round(avg(dist_delta) FILTER (WHERE status = 'ok'), 2) AS mean_delta,
+       round(stddev_pop(dist_delta) FILTER (WHERE status = 'ok'), 2) AS std_delta,
+       count(*) FILTER (WHERE status = 'diverged') AS diverged,
+       count(*) FILTER (WHERE status = 'failed') AS failed
+FROM binned
+GROUP BY dataset, method, bin_order
+ORDER BY dataset, method, bin_order;

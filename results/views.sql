@@ -1,0 +1,192 @@
+-- The DuckDB views over a ktbench results folder: one view per table, one row per natural key.
+-- GENERATED from results/schema.py by `python -m results.views`; do not edit by hand.
+--
+-- Needs one parameter, the results folder, as a DuckDB variable:
+--   duckdb -c "SET VARIABLE results = 'ktbench-results'" -c ".read results/views.sql" \
+--          -c ".read analysis/sql/success_rate.sql"
+-- or in Python:
+--   con = duckdb.connect(); con.execute("SET VARIABLE results = ?", [folder])
+--   con.execute(open("results/views.sql").read())
+--
+-- Each table is a folder of part files, <results>/<table>/*.parquet (hidden temporary files are
+-- never matched). The part list is taken when this file runs (a snapshot): run it again to see
+-- parts written since. A table without parts is an empty view that still has every column.
+
+SET VARIABLE kt_results = coalesce(getvariable('results'),
+    error('set the results folder first: SET VARIABLE results = ''DIR'''));
+
+SET VARIABLE kt_parts_models = (
+    SELECT coalesce(list(file ORDER BY file), [])
+    FROM glob(getvariable('kt_results') || '/models/*.parquet'));
+CREATE OR REPLACE VIEW "models" AS
+SELECT * FROM (
+    SELECT NULL::VARCHAR AS "key",
+           NULL::VARCHAR AS "model",
+           NULL::VARCHAR AS "zoo",
+           NULL::VARCHAR AS "family",
+           NULL::VARCHAR AS "arch",
+           NULL::DOUBLE AS "params_m",
+           NULL::VARCHAR AS "source",
+           NULL::VARCHAR AS "dataset",
+           NULL::INTEGER AS "num_classes",
+           NULL::DOUBLE AS "top1",
+           NULL::DOUBLE AS "top1_reported",
+           NULL::INTEGER AS "img_size",
+           NULL::INTEGER AS "n_eval",
+           NULL::DOUBLE AS "seconds"
+    WHERE false
+    UNION ALL BY NAME
+    SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_models')) > 0
+        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_models''), union_by_name = true)'
+        ELSE 'SELECT NULL AS "key" WHERE false' END)
+)
+QUALIFY row_number() OVER (PARTITION BY "model", "dataset") = 1;
+
+SET VARIABLE kt_parts_predictions = (
+    SELECT coalesce(list(file ORDER BY file), [])
+    FROM glob(getvariable('kt_results') || '/predictions/*.parquet'));
+CREATE OR REPLACE VIEW "predictions" AS
+SELECT * FROM (
+    SELECT NULL::VARCHAR AS "model",
+           NULL::VARCHAR AS "dataset",
+           NULL::INTEGER AS "sample",
+           NULL::INTEGER AS "label",
+           NULL::INTEGER AS "pred",
+           NULL::FLOAT AS "p_true",
+           NULL::FLOAT AS "p_max"
+    WHERE false
+    UNION ALL BY NAME
+    SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_predictions')) > 0
+        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_predictions''), union_by_name = true)'
+        ELSE 'SELECT NULL AS "model" WHERE false' END)
+)
+QUALIFY row_number() OVER (PARTITION BY "model", "dataset", "sample") = 1;
+
+SET VARIABLE kt_parts_pair_stats = (
+    SELECT coalesce(list(file ORDER BY file), [])
+    FROM glob(getvariable('kt_results') || '/pair_stats/*.parquet'));
+CREATE OR REPLACE VIEW "pair_stats" AS
+SELECT * FROM (
+    SELECT NULL::VARCHAR AS "teacher",
+           NULL::VARCHAR AS "student",
+           NULL::VARCHAR AS "dataset",
+           NULL::VARCHAR AS "compat",
+           NULL::DOUBLE AS "acc_t",
+           NULL::DOUBLE AS "acc_s",
+           NULL::DOUBLE AS "ts_diff",
+           NULL::DOUBLE AS "pos_flips",
+           NULL::DOUBLE AS "neg_flips",
+           NULL::DOUBLE AS "pos_entropy",
+           NULL::DOUBLE AS "neg_entropy",
+           NULL::INTEGER AS "pos_classes_top2",
+           NULL::INTEGER AS "pos_classes_top5",
+           NULL::INTEGER AS "pos_classes_top20",
+           NULL::INTEGER AS "pos_classes_top50",
+           NULL::DOUBLE AS "ensemble_acc"
+    WHERE false
+    UNION ALL BY NAME
+    SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_pair_stats')) > 0
+        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_pair_stats''), union_by_name = true)'
+        ELSE 'SELECT NULL AS "teacher" WHERE false' END)
+)
+QUALIFY row_number() OVER (PARTITION BY "teacher", "student", "dataset", "compat") = 1;
+
+SET VARIABLE kt_parts_class_flips = (
+    SELECT coalesce(list(file ORDER BY file), [])
+    FROM glob(getvariable('kt_results') || '/class_flips/*.parquet'));
+CREATE OR REPLACE VIEW "class_flips" AS
+SELECT * FROM (
+    SELECT NULL::VARCHAR AS "teacher",
+           NULL::VARCHAR AS "student",
+           NULL::VARCHAR AS "dataset",
+           NULL::INTEGER AS "class",
+           NULL::INTEGER AS "pos",
+           NULL::INTEGER AS "neg"
+    WHERE false
+    UNION ALL BY NAME
+    SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_class_flips')) > 0
+        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_class_flips''), union_by_name = true)'
+        ELSE 'SELECT NULL AS "teacher" WHERE false' END)
+)
+QUALIFY row_number() OVER (PARTITION BY "teacher", "student", "dataset", "class") = 1;
+
+SET VARIABLE kt_parts_transfer_epochs = (
+    SELECT coalesce(list(file ORDER BY file), [])
+    FROM glob(getvariable('kt_results') || '/transfer_epochs/*.parquet'));
+CREATE OR REPLACE VIEW "transfer_epochs" AS
+SELECT * FROM (
+    SELECT NULL::VARCHAR AS "key",
+           NULL::INTEGER AS "epoch",
+           NULL::DOUBLE AS "student_acc",
+           NULL::DOUBLE AS "dist_delta",
+           NULL::DOUBLE AS "knowledge_gain",
+           NULL::DOUBLE AS "knowledge_loss",
+           NULL::DOUBLE AS "positive_flips",
+           NULL::DOUBLE AS "negative_flips",
+           NULL::DOUBLE AS "pos_flips_delta",
+           NULL::DOUBLE AS "neg_flips_delta",
+           NULL::DOUBLE AS "top2_improve",
+           NULL::DOUBLE AS "top5_improve",
+           NULL::DOUBLE AS "top20_improve",
+           NULL::DOUBLE AS "top50_improve",
+           NULL::DOUBLE AS "top100_improve",
+           NULL::DOUBLE AS "other_improve",
+           NULL::DOUBLE AS "ent_dist_flips",
+           NULL::DOUBLE AS "transfer_rate",
+           NULL::DOUBLE AS "teacher_input",
+           NULL::DOUBLE AS "loss",
+           NULL::DOUBLE AS "images_per_s",
+           NULL::DOUBLE AS "seconds",
+           NULL::INTEGER AS "step",
+           NULL::VARCHAR AS "step_teacher",
+           NULL::DOUBLE AS "dist_delta_step",
+           NULL::DOUBLE AS "knowledge_gain_step",
+           NULL::DOUBLE AS "knowledge_loss_step"
+    WHERE false
+    UNION ALL BY NAME
+    SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_transfer_epochs')) > 0
+        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_transfer_epochs''), union_by_name = true)'
+        ELSE 'SELECT NULL AS "key" WHERE false' END)
+)
+QUALIFY row_number() OVER (PARTITION BY "key", "epoch") = 1;
+
+SET VARIABLE kt_parts_transfer_runs = (
+    SELECT coalesce(list(file ORDER BY file), [])
+    FROM glob(getvariable('kt_results') || '/transfer_runs/*.parquet'));
+CREATE OR REPLACE VIEW "transfer_runs" AS
+SELECT * FROM (
+    SELECT NULL::VARCHAR AS "key",
+           NULL::VARCHAR AS "plan",
+           NULL::VARCHAR AS "teacher",
+           NULL::VARCHAR AS "student",
+           NULL::VARCHAR AS "method",
+           NULL::VARCHAR AS "params",
+           NULL::BIGINT AS "seed",
+           NULL::VARCHAR AS "dataset",
+           NULL::VARCHAR AS "compat",
+           NULL::VARCHAR AS "status",
+           NULL::VARCHAR AS "teachers",
+           NULL::VARCHAR AS "mode",
+           NULL::INTEGER AS "epochs",
+           NULL::DOUBLE AS "acc_t",
+           NULL::DOUBLE AS "acc_s",
+           NULL::DOUBLE AS "ts_diff",
+           NULL::DOUBLE AS "student_acc",
+           NULL::DOUBLE AS "dist_delta",
+           NULL::DOUBLE AS "knowledge_gain",
+           NULL::DOUBLE AS "knowledge_loss",
+           NULL::DOUBLE AS "transfer_rate",
+           NULL::VARCHAR AS "error",
+           NULL::DOUBLE AS "wall_s",
+           NULL::VARCHAR AS "host",
+           NULL::VARCHAR AS "job_id",
+           NULL::VARCHAR AS "code_version",
+           NULL::TIMESTAMP WITH TIME ZONE AS "started_at",
+           NULL::TIMESTAMP WITH TIME ZONE AS "finished_at"
+    WHERE false
+    UNION ALL BY NAME
+    SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_transfer_runs')) > 0
+        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_transfer_runs''), union_by_name = true)'
+        ELSE 'SELECT NULL AS "key" WHERE false' END)
+)
+QUALIFY row_number() OVER (PARTITION BY "key") = 1;
