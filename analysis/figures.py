@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from analysis.predictors import fig_predictor_correlations
 from analysis.tables import run_tables
 from results import connect
 
@@ -46,6 +47,7 @@ class _Data:
     """The tables and the few raw queries the figures need, from one snapshot of the folder."""
 
     def __init__(self, results_dir):
+        self.results_dir = results_dir
         con = connect(results_dir)
         try:
             self.tables = run_tables(results_dir, con=con)
@@ -325,6 +327,7 @@ FIGURES = {
     "transfer_rate_student_params": fig_transfer_rate_student_params,
     "correlations": fig_correlations,
     "methods_vs_controls": fig_methods_vs_controls,
+    "predictor_correlations": fig_predictor_correlations,
 }
 
 

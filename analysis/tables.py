@@ -19,6 +19,7 @@ TABLE_NAMES = (
     "multi_teacher", "pair_deltas",
     "complementary_knowledge", "complementary_knowledge_by_ts_diff", "class_concentration",
     "transfer_rate_by_top_classes", "transfer_rate_by_student_params",
+    "predictors_teacher_sets",
     "run_status", "runs_not_ok", "provenance",
 )
 FORMATS = {"markdown": "md", "csv": "csv", "latex": "tex"}

@@ -9,12 +9,17 @@ import time
 import uuid
 from pathlib import Path
 
-from analysis import TABLE_NAMES, format_table, run_tables
-from pairs import get_zoo, list_zoos
-from pairs.plan import PlanError, all_pairs, make_plan, random_pairs, read_plan, write_plan
+from analysis import TABLE_NAMES, format_table, run_query, write_result, write_tables
+from benchmark import cli_plan
+from benchmark.cli_launch import add_launch_arguments, options_from_args
+from benchmark.predictors import cli as cli_predictors
+from pairs import get_zoo
+from pairs.plan import PlanError, make_plan, random_pairs, read_plan, write_plan
+from pairs.strategies import plan_pairs
 from results import connect, default_results_dir
 
 DEMO_METHODS = "kl,kl_dp,kl_dp_unsup"
+DEMO_TABLES = ("success_rate", "methods_vs_controls", "complementary_knowledge", "pair_deltas")
 
 
 class UserError(Exception):
@@ -55,33 +60,68 @@ def _methods(names: str, zoo, args) -> dict[str, dict]:
     return {m: resolve_params(m, zoo.transfer_defaults, overrides) for m in methods}
 
 
-def _build_plan(args):
-    zoo = get_zoo(args.zoo)
-    names = [m.name for m in zoo.models]
-    pairs = all_pairs(names) if args.all else random_pairs(names, args.pairs, args.seed)
+def _plan_of_pairs(zoo, pairs, args, seeds: str, compat):
+    seeds = [int(s) for s in str(seeds).split(",")]
+    return make_plan(zoo, pairs, _methods(args.methods or DEMO_METHODS, zoo, args), seeds, compat)
+
+
+def _multi_plans(zoo, args) -> list:
+    """`--multi STUDENT:T1,T2,...` (repeatable) x `--modes`, kl_dp unless --methods is given."""
+    from benchmark.multi_plan import make_multi_plan, parse_multi
+    methods = _methods(args.methods or "kl_dp", zoo, args)
     seeds = [int(s) for s in str(args.seeds).split(",")]
-    return make_plan(zoo, pairs, _methods(args.methods, zoo, args), seeds, args.compat)
+    modes = [m for m in args.modes.split(",") if m]
+    return [make_multi_plan(zoo, *parse_multi(spec), modes, methods, seeds, args.compat)
+            for spec in args.multi]
 
 
 def cmd_plan(args):
-    if not args.all and args.pairs is None:
-        raise UserError("give --pairs N or --all")
-    plan = _build_plan(args)
-    write_plan(plan, args.out)
+    strategy = cli_plan.strategy_name(args)
+    if strategy is None and not args.multi:
+        raise UserError("give --pairs N or --all, or a --strategy, or --multi")
+    if not args.out and not args.dry_run:
+        raise UserError("give --out PLAN.parquet, or --dry-run to count without writing")
+    zoo = get_zoo(args.zoo)
+    results_dir = _results(args)
+    table = cli_plan.models_table(zoo, args, results_dir)
+    plans = []
+    if strategy is not None:
+        request = cli_predictors.planner_request(
+            strategy, cli_plan.pair_request(args, zoo, results_dir), results_dir, zoo.dataset)
+        pairs = plan_pairs(strategy, table, request)
+        plans.append(_plan_of_pairs(zoo, pairs, args, args.seeds, args.compat))
+    if args.multi:
+        from benchmark.multi_plan import merge_plans
+        plan = merge_plans(plans + _multi_plans(zoo, args))
+    else:
+        plan = plans[0]
+    n_multi = int(plan["mode"].astype(bool).sum())
     print(f"plan {plan['plan'][0]}: {len(plan)} transfer units "
           f"({plan[['teacher', 'student']].drop_duplicates().shape[0]} pairs x "
-          f"{plan['method'].nunique()} methods x {plan['seed'].nunique()} seeds) -> {args.out}")
+          f"{plan['method'].nunique()} methods x {plan['seed'].nunique()} seeds"
+          + (f"; {n_multi} multi-teacher" if n_multi else "") + ")"
+          + ("" if args.dry_run else f" -> {args.out}"))
+    if args.dry_run:
+        summary = cli_plan.dry_run_summary(plan, table, results_dir)
+        print(format_table(summary.round({"gpu_hours": 2})))
+        print(f"estimated GPU-hours in all: {summary['gpu_hours'].sum():.2f} "
+              "(a rough cost model, see pairs/cost.py)")
+        return 0
+    write_plan(plan, args.out)
+    return 0
 
 
 def _launch(plan, args) -> dict:
-    from benchmark.launch import LaunchOptions, launch
-    options = LaunchOptions(executor=args.executor, tasks=args.tasks, threads=args.threads,
-                            retry_failed=args.retry_failed, progress=not args.quiet)
+    from benchmark.launch import launch
+    options = options_from_args(args)
     results_dir = _results(args)
     _check_writable(results_dir)
     summary = launch(plan, results_dir, _cache(args), options)
     for stage, counts in summary.items():
-        print(f"{stage:>9}: {counts['submitted']} submitted, {counts['failed']} failed")
+        print(f"{stage:>9}: {counts['submitted']} submitted"
+              + (f", {counts['failed']} failed" if options.wait else ""))
+    if not options.wait:
+        print(f"follow it with: ktbench status PLAN --wait --results {results_dir}")
     return summary
 
 
@@ -93,22 +133,17 @@ def cmd_launch(args):
 
 
 def cmd_status(args):
-    from benchmark.launch import pending_units
+    from benchmark.status import plan_status, wait_for_plan
     results_dir = _results(args)
     if args.plan:
         plan = read_plan(args.plan)
-        pending = pending_units(plan, results_dir)
-        con = connect(results_dir)
-        runs = con.execute("SELECT key, status FROM transfer_runs").df()
-        con.close()
-        runs = runs[runs["key"].isin(plan["key"])]
-        counts = runs["status"].value_counts().to_dict()
+        status = (wait_for_plan(plan, results_dir, progress=not args.quiet) if args.wait
+                  else plan_status(plan, results_dir))
         print(f"plan {plan['plan'][0]}: {len(plan)} transfer units")
-        print(f"  predict pending: {len(pending['predict'])}")
-        print(f"  stats pending:   {sum(len(u['pairs']) for u in pending['stats'])} pairs")
-        print("  transfer: " + ", ".join(f"{s} {counts.get(s, 0)}" for s in
-                                          ("ok", "diverged", "failed"))
-              + f", pending {len(plan) - len(runs)}")
+        print(format_table(status.rename_axis("stage").reset_index()))
+        return 1 if args.wait and status["failed"].sum() else 0
+    if args.wait:
+        raise UserError("--wait needs a PLAN")
     else:
         con = connect(results_dir)
         for table in ("models", "pair_stats", "transfer_runs"):
@@ -132,42 +167,54 @@ def cmd_methods(args):
 
 def cmd_zoo(args):
     if args.action == "list" and not args.zoo:
-        for name in list_zoos():
-            zoo = get_zoo(name)
-            print(f"{name:<10} {len(zoo.models)} models on {zoo.dataset}")
+        print(format_table(cli_plan.zoos_table(), args.format))
         return 0
     zoo = get_zoo(args.zoo or "micro")
     if args.action == "build":
         from benchmark.microzoo import ensure_zoo_weights
         ensure_zoo_weights(zoo, _cache(args))
-    print(f"{'model':<20} {'arch':<22} {'family':<12} recipe")
-    for m in zoo.models:
-        print(f"{m.name:<20} {m.arch:<22} {m.family:<12} {json.dumps(m.recipe) if m.recipe else ''}")
+    table = cli_plan.models_table(zoo, args, _results(args))
+    print(format_table(cli_plan.show_table(table, args.format), args.format))
     return 0
 
 
 def cmd_tables(args):
-    tables = run_tables(_results(args))
-    ext = {"markdown": "md", "csv": "csv"}[args.format]
+    names = getattr(args, "table", None) or TABLE_NAMES
+    result = write_tables(_results(args), args.out, args.format, names)
     if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-    for name, df in tables.items():
-        text = format_table(df, args.format)
-        if args.out:
-            (Path(args.out) / f"{name}.{ext}").write_text(text + "\n")
-        else:
-            print(f"\n## {name}\n\n{text}")
-    if args.out:
-        print(f"wrote {len(tables)} tables to {args.out}")
+        print(f"wrote {len(result)} tables to {args.out}")
+    else:
+        print("\n" + result)
     return 0
 
 
 def cmd_query(args):
-    con = connect(_results(args))
+    df = run_query(_results(args), args.sql)
+    if args.out:
+        print(f"wrote {len(df)} rows to {write_result(df, args.out)}")
+    else:
+        print(format_table(df, args.format))
+    return 0
+
+
+def cmd_figures(args):
+    out = Path(args.out) if args.out else _results(args) / "figures"
+    from analysis.figures import make_figures
     try:
-        print(format_table(con.execute(args.sql).df(), args.format))
-    finally:
-        con.close()
+        written = make_figures(_results(args), out)
+    except OSError as e:
+        raise UserError(f"cannot write figures to {out} ({e.strerror or e})") from None
+    print(f"wrote {len(written)} files ({len(written) // 2} figures, PNG and PDF) to {out}")
+    return 0
+
+
+def cmd_report(args):
+    out = Path(args.out) if args.out else _results(args) / "report.html"
+    from analysis.report import build_report
+    try:
+        print(f"wrote {build_report(_results(args), out)}")
+    except OSError as e:
+        raise UserError(f"cannot write the report to {out} ({e.strerror or e})") from None
     return 0
 
 
@@ -176,16 +223,28 @@ def cmd_demo(args):
     results_dir = _results(args)
     _check_writable(results_dir)
     t0 = time.perf_counter()
-    args.zoo, args.all, args.seeds, args.compat = "micro", False, "0", None
-    plan = _build_plan(args)
+    pairs = random_pairs([m.name for m in zoo.models], args.pairs, args.seed)
+    plan = _plan_of_pairs(zoo, pairs, args, seeds="0", compat=None)
     plan_path = write_plan(plan, results_dir / "plans" / "demo.parquet")
     print(f"demo: micro zoo ({len(zoo.models)} models on {zoo.dataset}), {len(plan)} transfer "
           f"units -> {plan_path}")
     summary = _launch(plan, args)
-    cmd_tables(argparse.Namespace(results=str(results_dir), format="markdown", out=None))
+    cmd_tables(argparse.Namespace(results=str(results_dir), format="markdown", out=None,
+                                  table=list(DEMO_TABLES)))
+    print(f"\nevery table: ktbench tables --results {results_dir}; figures and tables in one "
+          f"page: ktbench report --results {results_dir}")
     print(f"\nParquet results: {results_dir.resolve()}  ({time.perf_counter() - t0:.0f} s)")
     print(f"query them: ktbench query --results {results_dir} \"SELECT * FROM transfer_runs\"")
     return 1 if any(c["failed"] for c in summary.values()) else 0
+
+
+def cmd_bench(args):
+    from benchmark.perf import BenchConfig, run_benchmarks
+    out = Path(args.out) if args.out else _results(args)
+    _check_writable(out)
+    config = BenchConfig(cache=_cache(args), quick=args.quick, threads=args.threads,
+                         repeats=args.repeats, device=args.device)
+    return run_benchmarks(args.names, out, config)
 
 
 def _add_common(p, launch=False, methods=False):
@@ -193,13 +252,10 @@ def _add_common(p, launch=False, methods=False):
                                      "./ktbench-results)")
     p.add_argument("--cache", help="cache folder (default: $KTBENCH_CACHE or ~/.cache/ktbench)")
     if launch:
-        p.add_argument("--executor", default="local", help="local | debug | slurm")
-        p.add_argument("--tasks", type=int, help="parallel tasks per stage")
-        p.add_argument("--threads", type=int, help="torch threads per task")
-        p.add_argument("--retry-failed", action="store_true", help="run failed units again")
-        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        add_launch_arguments(p)
     if methods:
-        p.add_argument("--methods", default=DEMO_METHODS, help="comma-separated method names")
+        p.add_argument("--methods", help=f"comma-separated method names (default {DEMO_METHODS}; "
+                                         "with --multi alone, kl_dp)")
         p.add_argument("--seed", type=int, default=0, help="seed of the random pair sample")
         p.add_argument("--epochs", type=int)
         p.add_argument("--lr", type=float)
@@ -216,19 +272,31 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=int, default=12, help="random teacher-student pairs")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("zoo", help="list zoos, show or build one")
+    p = sub.add_parser("zoo", help="list zoos, show (a filtered catalog) or build one")
     p.add_argument("action", choices=["list", "show", "build"])
     p.add_argument("--zoo")
+    p.add_argument("--format", default="markdown", choices=["markdown", "csv"])
+    cli_plan.add_catalog_arguments(p)
     _add_common(p)
     p.set_defaults(func=cmd_zoo)
 
     p = sub.add_parser("plan", help="write a plan of transfer units (Parquet)")
     p.add_argument("--zoo", required=True)
-    p.add_argument("--pairs", type=int, help="seeded random sample of N ordered pairs")
-    p.add_argument("--all", action="store_true", help="all ordered pairs")
+    p.add_argument("--pairs", type=int, help="number of pairs (random, stratified, top-stats)")
+    p.add_argument("--all", action="store_true", help="all ordered pairs (--strategy all)")
     p.add_argument("--seeds", default="0", help="comma-separated training seeds")
     p.add_argument("--compat", choices=["fantasticgains"], help="official-code numbers")
-    p.add_argument("--out", required=True)
+    p.add_argument("--multi", action="append", default=[], metavar="STUDENT:T1,T2,...",
+                   help="multi-teacher units of STUDENT with these teachers (repeatable), plus "
+                        "their single-teacher units")
+    p.add_argument("--modes", default="sequential,parallel,soup",
+                   help="multi-teacher modes: sequential (weakest teacher first), "
+                        "sequential_desc, parallel, soup")
+    p.add_argument("--out")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print units per stage and estimated GPU-hours; write nothing")
+    cli_plan.add_catalog_arguments(p)
+    cli_plan.add_strategy_arguments(p)
     _add_common(p, methods=True)
     p.set_defaults(func=cmd_plan)
 
@@ -237,8 +305,11 @@ def parser() -> argparse.ArgumentParser:
     _add_common(p, launch=True)
     p.set_defaults(func=cmd_launch)
 
-    p = sub.add_parser("status", help="done / pending / failed units")
+    p = sub.add_parser("status", help="done / running / pending / failed units per stage")
     p.add_argument("plan", nargs="?")
+    p.add_argument("--wait", action="store_true",
+                   help="follow the plan with a progress bar until no job holds its units")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_common(p)
     p.set_defaults(func=cmd_status)
 
@@ -246,16 +317,46 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_methods)
 
     p = sub.add_parser("tables", help="the paper's tables from the results, through DuckDB")
-    p.add_argument("--format", default="markdown", choices=["markdown", "csv"])
+    p.add_argument("--format", default="markdown", choices=["markdown", "csv", "latex"])
     p.add_argument("--out", help="write one file per table into this folder")
+    p.add_argument("--table", action="append", choices=TABLE_NAMES, metavar="NAME",
+                   help="only this table (repeatable); default all: " + ", ".join(TABLE_NAMES))
     _add_common(p)
     p.set_defaults(func=cmd_tables)
 
-    p = sub.add_parser("query", help="ad-hoc SQL over the results tables")
-    p.add_argument("sql")
-    p.add_argument("--format", default="markdown", choices=["markdown", "csv"])
+    p = sub.add_parser("query", help="ad-hoc read-only SQL over the results tables (views)")
+    p.add_argument("sql", help="one SELECT / WITH / PIVOT / DESCRIBE statement")
+    p.add_argument("--format", default="markdown", choices=["markdown", "csv", "latex"])
+    p.add_argument("--out", help="write the result to FILE (.csv, .parquet, .md or .tex)")
     _add_common(p)
     p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("predictors", help="transferability predictors and teacher sets from "
+                                          "cached features, and their correlation with transfer")
+    cli_predictors.add_arguments(p)
+    _add_common(p)
+    p.set_defaults(func=lambda args: cli_predictors.run(args, _results(args), _cache(args)))
+
+    p = sub.add_parser("figures", help="the paper's figures as PNG and PDF (matplotlib)")
+    p.add_argument("--out", help="folder for the figures (default: RESULTS/figures)")
+    _add_common(p)
+    p.set_defaults(func=cmd_figures)
+
+    p = sub.add_parser("report", help="one self-contained HTML page: every table and figure")
+    p.add_argument("--out", help="the HTML file (default: RESULTS/report.html)")
+    _add_common(p)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("bench", help="performance benchmarks with targets -> OUT/benchmarks/")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="stats, transfer, sharing, gpu (default: these), demo (opt-in, minutes)")
+    p.add_argument("--out", help="folder for the benchmarks table (default: the results folder)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: check the harness only")
+    p.add_argument("--threads", type=int, help="torch threads (default: 1 for transfer steps)")
+    p.add_argument("--repeats", type=int, help="repetitions per measurement")
+    p.add_argument("--device", help="gpu benchmark's device, e.g. cpu for a dry run")
+    _add_common(p)
+    p.set_defaults(func=cmd_bench)
     return ap
 
 

@@ -54,10 +54,15 @@ def list_datasets() -> list[str]:
 def cache_path(name: str, cache: Path) -> Path:
     builder = _DATASETS[name]
     digest = unit_key("dataset", name=name, **builder.definition).split("-", 1)[1]
-    return Path(cache) / "data" / f"{name}-{digest}.npz"
+    # names such as `imagefolder:/data/x` carry path characters; the digest keeps them apart
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[-60:]
+    return Path(cache) / "data" / f"{safe}-{digest}.npz"
 
 
 def load_dataset(name: str, cache: Path) -> Dataset:
+    if name not in _DATASETS and name.startswith("imagefolder:"):
+        from benchmark.imagefolder import register_from_name    # registers on first use
+        register_from_name(name)
     if name not in _DATASETS:
         raise KeyError(f"unknown dataset {name!r}; datasets: {', '.join(list_datasets())}")
     builder = _DATASETS[name]

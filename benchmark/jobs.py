@@ -1,7 +1,10 @@
 """What one submitit task runs: a packed list of units, each isolated from the others' failures.
 
 Paths arrive as strings and are resolved here, at run time, so a requeued task on another node
-finds its checkpoints and caches where they are now.
+finds its checkpoints and caches where they are now. `UnitTask` is what the launcher submits: a
+`submitit.helpers.Checkpointable`, so on preemption or time-out submitit requeues it with the
+same arguments, it skips the units that finished and each transfer unit resumes from its own
+checkpoint.
 """
 from pathlib import Path
 
@@ -19,11 +22,13 @@ def _job_id() -> str:
         return ""
 
 
-def _complete_transfer_keys(results_dir: Path) -> set:
+def _complete_keys(results_dir: Path) -> set:
+    """Keys of predict and transfer units with a complete result."""
     con = connect(results_dir)
     try:
         return set(con.execute(
-            "SELECT key FROM transfer_runs WHERE status IN ('ok', 'diverged')").df()["key"])
+            "SELECT key FROM transfer_runs WHERE status IN ('ok', 'diverged') "
+            "UNION ALL SELECT key FROM models").df()["key"])
     finally:
         con.close()
 
@@ -32,10 +37,10 @@ def run_task(units: list[dict], results_dir: str, cache: str, threads: int) -> d
     torch.set_num_threads(threads)
     results_dir, cache = Path(results_dir), Path(cache)
     job_id = _job_id()
-    complete = _complete_transfer_keys(results_dir)   # another launch may have finished some
+    complete = _complete_keys(results_dir)   # finished before a requeue, or by another launch
     counts = {"ok": 0, "diverged": 0, "skipped": 0, "failed": 0}
     for unit in units:
-        if unit["stage"] == "transfer" and unit["key"] in complete:
+        if unit["key"] in complete:
             counts["skipped"] += 1
             continue
         try:
@@ -44,3 +49,10 @@ def run_task(units: list[dict], results_dir: str, cache: str, threads: int) -> d
             record_failure(unit, results_dir, e, job_id)
             counts["failed"] += 1
     return counts
+
+
+class UnitTask(submitit.helpers.Checkpointable):
+    """`run_task` as a submitit callable that is requeued, not lost, on preemption or time-out."""
+
+    def __call__(self, units: list[dict], results_dir: str, cache: str, threads: int) -> dict:
+        return run_task(units, results_dir, cache, threads)

@@ -1,10 +1,18 @@
-"""The launcher: a plan -> pending units per stage -> submitit jobs, stage after stage.
+"""The launcher: a plan -> pending units per stage -> submitit jobs.
 
 Stages run in order (predict, stats, transfer); each submits only units without a complete
-result, so a second launch of a finished plan submits nothing. Units are packed into tasks
-(transfer units grouped by teacher, so a task computes each teacher's outputs once).
+result and not held by a live job, so a second launch of a finished (or still running) plan
+submits nothing. Units are packed into tasks (transfer units grouped by teacher, so a task
+computes each teacher's outputs once); on SLURM the tasks of a stage form job arrays of at most
+the cluster's MaxArraySize tasks.
+
+With `wait` (the default) the launcher submits a stage, waits for it, then submits the next.
+Without it (SLURM only) every stage is submitted at once, each stage's arrays starting after
+the previous stage's jobs end (`--dependency=afterany`), and the launcher returns at once;
+`ktbench status PLAN --wait` follows the work.
 """
 import dataclasses
+import math
 import os
 import time
 from pathlib import Path
@@ -14,10 +22,12 @@ import submitit
 from tqdm.auto import tqdm
 
 from benchmark import microzoo
-from benchmark.jobs import run_task
+from benchmark.jobs import UnitTask
+from benchmark.slurm import SlurmOptions, array_chunks, cluster_max_array_size, submitit_parameters
+from benchmark.submissions import jobs_dir, live_unit_ids, pair_id, record_submission
 from pairs.catalog import get_zoo
 from pairs.keys import unit_key
-from pairs.plan import PlanError
+from pairs.plan import PlanError, teacher_student_pairs
 from results import connect, table_dir
 
 EXECUTORS = ("local", "debug", "slurm")
@@ -29,16 +39,24 @@ _DONE_TABLE = {"predict": "models", "stats": "pair_stats", "transfer": "transfer
 @dataclasses.dataclass
 class LaunchOptions:
     executor: str = "local"
-    tasks: int | None = None           # parallel tasks per stage; default: one per core locally
-    threads: int | None = None         # torch threads per task
-    timeout_min: int = 24 * 60
+    tasks: int | None = None           # tasks per stage; default: one per core locally,
+    units_per_task: int | None = None  # ... one per unit on SLURM; or this many units per task
+    threads: int | None = None         # torch threads per task (SLURM default: slurm.cpus or 1)
+    timeout_min: int = 24 * 60         # per task; sbatch --time on SLURM
     retry_failed: bool = False
+    wait: bool = True                  # False: submit all stages chained by dependencies (SLURM)
     progress: bool = True
-    slurm: dict = dataclasses.field(default_factory=dict)   # submitit slurm_* parameters
+    slurm: SlurmOptions = dataclasses.field(default_factory=SlurmOptions)
 
     def __post_init__(self):
         if self.executor not in EXECUTORS:
             raise ValueError(f"unknown executor {self.executor!r}; use one of {', '.join(EXECUTORS)}")
+        if not self.wait and self.executor != "slurm":
+            raise ValueError("not waiting (--no-wait) needs the slurm executor: local and debug "
+                             "jobs end with the launcher")
+        for name in ("tasks", "units_per_task", "threads", "timeout_min"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 def _zoo_of(plan: pd.DataFrame):
@@ -48,11 +66,15 @@ def _zoo_of(plan: pd.DataFrame):
     return get_zoo(zoos[0])
 
 
-def pending_units(plan: pd.DataFrame, results_dir, retry_failed: bool = False) -> dict[str, list]:
-    """The units of each stage that have no complete result yet."""
+def pending_units(plan: pd.DataFrame, results_dir, retry_failed: bool = False,
+                  busy: dict[str, set] | None = None) -> dict[str, list]:
+    """The units of each stage that have no complete result yet, leaving out the unit ids in
+    `busy` (stage -> ids held by live jobs, see `benchmark.submissions`)."""
+    busy = busy or {}
     zoo = _zoo_of(plan)
     dataset = zoo.dataset
-    names = sorted(set(plan["teacher"]) | set(plan["student"]))
+    pairs = teacher_student_pairs(plan)     # every teacher of multi-teacher units too
+    names = sorted(set(pairs["teacher"]) | set(pairs["student"]))
     predict = [{"stage": "predict", "key": unit_key("predict", model=zoo.get(n).fingerprint(),
                                                      dataset=dataset),
                 "zoo": zoo.name, "dataset": dataset, "model": n} for n in names]
@@ -65,21 +87,26 @@ def pending_units(plan: pd.DataFrame, results_dir, retry_failed: bool = False) -
         runs = con.execute("SELECT key, status FROM transfer_runs").df()
     finally:
         con.close()
-    pairs = plan[["teacher", "student", "compat"]].drop_duplicates()
     stats = []
     for compat, group in pairs.groupby("compat"):
         missing = sorted((t, s) for t, s, c in group.itertuples(index=False)
-                         if (t, s, c) not in have_stats)
+                         if (t, s, c) not in have_stats
+                         and pair_id(t, s, c) not in busy.get("stats", ()))
         if missing:
             stats.append({"stage": "stats", "zoo": zoo.name, "dataset": dataset, "compat": compat,
                           "pairs": missing, "key": unit_key(
                               "stats", pairs=missing, dataset=dataset, compat=compat,
                               predict=sorted(u["key"] for u in predict))})
     finished = ("ok", "diverged") if retry_failed else ("ok", "diverged", "failed")
-    skip = set(runs.loc[runs["status"].isin(finished), "key"])
+    skip = set(runs.loc[runs["status"].isin(finished), "key"]) | busy.get("transfer", set())
+    # multi-teacher units last: a soup then finds its single-teacher runs done
+    todo = plan[~plan["key"].isin(skip)]
+    todo = todo.assign(_multi=todo["mode"].astype(bool))
     transfer = [dict(row, stage="transfer") for row in
-                plan[~plan["key"].isin(skip)].sort_values(["teacher", "key"]).to_dict("records")]
-    return {"predict": [u for u in predict if u["key"] not in done_predict],
+                todo.sort_values(["_multi", "teacher", "key"]).drop(columns="_multi")
+                .to_dict("records")]
+    skip_predict = done_predict | busy.get("predict", set())
+    return {"predict": [u for u in predict if u["key"] not in skip_predict],
             "stats": stats, "transfer": transfer}
 
 
@@ -95,43 +122,100 @@ def pack(units: list, n_tasks: int) -> list[list]:
     return chunks
 
 
-def _executor(options: LaunchOptions, folder: Path, cpus: int):
-    executor = submitit.AutoExecutor(folder=folder / "%j", cluster=options.executor)
+# executor -> default number of tasks for n units (local: one per core; SLURM: one per unit)
+_DEFAULT_TASKS = {"local": lambda n: os.cpu_count() or 1, "debug": lambda n: os.cpu_count() or 1,
+                  "slurm": lambda n: n}
+# executor -> the most tasks one array may hold
+_ARRAY_LIMITS = {"local": lambda options: math.inf, "debug": lambda options: math.inf,
+                 "slurm": lambda options: options.slurm.max_array_size or cluster_max_array_size()}
+
+
+def _tasks(stage: str, units: list, options: LaunchOptions) -> list[list]:
+    if stage == "stats":       # one vectorised pass over every pair
+        return pack(units, 1)
+    if options.units_per_task:
+        return pack(units, math.ceil(len(units) / options.units_per_task))
+    return pack(units, options.tasks or _DEFAULT_TASKS[options.executor](len(units)))
+
+
+def _threads(options: LaunchOptions, n_tasks: int) -> int:
+    if options.threads:
+        return options.threads
+    if options.executor == "slurm":
+        return options.slurm.cpus or 1
+    return max(1, (os.cpu_count() or 1) // n_tasks)
+
+
+def _executor(options: LaunchOptions, results_dir: Path, stage: str, cpus: int,
+              dependency: str | None):
+    executor = submitit.AutoExecutor(folder=jobs_dir(results_dir) / "%j", cluster=options.executor,
+                                     slurm_max_num_timeout=options.slurm.max_timeouts)
+    slurm = submitit_parameters(options.slurm)
+    if dependency:
+        slurm["slurm_dependency"] = dependency
     executor.update_parameters(timeout_min=options.timeout_min, cpus_per_task=cpus,
-                               name="ktbench", **options.slurm)
+                               name=f"ktbench-{stage}", **slurm)
     return executor
 
 
+def _submit(stage: str, tasks: list[list], options: LaunchOptions, results_dir: Path,
+            cache: Path, threads: int, dependency: str | None = None) -> list:
+    """Submit a stage's tasks as job arrays of at most the array limit; record which job
+    holds which units."""
+    cpus = options.slurm.cpus or threads
+    limit = _ARRAY_LIMITS[options.executor](options)
+    arrays = array_chunks(tasks, limit) if limit < len(tasks) else [tasks]
+    jobs = []
+    for array in arrays:
+        n = len(array)
+        executor = _executor(options, results_dir, stage, cpus, dependency)
+        jobs += executor.map_array(UnitTask(), array, [str(results_dir)] * n, [str(cache)] * n,
+                                   [threads] * n)
+    record_submission(results_dir, options.executor, stage, [j.job_id for j in jobs], tasks)
+    return jobs
+
+
 def launch(plan: pd.DataFrame, results_dir, cache: Path, options: LaunchOptions) -> dict:
-    """Run every pending unit of `plan`; returns {stage: {"submitted": n, "failed": n}}."""
+    """Run (or, without `wait`, submit) every pending unit of `plan`; returns
+    {stage: {"submitted": n, "failed": n}} (failed: 0 when not waiting)."""
     results_dir = Path(results_dir)
     zoo = _zoo_of(plan)
-    used = set(plan["teacher"]) | set(plan["student"])
+    pairs = teacher_student_pairs(plan)
+    used = set(pairs["teacher"]) | set(pairs["student"])
     microzoo.ensure_zoo_weights(dataclasses.replace(
         zoo, models=tuple(m for m in zoo.models if m.name in used)), cache,
         progress=options.progress)
-    cores = os.cpu_count() or 1
-    n_tasks = options.tasks or (cores if options.executor != "slurm" else 64)
-    threads = options.threads or max(1, cores // n_tasks)
+    busy = live_unit_ids(results_dir)
     summary = {}
+    if not options.wait:
+        pending = pending_units(plan, results_dir, options.retry_failed, busy)
+        dependency = None
+        for stage in STAGES:
+            if units := pending[stage]:
+                tasks = _tasks(stage, units, options)
+                jobs = _submit(stage, tasks, options, results_dir, cache,
+                               _threads(options, len(tasks)), dependency)
+                array_ids = sorted({job.job_id.split("_")[0] for job in jobs})
+                dependency = "afterany:" + ":".join(array_ids)
+            summary[stage] = {"submitted": len(pending[stage]), "failed": 0}
+        return summary
     for stage in STAGES:
         # recomputed per stage: stats and transfer need the previous stage's results
-        units = pending_units(plan, results_dir, options.retry_failed)[stage]
+        units = pending_units(plan, results_dir, options.retry_failed, busy)[stage]
         failed = 0
         if units:
-            chunks = pack(units, 1 if stage == "stats" else n_tasks)
-            executor = _executor(options, results_dir / "jobs", threads)
-            jobs = executor.map_array(run_task, chunks, [str(results_dir)] * len(chunks),
-                                      [str(cache)] * len(chunks), [threads] * len(chunks))
-            failed = _wait(jobs, stage, units, results_dir, options.progress)
+            tasks = _tasks(stage, units, options)
+            jobs = _submit(stage, tasks, options, results_dir, cache,
+                           _threads(options, len(tasks)))
+            failed = _wait(jobs, tasks, stage, results_dir, options.progress)
         summary[stage] = {"submitted": len(units), "failed": failed}
     return summary
 
 
-def _wait(jobs, stage: str, units: list, results_dir: Path, progress: bool) -> int:
+def _wait(jobs, tasks: list[list], stage: str, results_dir: Path, progress: bool) -> int:
     """Wait for the stage's jobs with a bar over its units; returns the number of failed units."""
     done_dir = table_dir(results_dir, _DONE_TABLE[stage])
-    keys = [u["key"] for u in units]
+    keys = [u["key"] for task in tasks for u in task]
     with tqdm(total=len(keys), desc=stage, unit="unit", disable=not progress) as bar:
         while True:
             finished = all(job.done() for job in jobs)
@@ -142,10 +226,10 @@ def _wait(jobs, stage: str, units: list, results_dir: Path, progress: bool) -> i
                 break
             time.sleep(0.5)
     failed = 0
-    for job, chunk_units in zip(jobs, pack(units, len(jobs))):
+    for job, task in zip(jobs, tasks):
         try:
             failed += job.result()["failed"]
         except Exception as e:   # the task died outside a unit: every unit in it is unfinished
-            failed += len(chunk_units)
+            failed += len(task)
             tqdm.write(f"{stage} task {job.job_id} failed: {str(e).strip().splitlines()[-1]}")
     return failed

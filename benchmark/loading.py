@@ -3,17 +3,20 @@ from pathlib import Path
 
 import torch
 
-from benchmark import data, microzoo, models
+from benchmark import data, microzoo, models, weights
 from pairs.catalog import ModelEntry
 
 
 def resolve_weights(entry: ModelEntry, cache: Path) -> Path | None:
-    """The local weight file of an entry; None means timm's hub."""
-    if entry.weights:
-        path = Path(entry.weights)
-        if not path.is_file():
-            raise FileNotFoundError(f"weights for {entry.name!r} not found at {path}")
-        return path
+    """The local weight file of an entry; None means timm's hub. `entry.weights` may be a file
+    or a folder of files named by model; entries without weights or recipe look in
+    `$KTBENCH_WEIGHTS_DIR`, then timm's hub (`benchmark.weights.resolve`)."""
+    if entry.weights or entry.recipe is None:
+        source = weights.resolve(entry)
+        if source.kind == "hub":
+            return None
+        weights.check_weight_file(source.path)
+        return source.path
     if entry.recipe is not None:
         path = microzoo.weights_path(entry, cache)
         if not path.is_file():
@@ -27,22 +30,40 @@ def load_model(entry: ModelEntry, cache: Path) -> torch.nn.Module:
     return models.create_model(entry, resolve_weights(entry, cache))
 
 
-_TRAIN_LOGITS: dict[tuple, torch.Tensor] = {}
-_TRAIN_LOGITS_KEPT = 4     # a task's units are grouped by teacher: a few entries suffice
+_TRAIN_OUTPUTS: dict[tuple, torch.Tensor] = {}
+_TRAIN_OUTPUTS_KEPT = 6    # a task's units are grouped by teacher: a few entries suffice
+
+
+def random_init_model(entry: ModelEntry, seed: int) -> torch.nn.Module:
+    """The entry's architecture, randomly initialised (`pretrained=False`) from `seed`, without
+    touching torch's global random state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return models.create_model(entry, pretrained=False)
+
+
+def train_outputs(entry: ModelEntry, dataset_name: str, cache: Path, kind: str = "logits",
+                  init_seed: int | None = None) -> torch.Tensor:
+    """A frozen model's outputs (`logits` or pooled `features`) on the whole transfer split,
+    computed once per process; `init_seed` set: the randomly initialised architecture instead.
+    Leaves torch's global random state as it was, cached or not.
+
+    The transfer split has no train-time augmentation, so these are exactly the outputs a
+    per-batch forward pass would give; units sharing a teacher in one task pay for it once.
+    """
+    key = (entry.fingerprint(), dataset_name, str(cache), kind, init_seed)
+    if key not in _TRAIN_OUTPUTS:
+        dataset = data.load_dataset(dataset_name, cache)
+        with torch.random.fork_rng(devices=[]):     # building a model draws random weights
+            model = (load_model(entry, cache) if init_seed is None
+                     else random_init_model(entry, init_seed))
+        outputs = models.predict_outputs(model, dataset.train_x, entry.mean, entry.std, kind)
+        while len(_TRAIN_OUTPUTS) >= _TRAIN_OUTPUTS_KEPT:
+            _TRAIN_OUTPUTS.pop(next(iter(_TRAIN_OUTPUTS)))
+        _TRAIN_OUTPUTS[key] = outputs
+    return _TRAIN_OUTPUTS[key]
 
 
 def train_logits(entry: ModelEntry, dataset_name: str, cache: Path) -> torch.Tensor:
-    """A frozen model's logits on the whole transfer split, computed once per process.
-
-    The transfer split has no train-time augmentation, so these are exactly the logits a
-    per-batch forward pass would give; units sharing a teacher in one task pay for it once.
-    """
-    key = (entry.fingerprint(), dataset_name, str(cache))
-    if key not in _TRAIN_LOGITS:
-        dataset = data.load_dataset(dataset_name, cache)
-        logits = models.predict_logits(load_model(entry, cache), dataset.train_x, entry.mean,
-                                        entry.std)
-        while len(_TRAIN_LOGITS) >= _TRAIN_LOGITS_KEPT:
-            _TRAIN_LOGITS.pop(next(iter(_TRAIN_LOGITS)))
-        _TRAIN_LOGITS[key] = logits
-    return _TRAIN_LOGITS[key]
+    """A frozen model's logits on the whole transfer split (`train_outputs`)."""
+    return train_outputs(entry, dataset_name, cache)

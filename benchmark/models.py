@@ -40,3 +40,24 @@ def predict_logits(model: torch.nn.Module, x_uint8: torch.Tensor, mean, std,
                    for i in range(0, len(x_uint8), batch_size)]
     # Joined outside inference mode: a plain tensor that autograd may save (as distillation targets).
     return torch.cat(batches)
+
+
+def features_and_logits(model: torch.nn.Module, x: torch.Tensor):
+    """(pooled pre-logits features, logits) of a timm model in one pass: the feature extractor
+    (`forward_features` + `forward_head(pre_logits=True)`) and the classifier on top, which is
+    exactly `model(x)` split in two (contrastive distillation trains both parts)."""
+    feats = model.forward_head(model.forward_features(x), pre_logits=True)
+    return feats, model.get_classifier()(feats)
+
+
+def predict_outputs(model: torch.nn.Module, x_uint8: torch.Tensor, mean, std,
+                    kind: str = "logits", batch_size: int = 512) -> torch.Tensor:
+    """float32 `logits` or pooled `features` [N, D] for uint8 images, in batches."""
+    if kind == "logits":
+        return predict_logits(model, x_uint8, mean, std, batch_size)
+    if kind != "features":
+        raise ValueError(f"unknown output kind {kind!r}; use logits or features")
+    with torch.inference_mode():
+        batches = [features_and_logits(model, normalize(x_uint8[i:i + batch_size], mean, std))[0]
+                   .float() for i in range(0, len(x_uint8), batch_size)]
+    return torch.cat(batches)

@@ -2,8 +2,16 @@
 
 SGD over the transfer split, evaluation after every epoch with the paper's metrics, a
 checkpoint after every epoch (a restarted unit resumes from it and ends with the same numbers),
-and the epoch and run rows written only when the run is complete.
+and the epoch and run rows written only when the run is complete. Units with a multi-teacher
+`mode` (sequential, parallel, soup) are run by `benchmark.multi` with the same pieces.
+
+The frozen outputs a method needs (its `references`) are computed once over the whole transfer
+split, before training: each reference name maps to a (model role, output kind); a role is played
+by a catalog entry (pretrained, or randomly initialised from the unit's seed) or, in a sequential
+multi-teacher step, by a snapshot of the student.
 """
+import copy
+import dataclasses
 import json
 import math
 import os
@@ -15,26 +23,44 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from safetensors.torch import save
 
 from benchmark import data, models
-from benchmark.loading import load_model, train_logits
-from benchmark.methods import get_method
+from benchmark.loading import load_model, train_outputs
+from benchmark.methods import SetupContext, TransferMethod, get_method, reference_spec
 from benchmark.metrics import transfer_metrics
 from benchmark.version import code_version
-from pairs.catalog import get_zoo
+from pairs.catalog import ModelEntry, get_zoo
 from results import TABLES, metric_column, predictions_matrix, write_part
 
 COMPLETE = ("ok", "diverged")
+# single-teacher units of these methods keep their final student (results/students/<key>), the
+# ingredients of multi-teacher soups
+KEEP_STUDENT_METHODS = ("kl_dp", "kl_dp_unsup")
+_STEP_METRICS = ("dist_delta", "knowledge_gain", "knowledge_loss")
 
 
 def checkpoint_path(results_dir, key: str) -> Path:
     return Path(results_dir) / "checkpoints" / f"{key}.pt"
 
 
+def student_path(results_dir, key: str) -> Path:
+    """The final student weights of a unit that keeps them (safetensors)."""
+    return Path(results_dir) / "students" / f"{key}.safetensors"
+
+
 def _save_checkpoint(path: Path, state: dict):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def save_student(path: Path, model: torch.nn.Module):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.safetensors")
+    tmp.write_bytes(save({k: v.detach().contiguous().clone() for k, v in
+                          model.state_dict().items()}))
     os.replace(tmp, path)
 
 
@@ -45,96 +71,259 @@ def _epoch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.T
     return list(order[:usable].split(batch_size))
 
 
-def run_transfer(unit: dict, results_dir, cache: Path, job_id: str = "") -> str:
-    """Run (or resume) one transfer unit; returns its status (`ok` or `diverged`)."""
-    started = datetime.now(timezone.utc)
-    wall0 = time.perf_counter()
+def unit_teachers(unit: dict) -> list[str]:
+    """A unit's teachers in plan order: the `teachers` list, or its single `teacher`."""
+    listed = unit.get("teachers") or unit["teacher"]
+    return [t for t in str(listed).split(",") if t]
+
+
+@dataclasses.dataclass
+class Source:
+    """A model playing a role: a catalog entry (pretrained, or the architecture randomly
+    initialised from `init_seed`), or a live `module` normalised as `entry`."""
+    entry: ModelEntry
+    init_seed: int | None = None
+    module: torch.nn.Module | None = None
+
+
+def n_train(params: dict, dataset: data.Dataset) -> int:
+    """How many samples of the transfer split a run uses (the first `train_samples`, 0 = all)."""
+    return min(params["train_samples"] or len(dataset.train_y), len(dataset.train_y))
+
+
+def reference_outputs(method: TransferMethod, sources: dict[str, Source], dataset: data.Dataset,
+                      cache: Path, n: int | None = None) -> dict[str, torch.Tensor]:
+    """The method's references over the transfer split (a live module's over its first `n`
+    samples only: they are not cached). Leaves torch's global RNG untouched, so whether an
+    output was cached never changes a run."""
+    refs = {}
+    for name in method.references:
+        role, kind = reference_spec(name)
+        if role not in sources:
+            raise ValueError(f"method {method.name!r} needs the {role!r} model, which this run "
+                             f"does not have (roles: {', '.join(sources)})")
+        src = sources[role]
+        if src.module is not None:
+            refs[name] = models.predict_outputs(src.module, dataset.train_x[:n], src.entry.mean,
+                                                src.entry.std, kind)
+        else:
+            refs[name] = train_outputs(src.entry, dataset.name, cache, kind, src.init_seed)
+    return refs
+
+
+class Trainer:
+    """One method training one student against fixed references: epochs, evaluation, state."""
+
+    def __init__(self, method: TransferMethod, student: torch.nn.Module, entry: ModelEntry,
+                 dataset: data.Dataset, refs: dict, params: dict, seed: int):
+        self.method, self.student, self.entry = method, student, entry
+        self.dataset, self.refs, self.params, self.seed = dataset, refs, params, seed
+        self.n_train = n_train(params, dataset)
+        method.setup(student, SetupContext(dataset.train_y[:self.n_train], dataset.num_classes,
+                                           refs, seed))
+        self.optimizer = torch.optim.SGD(list(student.parameters()) + method.parameters(),
+                                         lr=params["lr"], momentum=params["momentum"],
+                                         weight_decay=params["weight_decay"])
+        self.step = 0
+
+    def train_step(self, idx: torch.Tensor, batch: int) -> tuple[float, dict]:
+        """One optimiser step on the samples `idx`; returns (loss, logs), loss nan if it was not
+        finite (then nothing was updated)."""
+        x = data.normalize(self.dataset.train_x[idx], self.entry.mean, self.entry.std)
+        _, named_losses, logs = self.method.forward_train(
+            self.student, x, self.dataset.train_y[idx],
+            {name: r[idx] for name, r in self.refs.items()}, idx)
+        loss = sum(named_losses.values())
+        if not torch.isfinite(loss):
+            return math.nan, logs
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.method.after_step(self.student, self.step, batch)
+        self.step += 1
+        return loss.item(), logs
+
+    def train_epoch(self, epoch: int) -> tuple[dict, str]:
+        self.student.train()
+        t0 = time.perf_counter()
+        losses, teacher_inputs, seen, status = [], [], 0, "ok"
+        for batch, idx in enumerate(_epoch_order(self.n_train, self.params["batch_size"],
+                                                 self.seed, epoch)):
+            loss, logs = self.train_step(idx, batch)
+            if not math.isfinite(loss):
+                status = "diverged"
+                break
+            losses.append(loss)
+            seen += len(idx)
+            if "teacher_input" in logs:
+                teacher_inputs.append(logs["teacher_input"])
+        seconds = time.perf_counter() - t0
+        row = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else math.nan,
+               "teacher_input": float(np.mean(teacher_inputs)) if teacher_inputs else math.nan,
+               "images_per_s": seen / seconds if seconds > 0 else math.nan, "seconds": seconds}
+        return row, status
+
+    def eval_model(self) -> torch.nn.Module:
+        return self.method.eval_model(self.student)
+
+    def predict(self) -> np.ndarray:
+        """Eval-split predictions of the evaluated model (MCL: the slow weights)."""
+        model = self.eval_model()
+        model.eval()
+        preds = predict_eval(model, self.entry, self.dataset)
+        self.student.train()
+        return preds
+
+    def state(self) -> dict:
+        return {"student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "method": self.method.state_dict(), "step": self.step}
+
+    def load(self, state: dict):
+        self.student.load_state_dict(state["student"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.method.load_state_dict(state.get("method", {}))
+        self.step = state.get("step", 0)
+
+
+def predict_eval(model: torch.nn.Module, entry: ModelEntry, dataset: data.Dataset) -> np.ndarray:
+    model.eval()
+    return models.predict_logits(model, dataset.eval_x, entry.mean, entry.std).argmax(1).numpy()
+
+
+@dataclasses.dataclass
+class RunContext:
+    """What every run of a unit shares: models, data and the measured starting predictions."""
+    unit: dict
+    student_entry: ModelEntry
+    teachers: list[ModelEntry]
+    params: dict
+    seed: int
+    compat: str | None
+    dataset: data.Dataset
+    labels: np.ndarray
+    preds: dict[str, np.ndarray]          # eval predictions of the student (initial) and teachers
+    started: datetime
+    wall0: float
+
+    @property
+    def zero_preds(self) -> np.ndarray:
+        return self.preds[self.student_entry.name]
+
+    def acc(self, name: str) -> float:
+        return 100.0 * float(np.mean(self.preds[name] == self.labels))
+
+
+def load_context(unit: dict, results_dir, cache: Path) -> RunContext:
+    started, wall0 = datetime.now(timezone.utc), time.perf_counter()
     zoo = get_zoo(unit["zoo"])
-    teacher, student_entry = zoo.get(unit["teacher"]), zoo.get(unit["student"])
-    params = json.loads(unit["params"])
-    seed, compat = int(unit["seed"]), unit["compat"] or None
-    dataset = data.load_dataset(unit["dataset"], cache)
-    labels, preds, _ = predictions_matrix(results_dir, unit["dataset"],
-                                          [student_entry.name, teacher.name])
-    zero_preds, teacher_preds = preds
-    acc_s, acc_t = (100.0 * float(np.mean(p == labels)) for p in preds)
+    student_entry = zoo.get(unit["student"])
+    teachers = [zoo.get(t) for t in unit_teachers(unit)]
+    names = list(dict.fromkeys([student_entry.name] + [t.name for t in teachers]))
+    labels, preds, _ = predictions_matrix(results_dir, unit["dataset"], names)
+    return RunContext(unit=unit, student_entry=student_entry, teachers=teachers,
+                      params=json.loads(unit["params"]), seed=int(unit["seed"]),
+                      compat=unit["compat"] or None,
+                      dataset=data.load_dataset(unit["dataset"], cache), labels=labels,
+                      preds=dict(zip(names, preds)), started=started, wall0=wall0)
 
-    method = get_method(unit["method"])(params)
-    frozen = {"teacher": teacher, "frozen": student_entry}
-    refs = {name: train_logits(frozen[name], unit["dataset"], cache) for name in method.references}
 
-    torch.manual_seed(seed)
-    student = load_model(student_entry, cache)
-    optimizer = torch.optim.SGD(student.parameters(), lr=params["lr"],
-                                momentum=params["momentum"], weight_decay=params["weight_decay"])
-    ckpt_file = checkpoint_path(results_dir, unit["key"])
+def evaluate_epoch(ctx: RunContext, dist_preds: np.ndarray, row: dict, status: str,
+                   teacher: str, step: int = 0, zero_step_preds: np.ndarray | None = None
+                   ) -> tuple[dict, str]:
+    """The epoch row's metrics against `teacher` (and, for a multi-teacher step, against the
+    predictions at the start of the step); status becomes `diverged` when accuracy fell more
+    than diverge_margin points below the student's start."""
+    args = (ctx.preds[teacher], ctx.labels, ctx.dataset.num_classes)
+    metrics = transfer_metrics(ctx.zero_preds, dist_preds, *args, compat=ctx.compat)
+    row.update({metric_column(k): v for k, v in metrics.items()})
+    if zero_step_preds is not None:
+        metrics = transfer_metrics(zero_step_preds, dist_preds, *args, compat=ctx.compat)
+    row.update({f"{k}_step": metrics[k] for k in _STEP_METRICS}, step=step, step_teacher=teacher)
+    acc = row["student_acc"]
+    if status == "ok" and not (math.isfinite(acc)
+                               and acc >= ctx.acc(ctx.student_entry.name)
+                               - ctx.params["diverge_margin"]):
+        status = "diverged"
+    return row, status
+
+
+def train_run(ctx: RunContext, method: TransferMethod, sources: dict[str, Source],
+              metric_teacher: str, results_dir, cache: Path) -> tuple[list, str, Trainer]:
+    """Train (or resume) one single-method run to its last epoch; returns (rows, status,
+    trainer). The checkpoint is left in place (the caller removes it once results are written)."""
+    refs = reference_outputs(method, sources, ctx.dataset, cache)
+    torch.manual_seed(ctx.seed)
+    student = load_model(ctx.student_entry, cache)
+    trainer = Trainer(method, student, ctx.student_entry, ctx.dataset, refs, ctx.params, ctx.seed)
+    ckpt_file = checkpoint_path(results_dir, ctx.unit["key"])
     rows, status = [], "ok"
     if ckpt_file.is_file():
         state = torch.load(ckpt_file, weights_only=True)
-        student.load_state_dict(state["student"])
-        optimizer.load_state_dict(state["optimizer"])
+        trainer.load(state)
         torch.set_rng_state(state["rng"])
         rows, status = state["rows"], state["status"]
-
-    while len(rows) < params["epochs"] and status == "ok":
-        epoch = len(rows)
-        row, status = _train_epoch(student, method, optimizer, dataset, refs, params, seed, epoch,
-                                   student_entry)
-        student.eval()
-        dist_preds = models.predict_logits(student, dataset.eval_x, student_entry.mean,
-                                           student_entry.std).argmax(1).numpy()
-        student.train()
-        metrics = transfer_metrics(zero_preds, dist_preds, teacher_preds, labels,
-                                   dataset.num_classes, compat=compat)
-        row.update({metric_column(k): v for k, v in metrics.items()})
-        if status == "ok" and row["student_acc"] < acc_s - params["diverge_margin"]:
-            status = "diverged"
+    while len(rows) < ctx.params["epochs"] and status == "ok":
+        row, status = trainer.train_epoch(len(rows))
+        row, status = evaluate_epoch(ctx, trainer.predict(), row, status, metric_teacher)
         rows.append(row)
-        _save_checkpoint(ckpt_file, {"student": student.state_dict(),
-                                     "optimizer": optimizer.state_dict(),
-                                     "rng": torch.get_rng_state(), "rows": rows, "status": status})
+        _save_checkpoint(ckpt_file, {**trainer.state(), "rng": torch.get_rng_state(),
+                                     "rows": rows, "status": status})
+    return rows, status, trainer
 
-    epochs = pd.DataFrame(rows).assign(key=unit["key"])
-    write_part(results_dir, "transfer_epochs", epochs[TABLES["transfer_epochs"].names], unit["key"])
+
+def write_results(ctx: RunContext, rows: list, status: str, results_dir, job_id: str = "",
+                  epochs: int | None = None) -> None:
+    """The unit's transfer_epochs rows, then its transfer_runs row (the mark of completion)."""
+    unit = ctx.unit
+    frame = pd.DataFrame(rows).assign(key=unit["key"])
+    write_part(results_dir, "transfer_epochs", frame[TABLES["transfer_epochs"].names], unit["key"])
     last = rows[-1]
+    teacher = ctx.teachers[0].name
+    acc_t, acc_s = ctx.acc(teacher), ctx.acc(ctx.student_entry.name)
     run = {
         **{k: unit[k] for k in ("key", "plan", "teacher", "student", "method", "params",
                                 "seed", "dataset")},
-        "compat": unit["compat"] or "", "status": status, "epochs": len(rows),
+        "teachers": ",".join(t.name for t in ctx.teachers), "mode": unit.get("mode") or "",
+        "compat": unit["compat"] or "", "status": status,
+        "epochs": len(rows) if epochs is None else epochs,
         "acc_t": acc_t, "acc_s": acc_s, "ts_diff": acc_t - acc_s,
         **{k: last[k] for k in ("student_acc", "dist_delta", "knowledge_gain", "knowledge_loss",
                                 "transfer_rate")},
-        "error": "", "wall_s": time.perf_counter() - wall0, "host": socket.gethostname(),
+        "error": "", "wall_s": time.perf_counter() - ctx.wall0, "host": socket.gethostname(),
         "job_id": job_id, "code_version": code_version(),
-        "started_at": started, "finished_at": datetime.now(timezone.utc),
+        "started_at": ctx.started, "finished_at": datetime.now(timezone.utc),
     }
     write_part(results_dir, "transfer_runs", pd.DataFrame([run]), unit["key"])
-    ckpt_file.unlink(missing_ok=True)
+
+
+def run_transfer(unit: dict, results_dir, cache: Path, job_id: str = "",
+                 keep_student: bool | None = None) -> str:
+    """Run (or resume) one transfer unit; returns its status (`ok` or `diverged`).
+
+    `keep_student` saves the final (evaluated) student to `student_path`; by default only
+    single-teacher units of KEEP_STUDENT_METHODS do (the ingredients of soups).
+    """
+    if unit.get("mode"):
+        from benchmark.multi import run_multi
+        return run_multi(unit, results_dir, cache, job_id)
+    ctx = load_context(unit, results_dir, cache)
+    teacher = ctx.teachers[0]
+    method = get_method(unit["method"])(ctx.params, ctx.compat)
+    sources = {"teacher": Source(teacher), "student": Source(ctx.student_entry),
+               "random_teacher": Source(teacher, init_seed=ctx.seed)}
+    rows, status, trainer = train_run(ctx, method, sources, teacher.name, results_dir, cache)
+    if keep_student or (keep_student is None and unit["method"] in KEEP_STUDENT_METHODS):
+        save_student(student_path(results_dir, unit["key"]), trainer.eval_model())
+    write_results(ctx, rows, status, results_dir, job_id)
+    checkpoint_path(results_dir, unit["key"]).unlink(missing_ok=True)
     return status
 
 
-def _train_epoch(student, method, optimizer, dataset, refs, params, seed, epoch, entry):
-    student.train()
-    t0 = time.perf_counter()
-    losses, teacher_inputs, seen, status = [], [], 0, "ok"
-    n_train = params["train_samples"] or len(dataset.train_y)
-    for idx in _epoch_order(min(n_train, len(dataset.train_y)), params["batch_size"], seed, epoch):
-        x = data.normalize(dataset.train_x[idx], entry.mean, entry.std)
-        _, named_losses, logs = method.forward_train(
-            student, x, dataset.train_y[idx], {name: r[idx] for name, r in refs.items()})
-        loss = sum(named_losses.values())
-        if not torch.isfinite(loss):
-            status = "diverged"
-            break
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-        seen += len(idx)
-        if "teacher_input" in logs:
-            teacher_inputs.append(logs["teacher_input"])
-    seconds = time.perf_counter() - t0
-    row = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else math.nan,
-           "teacher_input": float(np.mean(teacher_inputs)) if teacher_inputs else math.nan,
-           "images_per_s": seen / seconds if seconds > 0 else math.nan, "seconds": seconds}
-    return row, status
+def snapshot(model: torch.nn.Module, state: dict | None = None) -> torch.nn.Module:
+    """A frozen copy of `model` (with `state` loaded, if given), in eval mode."""
+    copied = copy.deepcopy(model)
+    if state is not None:
+        copied.load_state_dict(state)
+    for p in copied.parameters():
+        p.requires_grad_(False)
+    return copied.eval()

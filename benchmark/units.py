@@ -83,6 +83,7 @@ def record_failure(unit: dict, results_dir, error: BaseException, job_id: str = 
     row = dict.fromkeys(TABLES["transfer_runs"].names)
     row.update({k: unit[k] for k in ("key", "plan", "teacher", "student", "method", "params",
                                      "seed", "dataset")})
+    row.update(teachers=unit.get("teachers") or unit["teacher"], mode=unit.get("mode") or "")
     row.update(compat=unit["compat"] or "", status="failed", epochs=0, job_id=job_id,
                error="".join(traceback.format_exception(error)), host=socket.gethostname(),
                code_version=code_version(), started_at=now, finished_at=now)

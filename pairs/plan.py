@@ -3,6 +3,7 @@
 Each row is one transfer unit with its deterministic key. Method parameters arrive already
 resolved (defaults included), so the key changes whenever anything that changes a result does.
 """
+import hashlib
 import json
 import os
 import uuid
@@ -16,9 +17,13 @@ import pyarrow.parquet as pq
 from pairs.catalog import Zoo
 from pairs.keys import unit_key
 
-PLAN_VERSION = "1"
+# version 2 added `teachers` (comma-joined, ordered; == teacher for a single-teacher unit) and
+# `mode` ('' for single-teacher units; sequential, sequential_desc, parallel or soup, see
+# benchmark/multi.py). Version 1 plans are still read, as single-teacher units.
+PLAN_VERSION = "2"
+READABLE_PLAN_VERSIONS = ("1", PLAN_VERSION)
 PLAN_COLUMNS = ["plan", "key", "zoo", "dataset", "teacher", "student", "method", "params",
-                "seed", "compat"]
+                "seed", "compat", "teachers", "mode"]
 
 
 class PlanError(ValueError):
@@ -41,27 +46,56 @@ def random_pairs(names: list[str], n: int, seed: int) -> list[tuple[str, str]]:
     return [(names[t], names[s]) for t, s in zip(teacher, student)]
 
 
-def make_plan(zoo: Zoo, pairs: list[tuple[str, str]], methods: dict[str, dict],
-              seeds: list[int], compat: str | None = None) -> pd.DataFrame:
-    """Pairs x methods x seeds. `methods` maps a method name to its resolved parameters."""
-    if not pairs or not methods or not seeds:
+def make_plan(zoo: Zoo, pairs, methods: dict[str, dict], seeds: list[int],
+              compat: str | None = None) -> pd.DataFrame:
+    """Pairs x methods x seeds. `pairs` is a sequence of (teacher, student) names (or a
+    two-column array); `methods` maps a method name to its resolved parameters.
+
+    Vectorised: 100,000 pairs take well under a second (tests/test_bench_planner.py).
+    """
+    # a pair or seed listed twice plans its units once
+    pairs = pd.DataFrame(np.asarray(pairs, dtype=object).reshape(-1, 2)).drop_duplicates()
+    pairs = pairs.to_numpy(dtype=object)
+    seeds = list(dict.fromkeys(int(s) for s in seeds))
+    if not len(pairs) or not methods or not seeds:
         raise PlanError("a plan needs at least one pair, one method and one seed")
-    fingerprints = {m.name: m.fingerprint() for m in zoo.models}
-    for name in {n for pair in pairs for n in pair} - set(fingerprints):
+    used = set(pairs.ravel())
+    fingerprints = {m.name: m.fingerprint() for m in zoo.models if m.name in used}
+    for name in sorted(used - set(fingerprints)):
         zoo.get(name)   # raises the unknown-model error
-    rows = []
-    for teacher, student in pairs:
-        for method, params in methods.items():
-            params_json = json.dumps(params, sort_keys=True)
-            for seed in seeds:
-                key = unit_key("transfer", teacher=fingerprints[teacher],
-                               student=fingerprints[student], dataset=zoo.dataset,
-                               method=method, params=params_json, seed=seed, compat=compat or "")
-                rows.append((key, zoo.name, zoo.dataset, teacher, student, method, params_json,
-                             seed, compat or ""))
-    df = pd.DataFrame(rows, columns=PLAN_COLUMNS[1:]).drop_duplicates("key")
-    df.insert(0, "plan", unit_key("plan", keys=sorted(df["key"])))
-    return df.reset_index(drop=True)
+    n_pairs, n_methods, n_seeds = len(pairs), len(methods), len(seeds)
+    params_json = [json.dumps(p, sort_keys=True) for p in methods.values()]
+    # rows in the order pair, then method, then seed
+    method_idx = np.tile(np.repeat(np.arange(n_methods), n_seeds), n_pairs)
+    seed_col = np.tile(np.asarray(seeds, dtype=np.int64), n_pairs * n_methods)
+    teacher = np.repeat(pairs[:, 0], n_methods * n_seeds)
+    student = np.repeat(pairs[:, 1], n_methods * n_seeds)
+    keys = _transfer_keys(teacher, student, fingerprints, zoo.dataset, list(methods),
+                          params_json, method_idx, seed_col, compat or "")
+    return pd.DataFrame({
+        "plan": unit_key("plan", keys=sorted(keys)), "key": keys, "zoo": zoo.name,
+        "dataset": zoo.dataset, "teacher": teacher, "student": student,
+        "method": np.asarray(list(methods), dtype=object)[method_idx],
+        "params": np.asarray(params_json, dtype=object)[method_idx],
+        "seed": seed_col, "compat": compat or "", "teachers": teacher, "mode": "",
+    })
+
+
+def _transfer_keys(teacher, student, fingerprints, dataset, method_names, params_json,
+                   method_idx, seeds, compat) -> list[str]:
+    """`unit_key("transfer", ...)` of every row, built as one string per row.
+
+    The JSON text is exactly what `unit_key` hashes (sorted keys, compact separators): the
+    parts shared by many rows are encoded once, so a row costs a concatenation and a hash.
+    """
+    dumps = json.dumps
+    fp_json = {name: dumps(fp) for name, fp in fingerprints.items()}
+    heads = [f'{{"compat":{dumps(compat)},"dataset":{dumps(dataset)},"method":{dumps(m)},'
+             f'"params":{dumps(p)},"seed":' for m, p in zip(method_names, params_json)]
+    blobs = [f'{heads[m]}{s},"student":{fp_json[st]},"teacher":{fp_json[t]}}}'
+             for t, st, m, s in zip(teacher, student, method_idx.tolist(), seeds.tolist())]
+    sha = hashlib.sha256
+    return ["transfer-" + sha(b.encode()).hexdigest()[:16] for b in blobs]
 
 
 def write_plan(plan: pd.DataFrame, path) -> Path:
@@ -87,12 +121,25 @@ def read_plan(path) -> pd.DataFrame:
     except (pa.ArrowInvalid, OSError) as e:
         raise PlanError(f"plan {path} is not a readable Parquet file ({e})") from None
     version = (table.schema.metadata or {}).get(b"ktbench_plan_version", b"").decode()
-    if version != PLAN_VERSION:
+    if version not in READABLE_PLAN_VERSIONS:
         raise PlanError(f"plan {path} has schema version {version or 'none'}, this ktbench "
-                        f"reads version {PLAN_VERSION}; re-create it with `ktbench plan`")
+                        f"reads versions {', '.join(READABLE_PLAN_VERSIONS)}; re-create it "
+                        "with `ktbench plan`")
     plan = table.to_pandas()
+    if version == "1":     # single-teacher units only
+        plan = plan.assign(teachers=plan["teacher"], mode="")
     if missing := set(PLAN_COLUMNS) - set(plan.columns):
         raise PlanError(f"plan {path} lacks columns {sorted(missing)}")
     if plan.empty:
         raise PlanError(f"plan {path} is empty")
     return plan
+
+
+def teacher_student_pairs(plan: pd.DataFrame) -> pd.DataFrame:
+    """Distinct (teacher, student, compat) of a plan, one per teacher of each unit's `teachers`
+    list (multi-teacher units need every teacher's predictions and pair statistics)."""
+    if "teachers" not in plan.columns:
+        return plan[["teacher", "student", "compat"]].drop_duplicates()
+    lists = plan["teachers"].where(plan["teachers"].astype(bool), plan["teacher"])
+    pairs = plan[["student", "compat"]].assign(teacher=lists.str.split(",")).explode("teacher")
+    return pairs[["teacher", "student", "compat"]].drop_duplicates().reset_index(drop=True)

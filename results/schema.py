@@ -49,15 +49,46 @@ TABLES: dict[str, pa.Schema] = {
         [("key", _str), ("epoch", _i32)]
         + [(m, _f64) for m in TRANSFER_METRICS]
         + [("teacher_input", _f64), ("loss", _f64), ("images_per_s", _f64), ("seconds", _f64)]
+        # multi-teacher sequential runs: the step (0 for single-teacher runs), its teacher, and
+        # the change from the predictions at the start of the step (= the run's own otherwise)
+        + [("step", _i32), ("step_teacher", _str), ("dist_delta_step", _f64),
+           ("knowledge_gain_step", _f64), ("knowledge_loss_step", _f64)]
     ),
     "transfer_runs": pa.schema([
         ("key", _str), ("plan", _str), ("teacher", _str), ("student", _str), ("method", _str),
         ("params", _str), ("seed", _i64), ("dataset", _str), ("compat", _str), ("status", _str),
+        # multi-teacher transfer: the comma-joined teacher list and the mode (sequential,
+        # sequential_desc, parallel, soup); single-teacher runs: teachers == teacher, mode ''
+        ("teachers", _str), ("mode", _str),
         ("epochs", _i32), ("acc_t", _f64), ("acc_s", _f64), ("ts_diff", _f64),
         ("student_acc", _f64), ("dist_delta", _f64), ("knowledge_gain", _f64),
         ("knowledge_loss", _f64), ("transfer_rate", _f64), ("error", _str),
         ("wall_s", _f64), ("host", _str), ("job_id", _str), ("code_version", _str),
         ("started_at", pa.timestamp("us", tz="UTC")), ("finished_at", pa.timestamp("us", tz="UTC")),
+    ]),
+    # predictors (benchmark/features.py, benchmark/predictors/): one row per model and split of
+    # stored feature arrays (<results>/<path>/<split>_{features,logits,labels}.npy) ...
+    "features": pa.schema([
+        ("key", _str), ("model", _str), ("dataset", _str), ("split", _str), ("samples", _i32),
+        ("dim", _i32), ("num_logits", _i32), ("path", _str), ("top1", _f64), ("seconds", _f64),
+    ]),
+    # ... per-model transferability scores on a split ...
+    "model_predictors": pa.schema([
+        ("model", _str), ("dataset", _str), ("split", _str), ("samples", _i32), ("dim", _i32),
+        ("top1", _f64), ("tmi", _f64), ("logme", _f64), ("hscore", _f64), ("leep", _f64),
+        ("nce", _f64),
+    ]),
+    # ... per-pair scores ...
+    "pair_predictors": pa.schema([
+        ("teacher", _str), ("student", _str), ("dataset", _str), ("split", _str),
+        ("samples", _i32), ("cka_samples", _i32), ("cka", _f64), ("kappa", _f64),
+        ("leep_err", _f64), ("nce_err", _f64),
+    ]),
+    # ... and teacher sets for a student (greedy, random, accuracy-sorted) with their coverage
+    "teacher_sets": pa.schema([
+        ("dataset", _str), ("split", _str), ("student", _str), ("k", _i32), ("strategy", _str),
+        ("teachers", _str), ("coverage", _f64), ("redundancy", _f64), ("score", _f64),
+        ("oracle_acc", _f64), ("lam", _f64), ("draws", _i32),
     ]),
 }
 
@@ -68,4 +99,8 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "class_flips": ("teacher", "student", "dataset", "class"),
     "transfer_epochs": ("key", "epoch"),
     "transfer_runs": ("key",),
+    "features": ("key", "split"),
+    "model_predictors": ("model", "dataset", "split"),
+    "pair_predictors": ("teacher", "student", "dataset", "split"),
+    "teacher_sets": ("dataset", "split", "student", "k", "strategy"),
 }

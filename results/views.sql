@@ -190,3 +190,98 @@ SELECT * FROM (
         ELSE 'SELECT NULL AS "key" WHERE false' END)
 )
 QUALIFY row_number() OVER (PARTITION BY "key") = 1;
+
+SET VARIABLE kt_parts_features = (
+    SELECT coalesce(list(file ORDER BY file), [])
+    FROM glob(getvariable('kt_results') || '/features/*.parquet'));
+CREATE OR REPLACE VIEW "features" AS
+SELECT * FROM (
+    SELECT NULL::VARCHAR AS "key",
+           NULL::VARCHAR AS "model",
+           NULL::VARCHAR AS "dataset",
+           NULL::VARCHAR AS "split",
+           NULL::INTEGER AS "samples",
+           NULL::INTEGER AS "dim",
+           NULL::INTEGER AS "num_logits",
+           NULL::VARCHAR AS "path",
+           NULL::DOUBLE AS "top1",
+           NULL::DOUBLE AS "seconds"
+    WHERE false
+    UNION ALL BY NAME
+    SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_features')) > 0
+        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_features''), union_by_name = true)'
+        ELSE 'SELECT NULL AS "key" WHERE false' END)
+)
+QUALIFY row_number() OVER (PARTITION BY "key", "split") = 1;
+
+SET VARIABLE kt_parts_model_predictors = (
+    SELECT coalesce(list(file ORDER BY file), [])
+    FROM glob(getvariable('kt_results') || '/model_predictors/*.parquet'));
+CREATE OR REPLACE VIEW "model_predictors" AS
+SELECT * FROM (
+    SELECT NULL::VARCHAR AS "model",
+           NULL::VARCHAR AS "dataset",
+           NULL::VARCHAR AS "split",
+           NULL::INTEGER AS "samples",
+           NULL::INTEGER AS "dim",
+           NULL::DOUBLE AS "top1",
+           NULL::DOUBLE AS "tmi",
+           NULL::DOUBLE AS "logme",
+           NULL::DOUBLE AS "hscore",
+           NULL::DOUBLE AS "leep",
+           NULL::DOUBLE AS "nce"
+    WHERE false
+    UNION ALL BY NAME
+    SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_model_predictors')) > 0
+        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_model_predictors''), union_by_name = true)'
+        ELSE 'SELECT NULL AS "model" WHERE false' END)
+)
+QUALIFY row_number() OVER (PARTITION BY "model", "dataset", "split") = 1;
+
+SET VARIABLE kt_parts_pair_predictors = (
+    SELECT coalesce(list(file ORDER BY file), [])
+    FROM glob(getvariable('kt_results') || '/pair_predictors/*.parquet'));
+CREATE OR REPLACE VIEW "pair_predictors" AS
+SELECT * FROM (
+    SELECT NULL::VARCHAR AS "teacher",
+           NULL::VARCHAR AS "student",
+           NULL::VARCHAR AS "dataset",
+           NULL::VARCHAR AS "split",
+           NULL::INTEGER AS "samples",
+           NULL::INTEGER AS "cka_samples",
+           NULL::DOUBLE AS "cka",
+           NULL::DOUBLE AS "kappa",
+           NULL::DOUBLE AS "leep_err",
+           NULL::DOUBLE AS "nce_err"
+    WHERE false
+    UNION ALL BY NAME
+    SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_pair_predictors')) > 0
+        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_pair_predictors''), union_by_name = true)'
+        ELSE 'SELECT NULL AS "teacher" WHERE false' END)
+)
+QUALIFY row_number() OVER (PARTITION BY "teacher", "student", "dataset", "split") = 1;
+
+SET VARIABLE kt_parts_teacher_sets = (
+    SELECT coalesce(list(file ORDER BY file), [])
+    FROM glob(getvariable('kt_results') || '/teacher_sets/*.parquet'));
+CREATE OR REPLACE VIEW "teacher_sets" AS
+SELECT * FROM (
+    SELECT NULL::VARCHAR AS "dataset",
+           NULL::VARCHAR AS "split",
+           NULL::VARCHAR AS "student",
+           NULL::INTEGER AS "k",
+           NULL::VARCHAR AS "strategy",
+           NULL::VARCHAR AS "teachers",
+           NULL::DOUBLE AS "coverage",
+           NULL::DOUBLE AS "redundancy",
+           NULL::DOUBLE AS "score",
+           NULL::DOUBLE AS "oracle_acc",
+           NULL::DOUBLE AS "lam",
+           NULL::INTEGER AS "draws"
+    WHERE false
+    UNION ALL BY NAME
+    SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_teacher_sets')) > 0
+        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_teacher_sets''), union_by_name = true)'
+        ELSE 'SELECT NULL AS "dataset" WHERE false' END)
+)
+QUALIFY row_number() OVER (PARTITION BY "dataset", "split", "student", "k", "strategy") = 1;

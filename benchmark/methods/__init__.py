@@ -2,9 +2,11 @@
 
 Importing this package registers the built-in methods.
 """
-from benchmark.methods.base import (TRAIN_DEFAULTS, TransferMethod, get_method, list_methods,
-                                    register_method, resolve_params)
-from benchmark.methods import kl, kl_dp  # noqa: F401,E402  (registration)
+from benchmark.methods.base import (REFERENCES, TRAIN_DEFAULTS, SetupContext, TransferMethod,
+                                    get_method, list_methods, reference_spec, register_method,
+                                    resolve_params)
+from benchmark.methods import (cd, crd, kl, kl_dp, random_teacher, self_distill,  # noqa: F401,E402
+                               xe_finetune, xekl, xekl_mcl)
 
-__all__ = ["TRAIN_DEFAULTS", "TransferMethod", "get_method", "list_methods", "register_method",
-           "resolve_params"]
+__all__ = ["REFERENCES", "TRAIN_DEFAULTS", "SetupContext", "TransferMethod", "get_method",
+           "list_methods", "reference_spec", "register_method", "resolve_params"]

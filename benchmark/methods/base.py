@@ -2,9 +2,19 @@
 
 A method turns one batch into the student's logits and named losses (mdistiller's
 `forward_train`); the trainer owns the optimiser, data order, evaluation and checkpoints.
-Frozen outputs a method needs (teacher, frozen initial student) arrive precomputed in `refs`,
-so the trainer can share or cache them across methods and epochs.
+Frozen outputs a method needs arrive precomputed in `refs`, one tensor per name in
+`references`, so the trainer can share or cache them across methods and epochs. Each reference
+name maps to a (model role, output kind) in `REFERENCES`: the trainer computes the output of the
+model playing that role once over the whole transfer split (the split has no augmentation).
+
+Hooks a stateful method may override (the trainer calls them in this order):
+`setup` once before the optimiser is built (and before a checkpoint is restored), `parameters`
+for trainable modules of its own, `forward_train` per batch, `after_step` after each optimiser
+step, `eval_model` for the module to evaluate, and `state_dict` / `load_state_dict` for what
+must survive a resume.
 """
+import dataclasses
+import re
 from typing import ClassVar
 
 import torch
@@ -17,20 +27,76 @@ TRAIN_DEFAULTS = {"lr": 1e-4, "momentum": 0.9, "weight_decay": 1e-4, "epochs": 2
                   # a run whose accuracy falls this many points below its start is `diverged`
                   "diverge_margin": 20.0}
 
+# reference name -> (model role, output kind). Roles: `teacher` (the unit's teacher),
+# `student` (the frozen initial student; in a sequential multi-teacher step, the student as it
+# was when the step began), `random_teacher` (the teacher's architecture, randomly initialised
+# from the unit's seed), `teacher<i>` (the i-th teacher of a multi-teacher unit).
+# Kinds: `logits`, `features` (timm pooled pre-logits features).
+REFERENCES: dict[str, tuple[str, str]] = {
+    "teacher": ("teacher", "logits"),
+    "frozen": ("student", "logits"),
+    "teacher_features": ("teacher", "features"),
+    "random_teacher": ("random_teacher", "logits"),
+}
+_INDEXED_TEACHER = re.compile(r"^teacher(\d+)$")
+
+
+def reference_spec(name: str) -> tuple[str, str]:
+    """(model role, output kind) of a reference name."""
+    if name in REFERENCES:
+        return REFERENCES[name]
+    if _INDEXED_TEACHER.match(name):
+        return name, "logits"
+    raise KeyError(f"unknown reference {name!r}; references: {', '.join(REFERENCES)}, teacher<i>")
+
+
+@dataclasses.dataclass
+class SetupContext:
+    """What `TransferMethod.setup` may look at: the transfer split as the trainer uses it."""
+    train_y: torch.Tensor                  # labels of the samples used (indices 0..n_train-1)
+    num_classes: int
+    refs: dict[str, torch.Tensor]          # the full reference outputs, rows = samples
+    seed: int
+
 
 class TransferMethod:
     name: ClassVar[str]
     references: ClassVar[tuple[str, ...]] = ("teacher",)   # frozen outputs forward_train needs
     defaults: ClassVar[dict] = {}                          # over TRAIN_DEFAULTS
     description: ClassVar[str] = ""
+    control: ClassVar[bool] = False     # a control arm (no knowledge from a trained teacher)
 
-    def __init__(self, params: dict):
+    def __init__(self, params: dict, compat: str | None = None):
         self.params = params
+        self.compat = compat or None
+
+    def setup(self, student: torch.nn.Module, context: SetupContext) -> None:
+        """Once per run, after the student is loaded and before the optimiser is built."""
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        """Trainable parameters besides the student's (the optimiser trains both)."""
+        return []
 
     def forward_train(self, student: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-                      refs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict, dict]:
-        """-> (student logits, named losses summed for the step, named logs such as teacher_input)."""
+                      refs: dict[str, torch.Tensor], idx: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, dict, dict]:
+        """-> (student logits, named losses summed for the step, named logs such as
+        teacher_input). `idx` are the batch's sample indices in the transfer split."""
         raise NotImplementedError
+
+    def after_step(self, student: torch.nn.Module, step: int, batch: int) -> None:
+        """After each optimiser step; `step` counts steps over the run from 0, `batch` within
+        the epoch from 0."""
+
+    def eval_model(self, student: torch.nn.Module) -> torch.nn.Module:
+        """The module whose predictions are evaluated after an epoch (MCL: the slow weights)."""
+        return student
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
 
 _METHODS: dict[str, type[TransferMethod]] = {}

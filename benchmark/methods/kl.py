@@ -8,7 +8,8 @@ class KLDist(TransferMethod):
     name = "kl"
     description = "KL-Dist: KL(teacher || student) on every sample (alpha 1)"
 
-    def forward_train(self, student, x, y, refs):
+    def forward_train(self, student, x, y, refs, idx=None):
         logits = student(x)
-        loss = distill_kl(logits, refs["teacher"], T=self.params["T"], topk=self.params["topk"])
+        loss = distill_kl(logits, refs["teacher"], T=self.params["T"], topk=self.params["topk"],
+                          compat=self.compat)
         return logits, {"kl": loss}, {}

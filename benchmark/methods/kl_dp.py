@@ -3,7 +3,7 @@
 Each sample is distilled from whichever of the teacher and the frozen initial student is the
 more confident, so the student learns the teacher's complementary knowledge and keeps its own.
 """
-from benchmark.losses import distill_kl, dp_targets
+from benchmark.losses import dp_kl
 from benchmark.methods.base import TransferMethod, register_method
 
 
@@ -14,11 +14,11 @@ class KLDataPartition(TransferMethod):
     description = "KL + DP: teacher where its true-class probability beats the frozen student's"
     supervised = True
 
-    def forward_train(self, student, x, y, refs):
+    def forward_train(self, student, x, y, refs, idx=None):
         logits = student(x)
-        target, teacher_mask = dp_targets(refs["teacher"], refs["frozen"],
-                                          y if self.supervised else None)
-        loss = distill_kl(logits, target, T=self.params["T"], topk=self.params["topk"])
+        loss, teacher_mask = dp_kl(logits, refs["teacher"], refs["frozen"],
+                                   y if self.supervised else None, T=self.params["T"],
+                                   topk=self.params["topk"], compat=self.compat)
         return logits, {"kl": loss}, {"teacher_input": 100.0 * teacher_mask.float().mean().item()}
 
 

@@ -1,2 +1,2 @@
 """Built-in zoo catalogs; importing this package registers them."""
-from pairs.zoos import micro  # noqa: F401
+from pairs.zoos import micro, timm_zoo  # noqa: F401

@@ -1,0 +1,128 @@
+"""KL+DP steps of real-size timm pairs on a GPU (issue 8, target 5). Skipped without CUDA.
+
+ImageNet-size models (random weights, 1000 classes) at 224 px, batch 128, bf16 autocast and
+channels_last, on one fixed random batch already on the device (no data loading). Per pair:
+
+- `plain`: the student's own training step (cross-entropy, SGD);
+- `kl_dp_online`: KL+DP as on augmented ImageNet: teacher and frozen initial student forward the
+  same batch (no grad), the student trains on `losses.dp_kl` (the harness's loss);
+- `kl_dp_cached`: KL+DP with the frozen models' logits given (the harness's path on a transfer
+  split without augmentation, where `loading.train_outputs` computes them once).
+
+Blocks of steps alternate between the variants; the figures are medians over blocks, with
+CUDA synchronised around each block. `--device cpu` (or `quick`) dry-runs the code path with
+timm's tiny test models at 32 px, no autocast: it measures nothing real.
+"""
+import copy
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+PAIRS = (("resnet50", "resnet18"), ("convnext_tiny", "resnet50"),
+         ("vit_small_patch16_224", "resnet50"), ("resnet50", "vit_small_patch16_224"))
+QUICK_PAIRS = (("test_resnet", "test_efficientnet"),)
+VARIANTS = ("plain", "kl_dp_online", "kl_dp_cached")
+
+
+def _model(name: str, device, channels_last: bool, num_classes: int):
+    import timm
+    model = timm.create_model(name, pretrained=False, num_classes=num_classes).to(device)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def make_steps(teacher_name, student_name, device, batch, size, amp, channels_last,
+               num_classes=1000, seed=0):
+    """{variant: step()} closures over one student per variant (so optimiser state and BN
+    statistics never mix), one teacher and one frozen initial student."""
+    from benchmark.losses import dp_kl
+    torch.manual_seed(seed)
+    teacher = _model(teacher_name, device, channels_last, num_classes).eval().requires_grad_(False)
+    student0 = _model(student_name, device, channels_last, num_classes)
+    frozen = copy.deepcopy(student0).eval().requires_grad_(False)
+    memory = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=memory)
+    y = torch.randint(0, num_classes, (batch,), device=device)
+    autocast = dict(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=amp)
+    with torch.no_grad(), torch.autocast(**autocast):
+        cached = (teacher(x).float(), frozen(x).float())
+
+    def trainer(loss_fn):
+        student = copy.deepcopy(student0).train()
+        opt = torch.optim.SGD(student.parameters(), lr=1e-4, momentum=0.9, weight_decay=1e-4)
+
+        def step():
+            with torch.autocast(**autocast):
+                logits = student(x)
+            loss = loss_fn(logits.float())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return step
+
+    def online(logits):
+        with torch.no_grad(), torch.autocast(**autocast):
+            zt, zf = teacher(x).float(), frozen(x).float()
+        return dp_kl(logits, zt, zf, y)[0]
+
+    return {"plain": trainer(lambda logits: F.cross_entropy(logits, y)),
+            "kl_dp_online": trainer(online),
+            "kl_dp_cached": trainer(lambda logits: dp_kl(logits, *cached, y)[0])}
+
+
+def time_blocks(steps: dict, device, block: int, blocks: int, warmup: int) -> dict:
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    sync()
+    seconds = {k: [] for k in steps}
+    names = list(steps)
+    for b in range(blocks):
+        for name in (names if b % 2 == 0 else names[::-1]):
+            t0 = time.perf_counter()
+            for _ in range(block):
+                steps[name]()
+            sync()
+            seconds[name].append((time.perf_counter() - t0) / block)
+    return seconds
+
+
+def run(config, record):
+    device = config.device or ("cuda" if torch.cuda.is_available() else None)
+    if device is None:
+        record.add("skipped", "no_cuda", float("nan"), "",
+                   reason="torch.cuda.is_available() is False")
+        return
+    dry = config.quick or torch.device(device).type != "cuda"
+    if dry:
+        pairs, batch, size, amp, channels_last = QUICK_PAIRS, 8, 32, False, True
+        block, blocks, warmup = 1, config.repeats or 1, 1
+    else:
+        torch.backends.cudnn.benchmark = True
+        pairs, batch, size, amp, channels_last = PAIRS, 128, 224, True, True
+        block, blocks, warmup = 10, config.repeats or 6, 5
+    gpu = torch.cuda.get_device_name() if torch.device(device).type == "cuda" else device
+    for teacher, student in pairs:
+        steps = make_steps(teacher, student, device, batch, size, amp, channels_last)
+        seconds = time_blocks(steps, device, block, blocks, warmup)
+        plain = np.array(seconds["plain"])
+        params = dict(teacher=teacher, student=student, batch=batch, img_size=size, amp=amp,
+                      amp_dtype="bfloat16" if amp else "", channels_last=channels_last,
+                      device=gpu, dry_run=dry, block=block, blocks=blocks)
+        case = f"{teacher}->{student}"
+        for variant in VARIANTS:
+            s = np.array(seconds[variant])
+            record.add(case, f"{variant}_images_per_s", batch / float(np.median(s)), "img/s",
+                       **params)
+            if variant != "plain":
+                record.add(case, f"{variant}_over_plain", float(np.median(s / plain)), "x",
+                           **params)
+        if torch.device(device).type == "cuda":
+            record.add(case, "max_memory_allocated", torch.cuda.max_memory_allocated() / 2**30,
+                       "GiB", **params)
+            torch.cuda.reset_peak_memory_stats()
+        del steps
+        if torch.device(device).type == "cuda":
+            torch.cuda.empty_cache()

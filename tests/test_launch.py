@@ -1,0 +1,196 @@
+"""Launcher pieces that need no SLURM: packing, array chunks, options and config files,
+manifests of live jobs, and the per-stage status of a plan."""
+import json
+import subprocess
+
+import pytest
+
+from benchmark import submissions
+from benchmark.cli import parser
+from benchmark.cli_launch import options_from_args
+from benchmark.jobs import UnitTask
+from benchmark.launch import _ARRAY_LIMITS, LaunchOptions, _tasks, launch, pack, pending_units
+from benchmark.launch_config import read_config
+from benchmark.methods import resolve_params
+from benchmark.slurm import (SlurmOptions, array_chunks, cluster_max_array_size, parse_time_min,
+                             submitit_parameters)
+from benchmark.status import plan_status
+from pairs.plan import all_pairs, make_plan
+
+
+def _units(teachers: str) -> list[dict]:
+    return [{"stage": "transfer", "key": f"k{i}", "teacher": t} for i, t in enumerate(teachers)]
+
+
+def test_pack_keeps_order_and_sizes_differ_by_at_most_one():
+    units = _units("aaabbbbcc")
+    chunks = pack(units, 4)
+    assert [u for c in chunks for u in c] == units
+    assert sorted(len(c) for c in chunks) == [2, 2, 2, 3]
+    assert pack(units, 50) == [[u] for u in units]     # never an empty task
+    assert pack(units, 0) == [units]
+
+
+def test_tasks_per_executor_and_units_per_task():
+    units = _units("aaaabbbbcc")
+    assert len(_tasks("transfer", units, LaunchOptions(executor="slurm"))) == 10
+    assert len(_tasks("transfer", units, LaunchOptions(executor="slurm", units_per_task=4))) == 3
+    assert len(_tasks("transfer", units, LaunchOptions(executor="debug", tasks=2))) == 2
+    assert len(_tasks("stats", units, LaunchOptions(executor="slurm"))) == 1
+
+
+def test_array_chunks_respect_the_limit():
+    tasks = list(range(2503))
+    chunks = array_chunks(tasks, 1001)
+    assert [len(c) for c in chunks] == [1001, 1001, 501]
+    assert [t for c in chunks for t in c] == tasks
+    assert array_chunks(tasks[:3], 1) == [[0], [1], [2]]
+    with pytest.raises(ValueError):
+        array_chunks(tasks, 0)
+
+
+def test_max_array_size_from_scontrol_or_override(monkeypatch):
+    config = "Configuration data as of ...\nMaxArraySize            = 77\nMaxJobCount = 10000\n"
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a, 0, stdout=config, stderr=""))
+    assert cluster_max_array_size() == 77
+    assert _ARRAY_LIMITS["slurm"](LaunchOptions(executor="slurm")) == 77
+    overridden = LaunchOptions(executor="slurm", slurm=SlurmOptions(max_array_size=5))
+    assert _ARRAY_LIMITS["slurm"](overridden) == 5
+
+    def missing(*a, **k):
+        raise FileNotFoundError("scontrol")
+    monkeypatch.setattr(subprocess, "run", missing)
+    assert cluster_max_array_size() == 1001
+
+
+@pytest.mark.parametrize("text, minutes", [("90", 90), ("1:30", 2), ("02:00:00", 120),
+                                           ("1-00", 1440), ("1-02:30", 1590),
+                                           ("0-00:00:30", 1)])
+def test_sbatch_time_syntax(text, minutes):
+    assert parse_time_min(text) == minutes
+
+
+def test_submitit_parameters_only_for_options_set():
+    options = SlurmOptions(partition="gpu", gpus=2, mem="32G", sbatch={"reservation": "kt"})
+    assert submitit_parameters(options) == {
+        "slurm_partition": "gpu", "gpus_per_node": 2, "slurm_mem": "32G",
+        "slurm_additional_parameters": {"reservation": "kt"}}
+    assert submitit_parameters(SlurmOptions()) == {}
+
+
+def _launch_args(*argv):
+    return parser().parse_args(["launch", "plan.parquet", *argv])
+
+
+def test_config_file_and_flags(tmp_path):
+    toml = tmp_path / "launch.toml"
+    toml.write_text('executor = "slurm"\ntime = "02:00:00"\nunits_per_task = 3\n'
+                    '[slurm]\npartition = "gpu"\ncpus = 8\n[slurm.sbatch]\nreservation = "kt"\n')
+    options = options_from_args(_launch_args("--config", str(toml), "--cpus", "4",
+                                             "--sbatch", "exclude=node1", "--no-wait"))
+    assert options.executor == "slurm" and options.timeout_min == 120
+    assert options.units_per_task == 3 and not options.wait
+    assert options.slurm.partition == "gpu" and options.slurm.cpus == 4
+    assert options.slurm.sbatch == {"reservation": "kt", "exclude": "node1"}
+
+    js = tmp_path / "launch.json"
+    js.write_text(json.dumps({"executor": "debug", "timeout_min": 30, "slurm": {"qos": "low"}}))
+    options = options_from_args(_launch_args("--config", str(js), "--time", "45"))
+    assert options.executor == "debug" and options.timeout_min == 45
+    assert options.slurm.qos == "low" and options.wait
+
+    assert options_from_args(_launch_args()).executor == "local"
+
+
+@pytest.mark.parametrize("content, message", [
+    ('executor = "slurm"\nbogus = 1\n', "unknown option(s) bogus"),
+    ('[slurm]\npartitoin = "gpu"\n', "[slurm]: unknown option(s) partitoin"),
+    ('executor = ', "is not valid TOML"),
+])
+def test_bad_config_files(tmp_path, content, message):
+    path = tmp_path / "launch.toml"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")
+                       .replace("[", r"\[").replace("]", r"\]")):
+        read_config(path)
+
+
+def test_no_wait_needs_slurm():
+    with pytest.raises(ValueError, match="needs the slurm executor"):
+        LaunchOptions(executor="local", wait=False)
+
+
+def test_unit_task_is_checkpointable_with_the_same_arguments():
+    task = UnitTask()
+    resubmission = task.checkpoint([{"key": "k"}], "/r", "/c", 2)
+    assert resubmission.function is task
+    assert resubmission.args == ([{"key": "k"}], "/r", "/c", 2)
+
+
+def test_manifests_mark_units_of_live_jobs(tmp_path, monkeypatch):
+    units = [{"stage": "transfer", "key": "t1"}, {"stage": "transfer", "key": "t2"}]
+    stats = [{"stage": "stats", "compat": "", "pairs": [("a", "b"), ("b", "a")], "key": "s"}]
+    submissions.record_submission(tmp_path, "slurm", "transfer", ["10_0", "10_1"],
+                                  [units[:1], units[1:]])
+    submissions.record_submission(tmp_path, "slurm", "stats", ["11"], [stats])
+    monkeypatch.setitem(submissions.LIVE_JOBS, "slurm", lambda ids, _: {"10_1", "11"})
+    assert submissions.live_unit_ids(tmp_path) == {"transfer": {"t2"},
+                                                    "stats": {"a|b|", "b|a|"}}
+    # a later submission of the same unit supersedes the earlier one
+    submissions.record_submission(tmp_path, "debug", "transfer", ["DEBUG_1"], [units[1:]])
+    assert "transfer" not in submissions.live_unit_ids(tmp_path)
+    assert not list((tmp_path / "jobs" / "launches").glob(".*"))    # no temporary files left
+
+
+def test_local_jobs_are_live_while_their_process_runs(tmp_path):
+    import os
+    assert submissions.LIVE_JOBS["local"]({str(os.getpid()), "999999999", "x"}, tmp_path) \
+        == {str(os.getpid())}
+    (tmp_path / "jobs" / str(os.getpid())).mkdir(parents=True)
+    (tmp_path / "jobs" / str(os.getpid()) / f"{os.getpid()}_0_result.pkl").write_bytes(b"")
+    assert submissions.LIVE_JOBS["local"]({str(os.getpid())}, tmp_path) == set()
+
+
+def _plan(zoo, epochs=1):
+    names = [m.name for m in zoo.models]
+    methods = {"kl": resolve_params("kl", zoo.transfer_defaults, {"epochs": epochs})}
+    return make_plan(zoo, all_pairs(names)[:2], methods, seeds=[0])
+
+
+def test_status_and_busy_units(tiny_zoo, cache, tmp_path, monkeypatch):
+    plan = _plan(tiny_zoo)
+    status = plan_status(plan, tmp_path)
+    assert status.loc["predict"].tolist() == [0, 0, 3, 0]
+    assert status.loc["stats"].tolist() == [0, 0, 2, 0]
+    assert status.loc["transfer"].tolist() == [0, 0, 2, 0]
+
+    # a unit held by a live job is running, and a relaunch leaves it alone
+    key = plan["key"][0]
+    submissions.record_submission(tmp_path, "slurm", "transfer", ["7"],
+                                  [[{"stage": "transfer", "key": key}]])
+    monkeypatch.setitem(submissions.LIVE_JOBS, "slurm", lambda ids, _: set(ids))
+    assert plan_status(plan, tmp_path).loc["transfer"].tolist() == [0, 1, 1, 0]
+    busy = submissions.live_unit_ids(tmp_path)
+    assert [u["key"] for u in pending_units(plan, tmp_path, busy=busy)["transfer"]] \
+        == [plan["key"][1]]
+
+    monkeypatch.setitem(submissions.LIVE_JOBS, "slurm", lambda ids, _: set())
+    summary = launch(plan, tmp_path, cache, LaunchOptions(executor="debug", progress=False))
+    assert summary["transfer"] == {"submitted": 2, "failed": 0}
+    status = plan_status(plan, tmp_path)
+    assert status["done"].tolist() == [3, 2, 2] and status.drop(columns="done").sum().sum() == 0
+
+
+def test_slurm_jobs_unknown_when_squeue_fails(monkeypatch, tmp_path):
+    def timed_out(*a, **k):
+        raise subprocess.CalledProcessError(1, "squeue", stderr="Socket timed out")
+    monkeypatch.setattr(subprocess, "run", timed_out)
+    monkeypatch.setattr(submissions.time, "sleep", lambda s: None)
+    with pytest.raises(RuntimeError, match="squeue failed 3 times.*Socket timed out"):
+        submissions.LIVE_JOBS["slurm"]({"12"}, tmp_path)
+
+    def missing(*a, **k):
+        raise FileNotFoundError("squeue")
+    monkeypatch.setattr(subprocess, "run", missing)
+    assert submissions.LIVE_JOBS["slurm"]({"12"}, tmp_path) == set()

@@ -1,0 +1,148 @@
+"""Every registered method through the trainer: one step changes the student; a run killed after
+its first checkpoint resumes to exactly the numbers of an uninterrupted run (MCL's slow weights,
+CRD's memory bank and both compat paths included); divergence stops a run early."""
+import copy
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from benchmark import transfer
+from benchmark.cli import main
+from benchmark.data import Dataset
+from benchmark.methods import get_method, list_methods, reference_spec, resolve_params
+from benchmark.models import create_model, features_and_logits
+from benchmark.units import run_predict
+from pairs import get_zoo
+from pairs.plan import make_plan
+from results import read_table
+
+CONTROLS = {"random_teacher", "self_distill", "xe_finetune"}
+PAPER_METHODS = {"kl", "xekl", "cd", "crd", "xekl_mcl", "kl_dp", "kl_dp_unsup"}
+
+
+def test_every_method_and_control_is_registered_and_listed(capsys):
+    assert PAPER_METHODS | CONTROLS <= set(list_methods())
+    assert {m for m in list_methods() if get_method(m).control} == CONTROLS
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for name in PAPER_METHODS | CONTROLS:
+        assert f"\n{name} " in "\n" + out
+    assert '"nce_k": 4096' in out and '"tau": 0.9999' in out
+
+
+def _synthetic(n=32, classes=10, seed=0) -> Dataset:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, 1, 16, 16), generator=g, dtype=torch.uint8)
+    y = torch.arange(n) % classes
+    return Dataset("synthetic", classes, x, y, x, y, torch.arange(n), torch.arange(n))
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_METHODS | CONTROLS))
+@pytest.mark.parametrize("compat", [None, "fantasticgains"])
+def test_one_step_changes_the_student(name, compat):
+    entry = get_zoo("tiny").get("resnet_tiny")
+    torch.manual_seed(0)
+    student = create_model(entry, pretrained=False)
+    dataset = _synthetic()
+    params = resolve_params(name, {"batch_size": 16, "lr": 0.05})
+    method = get_method(name)(params, compat)
+    g = torch.Generator().manual_seed(1)
+    refs = {ref: torch.randn(len(dataset.train_y), 10 if reference_spec(ref)[1] == "logits" else 7,
+                             generator=g) for ref in method.references}
+    trainer = transfer.Trainer(method, student, entry, dataset, refs, params, seed=0)
+    before = copy.deepcopy(student.state_dict())
+    loss, _ = trainer.train_step(torch.arange(16), batch=0)
+    assert loss == loss and loss > 0
+    changed = [k for k, v in student.state_dict().items() if not torch.equal(v, before[k])]
+    assert any(k.endswith("weight") for k in changed)
+    if name == "xekl_mcl" and compat is None:   # evaluated with the slow weights, ~ the start
+        slow = trainer.eval_model().state_dict()
+        assert not torch.equal(slow["fc.weight"], student.state_dict()["fc.weight"])
+
+
+def test_features_and_logits_split_every_micro_architecture():
+    zoo = get_zoo("micro")
+    x = torch.randn(2, 1, 16, 16)
+    for entry in zoo.models:
+        model = create_model(entry, pretrained=False).eval()
+        feats, logits = features_and_logits(model, x)
+        assert feats.ndim == 2 and feats.shape[1] == model.get_classifier().in_features
+        assert torch.allclose(logits, model(x), atol=1e-5), entry.name
+
+
+# --- resume and divergence, on the tiny zoo ----------------------------------------------------
+
+def _unit(zoo, cache, method, tmp_path, folders, compat=None, **override):
+    """A resnet_tiny <- efficientnet_tiny unit, with both models predicted in each folder."""
+    params = resolve_params(method, zoo.transfer_defaults,
+                            {"epochs": 2, "train_samples": 256, "batch_size": 64, **override})
+    teacher, student = "efficientnet_tiny", "resnet_tiny"
+    plan = make_plan(zoo, [(teacher, student)], {method: params}, [0], compat)
+    for folder in folders:
+        for model in (teacher, student):
+            run_predict({"key": f"predict-{model}", "zoo": zoo.name, "dataset": zoo.dataset,
+                         "model": model}, tmp_path / folder, cache)
+    return dict(plan.iloc[0], stage="transfer")
+
+
+class _Killed(Exception):
+    pass
+
+
+def _epochs(folder):
+    return (read_table(folder, "transfer_epochs").sort_values("epoch")
+            .drop(columns=["images_per_s", "seconds"]).reset_index(drop=True))
+
+
+@pytest.mark.parametrize("method,compat,override", [
+    ("xekl_mcl", None, {"tau": 0.5}),
+    ("xekl_mcl", "fantasticgains", {"tau": 0.5}),
+    ("crd", None, {"nce_k": 64, "lr": 0.01}),
+])
+def test_resumed_run_matches_uninterrupted(tiny_zoo, cache, tmp_path, monkeypatch, method, compat,
+                                           override):
+    unit = _unit(tiny_zoo, cache, method, tmp_path, ("straight", "resumed"), compat, **override)
+    transfer.run_transfer(unit, tmp_path / "straight", cache)
+    save = transfer._save_checkpoint
+
+    def save_then_die(path, state):
+        save(path, state)
+        raise _Killed
+
+    monkeypatch.setattr(transfer, "_save_checkpoint", save_then_die)
+    with pytest.raises(_Killed):
+        transfer.run_transfer(unit, tmp_path / "resumed", cache)
+    state = torch.load(transfer.checkpoint_path(tmp_path / "resumed", unit["key"]),
+                       weights_only=True)
+    assert state["method"] and state["step"] == 4      # method state saved (slow weights, bank)
+    monkeypatch.setattr(transfer, "_save_checkpoint", save)
+    transfer.run_transfer(unit, tmp_path / "resumed", cache)
+    straight, resumed = _epochs(tmp_path / "straight"), _epochs(tmp_path / "resumed")
+    assert len(straight) == 2
+    pd.testing.assert_frame_equal(straight, resumed)
+    if method == "xekl_mcl":   # the slow weights are what is evaluated: they moved
+        assert straight["dist_delta"].abs().max() > 0
+
+
+def test_compat_reaches_the_method_through_the_unit(tiny_zoo, cache, tmp_path):
+    """The same xekl unit with and without compat: XE on probabilities changes the training."""
+    deltas = []
+    for compat in (None, "fantasticgains"):
+        unit = _unit(tiny_zoo, cache, "xekl", tmp_path, [compat or "default"], compat, epochs=1)
+        assert transfer.run_transfer(unit, tmp_path / (compat or "default"), cache) == "ok"
+        run = read_table(tmp_path / (compat or "default"), "transfer_runs").iloc[0]
+        assert run["compat"] == (compat or "") and run["mode"] == ""
+        assert run["teachers"] == run["teacher"]
+        deltas.append(_epochs(tmp_path / (compat or "default"))["loss"].iloc[0])
+    assert deltas[0] != pytest.approx(deltas[1])
+
+
+def test_a_huge_learning_rate_diverges_and_stops_early(tiny_zoo, cache, tmp_path):
+    unit = _unit(tiny_zoo, cache, "kl", tmp_path, ["."], epochs=3, lr=1e4)
+    assert transfer.run_transfer(unit, tmp_path, cache) == "diverged"
+    run = read_table(tmp_path, "transfer_runs").iloc[0]
+    assert run["status"] == "diverged" and run["epochs"] < 3
+    assert json.loads(run["params"])["diverge_margin"] == 20.0
+    assert not transfer.checkpoint_path(tmp_path, unit["key"]).exists()
