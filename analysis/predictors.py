@@ -163,12 +163,12 @@ def fig_predictor_correlations(data):
         fig, (ax,) = _figure()
         _no_data(ax, "transfer runs with predictors")
         return fig
+    table = table[table.groupby("predictor")["spearman"].transform("count") > 0]
     methods = sorted(table["method"].unique())
     first = table[table["method"] == ("kl_dp" if "kl_dp" in methods else methods[0])]
     order = first.assign(a=first["spearman"].abs()).sort_values("a", na_position="first")
-    predictors = [p for p in order["predictor"] if p in set(table["predictor"])]
-    fig, (ax,) = _figure(width=8.5, height=max(4.0, 0.28 * len(predictors) * max(1, len(methods))
-                                               ** 0.5 + 1.5))
+    predictors = list(order["predictor"])
+    fig, (ax,) = _figure(width=8.5, height=max(4.0, 0.24 * len(predictors) + 1.5))
     colors = _colors(methods)
     y = np.arange(len(predictors))
     step = 0.8 / max(len(methods), 1)

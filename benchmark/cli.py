@@ -17,6 +17,7 @@ from pairs import get_zoo
 from pairs.plan import PlanError, make_plan, random_pairs, read_plan, write_plan
 from pairs.strategies import plan_pairs
 from results import connect, default_results_dir
+from results.verify import quarantine_unreadable
 
 DEMO_METHODS = "kl,kl_dp,kl_dp_unsup"
 DEMO_TABLES = ("success_rate", "methods_vs_controls", "complementary_knowledge", "pair_deltas")
@@ -116,6 +117,7 @@ def _launch(plan, args) -> dict:
     options = options_from_args(args)
     results_dir = _results(args)
     _check_writable(results_dir)
+    quarantine_unreadable(results_dir)   # a truncated part must not break the whole table
     summary = launch(plan, results_dir, _cache(args), options)
     for stage, counts in summary.items():
         print(f"{stage:>9}: {counts['submitted']} submitted"
@@ -132,9 +134,20 @@ def cmd_launch(args):
     return 0
 
 
+def cmd_verify(args):
+    from results.verify import verify
+    report = verify(_results(args), fix=args.fix)
+    if not args.fix:
+        for problem in report.problems:
+            print(problem.line())
+    print(report.summary() + (" (moved aside)" if args.fix and report.problems else ""))
+    return 1 if report.problems and not args.fix else 0
+
+
 def cmd_status(args):
     from benchmark.status import plan_status, wait_for_plan
     results_dir = _results(args)
+    quarantine_unreadable(results_dir)
     if args.plan:
         plan = read_plan(args.plan)
         status = (wait_for_plan(plan, results_dir, progress=not args.quiet) if args.wait
@@ -312,6 +325,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_common(p)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("verify", help="check every result part and checkpoint; --fix moves "
+                                      "bad ones into <results>/quarantine/")
+    p.add_argument("--fix", action="store_true", help="move bad files aside (they rerun)")
+    _add_common(p)
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("methods", help="transfer methods and their defaults")
     p.set_defaults(func=cmd_methods)

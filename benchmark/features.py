@@ -91,8 +91,8 @@ def run_features(unit: dict, results_dir, cache: Path) -> str:
     dataset = data.load_dataset(unit["dataset"], cache)
     model = load_model(entry, cache)
     folder = arrays_dir(results_dir, unit["key"])
-    n_transfer = unit["transfer_samples"]
-    inputs = {"eval": (dataset.eval_x[:unit["eval_samples"]], dataset.eval_y[:unit["eval_samples"]]),
+    n_eval, n_transfer = unit["eval_samples"], unit["transfer_samples"]
+    inputs = {"eval": (dataset.eval_x[:n_eval], dataset.eval_y[:n_eval]),
               "transfer": (dataset.train_x[:n_transfer], dataset.train_y[:n_transfer])}
     rows = []
     for split in SPLITS:
@@ -166,7 +166,10 @@ def load_split(results_dir, models_: list[str], dataset: str, split: str = "eval
         short = rows.index[rows["samples"] < n]
         raise ValueError(f"{', '.join(short)} have fewer than {n} {split} samples stored")
     folder = Path(results_dir)
-    load = lambda path, kind: np.load(folder / path / f"{split}_{kind}.npy", mmap_mode="r")[:n]  # noqa: E731
+
+    def load(path, kind):
+        return np.load(folder / path / f"{split}_{kind}.npy", mmap_mode="r")[:n]
+
     labels = [load(p, "labels") for p in rows["path"]]
     for name, other in zip(rows.index, labels):
         if not np.array_equal(other, labels[0]):

@@ -61,6 +61,8 @@ def train_outputs(entry: ModelEntry, dataset_name: str, cache: Path, kind: str =
         while len(_TRAIN_OUTPUTS) >= _TRAIN_OUTPUTS_KEPT:
             _TRAIN_OUTPUTS.pop(next(iter(_TRAIN_OUTPUTS)))
         _TRAIN_OUTPUTS[key] = outputs
+    else:   # least recently used goes first: a shared teacher stays while its students run
+        _TRAIN_OUTPUTS[key] = _TRAIN_OUTPUTS.pop(key)
     return _TRAIN_OUTPUTS[key]
 
 

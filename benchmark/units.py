@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from benchmark import data, models
+from benchmark.features import run_features
 from benchmark.loading import load_model, resolve_weights
 from benchmark.stats import pair_statistics
 from benchmark.transfer import run_transfer
@@ -65,7 +66,7 @@ def run_stats(unit: dict, results_dir, cache: Path) -> str:
     return "ok"
 
 
-_RUNNERS = {"predict": run_predict, "stats": run_stats}
+_RUNNERS = {"predict": run_predict, "stats": run_stats, "features": run_features}
 
 
 def run_unit(unit: dict, results_dir, cache: Path, job_id: str = "") -> str:

@@ -32,9 +32,10 @@ def bench_out(tmp_path_factory):
 
 
 def _run(name, bench_out, bench_cache, **config):
-    before = len(read_benchmarks(bench_out))
+    earlier = set(read_benchmarks(bench_out)["run_id"])
     code = run_benchmarks([name], bench_out, BenchConfig(cache=bench_cache, **config))
-    rows = read_benchmarks(bench_out).iloc[before:]
+    rows = read_benchmarks(bench_out)
+    rows = rows[~rows["run_id"].isin(earlier)]
     assert len(rows) and (rows["name"] == name).all()
     failed = rows[rows["metric"] == "failed"]
     assert failed.empty, failed["params"].tolist()

@@ -237,6 +237,16 @@ def test_crd_memory_bank_negatives_and_state():
     assert torch.equal(fresh.module.memory_t, method.module.memory_t)
 
 
+def test_crd_scores_whole_bank_and_gathered_agree():
+    from benchmark.methods.crd import CRDModule
+    memory, v = torch.randn(50, 8), torch.randn(4, 8)
+    small = torch.randint(0, 50, (4, 10))        # 50 <= 8 x 10: one matmul over the bank
+    large = torch.randint(0, 50, (4, 3))         # 50 > 8 x 3: gathered slots
+    for idx in (small, large):
+        expected = torch.stack([memory[row] @ vec for row, vec in zip(idx, v)])
+        assert torch.allclose(CRDModule.scores(memory, v, idx), expected, atol=1e-5)
+
+
 class _FeatNet(torch.nn.Module):
     """The timm split the contrastive methods use, on 3-d inputs."""
 

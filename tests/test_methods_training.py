@@ -130,7 +130,8 @@ def test_compat_reaches_the_method_through_the_unit(tiny_zoo, cache, tmp_path):
     """The same xekl unit with and without compat: XE on probabilities changes the training."""
     deltas = []
     for compat in (None, "fantasticgains"):
-        unit = _unit(tiny_zoo, cache, "xekl", tmp_path, [compat or "default"], compat, epochs=1)
+        unit = _unit(tiny_zoo, cache, "xekl", tmp_path, [compat or "default"], compat, epochs=1,
+                     batch_size=128)
         assert transfer.run_transfer(unit, tmp_path / (compat or "default"), cache) == "ok"
         run = read_table(tmp_path / (compat or "default"), "transfer_runs").iloc[0]
         assert run["compat"] == (compat or "") and run["mode"] == ""

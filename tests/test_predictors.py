@@ -281,7 +281,7 @@ def test_compute_predictors_matches_per_model_and_per_pair_loops(route, tmp_path
         f = feats[i].astype(np.float64)
         assert row["dim"] == f.shape[1]
         assert row["tmi"] == pytest.approx(_official_tmi(f, labels), rel=1e-5)
-        assert row["logme"] == pytest.approx(scores.logme(f, labels), rel=1e-6)
+        assert row["logme"] == pytest.approx(scores.logme(f, labels), rel=1e-5)   # float32 sums
         assert row["hscore"] == pytest.approx(_official_hscore(f, labels), rel=1e-5)
         assert row["leep"] == pytest.approx(scores.leep(logits[i], labels), rel=1e-6)
         assert row["nce"] == pytest.approx(scores.nce(logits[i], labels), rel=1e-9)

@@ -5,8 +5,9 @@ The model pass reads each model's arrays once (they may be memory-mapped or gene
 and keeps a compact summary: its scores (TMI, LogME, H-score, LEEP, NCE, top-1), per-sample LEEP
 and NCE terms and correctness, and what CKA needs (a packed centred Gram matrix of the first
 `cka_samples` samples, or those centred features themselves). Models run on `threads` worker
-threads with one BLAS thread each (small matrix products, many of them: measured faster than
-BLAS threads on a loaded 2-core machine). The pair stage is then vectorised:
+threads with one BLAS thread each, and the pair stage's products use one BLAS thread too: on a
+busy 2-core machine two OpenBLAS threads made the CKA product 40x slower (14 s against 0.3 s for
+40 models), one thread per model is never slower. The pair stage is then vectorised:
 
 - cka: linear CKA on the first `cka_samples` samples. Gram route: <Kt, Ks> for every pair from
   one product of the packed Gram matrices [M, n(n+1)/2]; feature route (cheaper when feature
@@ -32,7 +33,7 @@ from benchmark.stats import class_flip_counts
 from results.schema import TABLES
 
 CKA_SAMPLES = 1024
-_GRAM_BYTES = 4 * 2**30      # most memory the packed Gram matrices may take before the feature route
+_GRAM_BYTES = 4 * 2**30      # the most memory packed Gram matrices may take (else features)
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,8 @@ def compute_predictors(features, logits, labels, models: list[str], dataset: str
                        "student": np.asarray(models, object)[students],
                        "dataset": dataset, "split": split, "samples": n, "cka_samples": cka_n})
     correct = np.stack([s["correct"] for s in summaries])
-    return PredictorResult(model_table, table_frame("pair_predictors", pair_table), correct, seconds)
+    return PredictorResult(model_table, table_frame("pair_predictors", pair_table), correct,
+                           seconds)
 
 
 def _map(fn, items, threads):
@@ -183,8 +185,7 @@ def _cka(summaries, teachers, students, route, threads):
         grams = np.empty((m, len(summaries[0]["cka_gram"])), np.float32)
         for i, s in enumerate(summaries):
             grams[i] = s.pop("cka_gram")
-        with threadpool_limits(limits=threads, user_api="blas"):
-            matrix = grams @ grams.T
+        matrix = grams @ grams.T      # one BLAS thread, as everywhere here (see the docstring)
         return np.clip(matrix[teachers, students].astype(np.float64), 0.0, 1.0)
     low, high = np.minimum(teachers, students), np.maximum(teachers, students)
     distinct, inverse = np.unique(low * m + high, return_inverse=True)
