@@ -283,7 +283,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="micro zoo -> plan -> launch -> tables, offline")
     _add_common(p, launch=True, methods=True)
     p.add_argument("--pairs", type=int, default=6,
-                   help="random teacher-student pairs (6 keep a warm demo near 4 min on 2 cores)"))
+                   help="random teacher-student pairs (6 keep a warm demo near 4 min on 2 cores)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("zoo", help="list zoos, show (a filtered catalog) or build one")
