@@ -245,6 +245,15 @@ def test_crd_scores_whole_bank_and_gathered_agree():
     for idx in (small, large):
         expected = torch.stack([memory[row] @ vec for row, vec in zip(idx, v)])
         assert torch.allclose(CRDModule.scores(memory, v, idx), expected, atol=1e-5)
+    # the bank moves in place after scoring: backward must still work, on both paths
+    for n_data, k in ((40, 6), (400, 6)):
+        torch.manual_seed(0)
+        module = CRDModule(5, 7, 4, n_data, 0.07, 0.5)
+        idx = torch.arange(3)
+        contrast = torch.cat([idx[:, None], torch.randint(3, n_data, (3, k))], 1)
+        f_s = torch.randn(3, 5, requires_grad=True)
+        module(f_s, torch.randn(3, 7), idx, contrast).backward()
+        assert f_s.grad.abs().sum() > 0 and module.embed_t.weight.grad is not None
 
 
 class _FeatNet(torch.nn.Module):
