@@ -20,7 +20,7 @@ TABLE_NAMES = (
     "complementary_knowledge", "complementary_knowledge_by_ts_diff", "class_concentration",
     "transfer_rate_by_top_classes", "transfer_rate_by_student_params",
     "predictors_teacher_sets",
-    "run_status", "runs_not_ok", "provenance",
+    "model_accuracy", "run_status", "runs_not_ok", "provenance",
 )
 FORMATS = {"markdown": "md", "csv": "csv", "latex": "tex"}
 

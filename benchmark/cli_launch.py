@@ -22,6 +22,11 @@ def add_launch_arguments(p: argparse.ArgumentParser):
                    help="run failed units again")
     p.add_argument("--no-wait", dest="wait", action="store_false", default=None,
                    help="SLURM: submit every stage at once, chained by dependencies, and return")
+    p.add_argument("--strict-top1", action="store_true", default=None,
+                   help="fail a model whose measured top-1 is more than 5 points off the "
+                        "reported one (default: flag it in the log and the model_accuracy table)")
+    p.add_argument("--weights-dir", help="folder of weight files named by model "
+                                         "(sets $KTBENCH_WEIGHTS_DIR for the jobs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     slurm = p.add_argument_group("SLURM (with --executor slurm)")
     slurm.add_argument("--partition")
@@ -40,11 +45,16 @@ def add_launch_arguments(p: argparse.ArgumentParser):
 
 def options_from_args(args):
     """`LaunchOptions` from `--config` with the flags given on top."""
+    import os
     from benchmark.launch_config import launch_options, read_config   # imports torch
+    if args.weights_dir:
+        if not os.path.isdir(args.weights_dir):
+            raise FileNotFoundError(f"--weights-dir {args.weights_dir}: no such folder")
+        os.environ["KTBENCH_WEIGHTS_DIR"] = os.path.abspath(args.weights_dir)
     config = read_config(args.config) if args.config else {}
     overrides = {name: getattr(args, name) for name in
                  ("executor", "tasks", "units_per_task", "threads", "time", "retry_failed",
-                  "wait")}
+                  "strict_top1", "wait")}
     slurm = {name: getattr(args, name) for name in
              ("partition", "gpus", "cpus", "mem", "account", "qos", "constraint",
               "array_parallelism", "max_array_size")}

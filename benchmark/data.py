@@ -75,9 +75,9 @@ def load_dataset(name: str, cache: Path) -> Dataset:
 
 
 def normalize(x_uint8: torch.Tensor, mean, std) -> torch.Tensor:
-    """(x / 255 - mean) / std per channel, as float32."""
-    mean = torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    """(x / 255 - mean) / std per channel, as float32, on x's device."""
+    mean = torch.as_tensor(mean, dtype=torch.float32, device=x_uint8.device).view(1, -1, 1, 1)
+    std = torch.as_tensor(std, dtype=torch.float32, device=x_uint8.device).view(1, -1, 1, 1)
     return (x_uint8.float() / 255.0 - mean) / std
 
 

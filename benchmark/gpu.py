@@ -3,6 +3,7 @@ that adapts to out-of-memory. On a CPU every helper is a no-op, so CPU stays the
 """
 import contextlib
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -16,6 +17,29 @@ def device_of(name: str | torch.device | None = None) -> torch.device:
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how a run computes: device, autocast precision (CUDA only), channels_last, and
+    data-loader workers for on-the-fly augmentation. Not part of a unit's key: the same unit
+    may run on any machine."""
+    device: torch.device = torch.device("cpu")
+    precision: str | None = None
+    channels_last: bool = True
+    workers: int = 0
+
+    @classmethod
+    def from_env(cls, precision: str | None = None) -> "Runtime":
+        """`$KTBENCH_DEVICE` (default: cuda when available) and `$KTBENCH_WORKERS` (default:
+        `imagefolder.default_workers`)."""
+        from benchmark.imagefolder import default_workers
+        workers = os.environ.get("KTBENCH_WORKERS")
+        return cls(device_of(os.environ.get("KTBENCH_DEVICE")), precision,
+                   workers=default_workers() if workers is None else int(workers))
+
+    def autocast(self):
+        return autocast(self.precision, self.device)
 
 
 def amp_dtype(precision: str | None, device: torch.device) -> torch.dtype | None:
@@ -67,8 +91,9 @@ def to_device(x: torch.Tensor, device: torch.device, channels_last: bool = True)
 
 
 def frozen_forward(model: torch.nn.Module, x: torch.Tensor, precision: str | None = None):
-    """A teacher's or frozen student's logits without gradients, as float32."""
-    with torch.inference_mode(), autocast(precision, x.device):
+    """A teacher's or frozen student's logits without gradients, as float32. `no_grad`, not
+    inference mode: the outputs are distillation targets that autograd saves for backward."""
+    with torch.no_grad(), autocast(precision, x.device):
         return model(x).float()
 
 

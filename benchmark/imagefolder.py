@@ -252,7 +252,8 @@ class CachedDataset(torch.utils.data.Dataset):
 
 
 def default_workers() -> int:
-    return max(0, min(16, (os.cpu_count() or 1) - 1))
+    """The CPUs this process may use (a SLURM job's allocation), less one, at most 16."""
+    return max(0, min(16, len(os.sched_getaffinity(0)) - 1))
 
 
 def make_loader(dataset, batch_size: int, shuffle: bool = False, workers: int | None = None,

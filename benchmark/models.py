@@ -32,12 +32,19 @@ def count_params_m(model: torch.nn.Module) -> float:
     return sum(p.numel() for p in model.parameters()) / 1e6
 
 
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def predict_logits(model: torch.nn.Module, x_uint8: torch.Tensor, mean, std,
-                   batch_size: int = 512) -> torch.Tensor:
-    """float32 logits [N, C] for uint8 images [N, C, H, W], in batches."""
-    with torch.inference_mode():
-        batches = [model(normalize(x_uint8[i:i + batch_size], mean, std)).float()
-                   for i in range(0, len(x_uint8), batch_size)]
+                   batch_size: int = 512, precision: str | None = None) -> torch.Tensor:
+    """float32 logits [N, C] on the CPU for uint8 images [N, C, H, W], in batches on the
+    model's device (under CUDA autocast at `precision`, if given)."""
+    from benchmark.gpu import autocast, to_device
+    device = _device(model)
+    with torch.inference_mode(), autocast(precision, device):
+        batches = [model(normalize(to_device(x_uint8[i:i + batch_size], device), mean, std))
+                   .float().cpu() for i in range(0, len(x_uint8), batch_size)]
     # Joined outside inference mode: a plain tensor that autograd may save (as distillation targets).
     return torch.cat(batches)
 

@@ -30,14 +30,14 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from benchmark import gpu
 from benchmark.loading import load_model
 from benchmark.losses import distill_kl, multi_dp_targets
 from benchmark.methods import TransferMethod, get_method
 from benchmark.multi_plan import MODES, check_mode  # noqa: F401  (MODES: re-exported)
 from benchmark.transfer import (Source, Trainer, _save_checkpoint, checkpoint_path,
-                                evaluate_epoch, load_context, n_train, predict_eval,
-                                reference_outputs, run_transfer, snapshot, student_path,
-                                train_run, write_results)
+                                evaluate_epoch, load_context, make_batches, predict_eval,
+                                run_transfer, snapshot, student_path, train_run, write_results)
 
 
 def run_multi(unit: dict, results_dir, cache: Path, job_id: str = "") -> str:
@@ -96,12 +96,13 @@ def run_sequential(unit, results_dir, cache, job_id=""):
     entries = {t.name: t for t in ctx.teachers}
     epochs = ctx.params["epochs"]
     method_cls = get_method(unit["method"])
+    runtime = gpu.Runtime.from_env(ctx.params["precision"])
     torch.manual_seed(ctx.seed)
     student = load_model(ctx.student_entry, cache)
     ckpt_file = checkpoint_path(results_dir, unit["key"])
     rows, status, resume = [], "ok", None
     if ckpt_file.is_file():
-        resume = torch.load(ckpt_file, weights_only=True)
+        resume = torch.load(ckpt_file, weights_only=True, map_location="cpu")
         rows, status = resume["rows"], resume["status"]
         student.load_state_dict(resume["student"])
         if len(rows) % epochs == 0:      # saved at the end of a step: the next one starts afresh
@@ -112,14 +113,14 @@ def run_sequential(unit, results_dir, cache, job_id=""):
         teacher = entries[order[step]]
         # the retention target: the student as it entered this step
         frozen = snapshot(student, resume["frozen"] if resume is not None else None)
-        zero_step = predict_eval(frozen, ctx.student_entry, ctx.dataset)
+        zero_step = predict_eval(frozen, ctx.student_entry, ctx.dataset, runtime.precision)
         method = method_cls(ctx.params, ctx.compat)
         sources = {"teacher": Source(teacher), "student": Source(ctx.student_entry, module=frozen),
                    "random_teacher": Source(teacher, init_seed=ctx.seed)}
-        refs = reference_outputs(method, sources, ctx.dataset, cache,
-                                 n_train(ctx.params, ctx.dataset))
-        trainer = Trainer(method, student, ctx.student_entry, ctx.dataset, refs, ctx.params,
-                          ctx.seed)
+        batches = make_batches(method, sources, ctx.student_entry, ctx.dataset, ctx.params,
+                               ctx.seed, cache, runtime)
+        trainer = Trainer(method, student, ctx.student_entry, ctx.dataset, batches, ctx.params,
+                          ctx.seed, runtime)
         if resume is not None:
             trainer.load(resume)
             torch.set_rng_state(resume["rng"])

@@ -5,10 +5,12 @@ checkpoint after every epoch (a restarted unit resumes from it and ends with the
 and the epoch and run rows written only when the run is complete. Units with a multi-teacher
 `mode` (sequential, parallel, soup) are run by `benchmark.multi` with the same pieces.
 
-The frozen outputs a method needs (its `references`) are computed once over the whole transfer
-split, before training: each reference name maps to a (model role, output kind); a role is played
-by a catalog entry (pretrained, or randomly initialised from the unit's seed) or, in a sequential
-multi-teacher step, by a snapshot of the student.
+The frozen outputs a method needs (its `references`) come with each batch (`benchmark.batches`):
+computed once over the unaugmented transfer split, or per augmented batch (params `augment`).
+Each reference name maps to a (model role, output kind); a role is played by a catalog entry
+(pretrained, or randomly initialised from the unit's seed) or, in a sequential multi-teacher
+step, by a snapshot of the student. Device and precision: `gpu.Runtime` (CUDA when available,
+autocast at params `precision`).
 """
 import copy
 import dataclasses
@@ -25,8 +27,9 @@ import pandas as pd
 import torch
 from safetensors.torch import save
 
-from benchmark import data, models
-from benchmark.loading import load_model, train_outputs
+from benchmark import data, gpu, models
+from benchmark.batches import Batch, CachedBatches, Frozen, OnlineBatches
+from benchmark.loading import load_model, random_init_model, train_outputs
 from benchmark.methods import SetupContext, TransferMethod, get_method, reference_spec
 from benchmark.metrics import transfer_metrics
 from benchmark.version import code_version
@@ -64,13 +67,6 @@ def save_student(path: Path, model: torch.nn.Module):
     os.replace(tmp, path)
 
 
-def _epoch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
-    """Shuffled full batches, a pure function of (seed, epoch) so a resumed run sees the same."""
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-    usable = n - n % batch_size if n >= batch_size else n   # no 1-sample batch for BatchNorm
-    return list(order[:usable].split(batch_size))
-
-
 def unit_teachers(unit: dict) -> list[str]:
     """A unit's teachers in plan order: the `teachers` list, or its single `teacher`."""
     listed = unit.get("teachers") or unit["teacher"]
@@ -85,61 +81,84 @@ class Source:
     init_seed: int | None = None
     module: torch.nn.Module | None = None
 
+    def load(self, cache: Path) -> torch.nn.Module:
+        if self.module is not None:
+            return self.module
+        if self.init_seed is not None:
+            return random_init_model(self.entry, self.init_seed)
+        with torch.random.fork_rng(devices=[]):     # building a model draws random weights
+            return load_model(self.entry, cache)
+
 
 def n_train(params: dict, dataset: data.Dataset) -> int:
     """How many samples of the transfer split a run uses (the first `train_samples`, 0 = all)."""
     return min(params["train_samples"] or len(dataset.train_y), len(dataset.train_y))
 
 
-def reference_outputs(method: TransferMethod, sources: dict[str, Source], dataset: data.Dataset,
-                      cache: Path, n: int | None = None) -> dict[str, torch.Tensor]:
-    """The method's references over the transfer split (a live module's over its first `n`
-    samples only: they are not cached). Leaves torch's global RNG untouched, so whether an
-    output was cached never changes a run."""
-    refs = {}
-    for name in method.references:
-        role, kind = reference_spec(name)
+def make_batches(method: TransferMethod, sources: dict[str, Source], entry: ModelEntry,
+                 dataset: data.Dataset, params: dict, seed: int, cache: Path,
+                 runtime: gpu.Runtime) -> CachedBatches | OnlineBatches:
+    """The run's batches with the method's references: per augmented batch (params `augment`),
+    else precomputed over the split (a live module's over the first n_train samples only: they
+    are not cached). Leaves torch's global RNG untouched, so whether an output was cached never
+    changes a run."""
+    specs = {name: reference_spec(name) for name in method.references}
+    for role, _ in specs.values():
         if role not in sources:
             raise ValueError(f"method {method.name!r} needs the {role!r} model, which this run "
                              f"does not have (roles: {', '.join(sources)})")
+    n = n_train(params, dataset)
+    if params["augment"]:
+        frozen = {role: Frozen(sources[role].load(cache), sources[role].entry)
+                  for role, _ in specs.values()}
+        return OnlineBatches(dataset, entry, frozen, specs, n, params["batch_size"], seed, runtime)
+    refs = {}
+    for name, (role, kind) in specs.items():
         src = sources[role]
         if src.module is not None:
             refs[name] = models.predict_outputs(src.module, dataset.train_x[:n], src.entry.mean,
                                                 src.entry.std, kind)
         else:
             refs[name] = train_outputs(src.entry, dataset.name, cache, kind, src.init_seed)
-    return refs
+    return CachedBatches(dataset, entry, refs, n, params["batch_size"], seed, runtime)
 
 
 class Trainer:
-    """One method training one student against fixed references: epochs, evaluation, state."""
+    """One method training one student on a batch source: epochs, evaluation, state."""
 
     def __init__(self, method: TransferMethod, student: torch.nn.Module, entry: ModelEntry,
-                 dataset: data.Dataset, refs: dict, params: dict, seed: int):
-        self.method, self.student, self.entry = method, student, entry
-        self.dataset, self.refs, self.params, self.seed = dataset, refs, params, seed
-        self.n_train = n_train(params, dataset)
-        method.setup(student, SetupContext(dataset.train_y[:self.n_train], dataset.num_classes,
-                                           refs, seed))
+                 dataset: data.Dataset, batches: CachedBatches | OnlineBatches, params: dict,
+                 seed: int, runtime: gpu.Runtime = gpu.Runtime()):
+        self.runtime = runtime
+        self.student = gpu.prepare(student, runtime.device, runtime.channels_last)
+        self.method, self.entry, self.batches = method, entry, batches
+        self.dataset, self.params, self.seed = dataset, params, seed
+        method.setup(self.student, SetupContext(dataset.train_y[:batches.n], dataset.num_classes,
+                                                batches.ref_dims, seed, runtime.device))
         self.optimizer = torch.optim.SGD(list(student.parameters()) + method.parameters(),
                                          lr=params["lr"], momentum=params["momentum"],
                                          weight_decay=params["weight_decay"])
+        self.scaler = gpu.grad_scaler(runtime.precision, runtime.device)
         self.step = 0
 
-    def train_step(self, idx: torch.Tensor, batch: int) -> tuple[float, dict]:
-        """One optimiser step on the samples `idx`; returns (loss, logs), loss nan if it was not
-        finite (then nothing was updated)."""
-        x = data.normalize(self.dataset.train_x[idx], self.entry.mean, self.entry.std)
-        _, named_losses, logs = self.method.forward_train(
-            self.student, x, self.dataset.train_y[idx],
-            {name: r[idx] for name, r in self.refs.items()}, idx)
-        loss = sum(named_losses.values())
+    def train_step(self, batch: Batch, index: int) -> tuple[float, dict]:
+        """One optimiser step on `batch`, the `index`-th of its epoch; returns (loss, logs),
+        loss nan if it was not finite (then nothing was updated)."""
+        with self.runtime.autocast():
+            _, named_losses, logs = self.method.forward_train(self.student, batch.x, batch.y,
+                                                              batch.refs, batch.idx)
+        loss = sum(named_losses.values()).float()
         if not torch.isfinite(loss):
             return math.nan, logs
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.method.after_step(self.student, self.step, batch)
+        if self.scaler is None:
+            loss.backward()
+            self.optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        self.method.after_step(self.student, self.step, index)
         self.step += 1
         return loss.item(), logs
 
@@ -147,14 +166,13 @@ class Trainer:
         self.student.train()
         t0 = time.perf_counter()
         losses, teacher_inputs, seen, status = [], [], 0, "ok"
-        for batch, idx in enumerate(_epoch_order(self.n_train, self.params["batch_size"],
-                                                 self.seed, epoch)):
-            loss, logs = self.train_step(idx, batch)
+        for index, batch in enumerate(self.batches.epoch(epoch)):
+            loss, logs = self.train_step(batch, index)
             if not math.isfinite(loss):
                 status = "diverged"
                 break
             losses.append(loss)
-            seen += len(idx)
+            seen += len(batch.y)
             if "teacher_input" in logs:
                 teacher_inputs.append(logs["teacher_input"])
         seconds = time.perf_counter() - t0
@@ -170,24 +188,31 @@ class Trainer:
         """Eval-split predictions of the evaluated model (MCL: the slow weights)."""
         model = self.eval_model()
         model.eval()
-        preds = predict_eval(model, self.entry, self.dataset)
+        preds = predict_eval(model, self.entry, self.dataset, self.runtime.precision)
         self.student.train()
         return preds
 
     def state(self) -> dict:
-        return {"student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "method": self.method.state_dict(), "step": self.step}
+        state = {"student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "method": self.method.state_dict(), "step": self.step}
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
 
     def load(self, state: dict):
         self.student.load_state_dict(state["student"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.method.load_state_dict(state.get("method", {}))
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
         self.step = state.get("step", 0)
 
 
-def predict_eval(model: torch.nn.Module, entry: ModelEntry, dataset: data.Dataset) -> np.ndarray:
+def predict_eval(model: torch.nn.Module, entry: ModelEntry, dataset: data.Dataset,
+                 precision: str | None = None) -> np.ndarray:
     model.eval()
-    return models.predict_logits(model, dataset.eval_x, entry.mean, entry.std).argmax(1).numpy()
+    return models.predict_logits(model, dataset.eval_x, entry.mean, entry.std,
+                                 precision=precision).argmax(1).numpy()
 
 
 @dataclasses.dataclass
@@ -220,11 +245,26 @@ def load_context(unit: dict, results_dir, cache: Path) -> RunContext:
     teachers = [zoo.get(t) for t in unit_teachers(unit)]
     names = list(dict.fromkeys([student_entry.name] + [t.name for t in teachers]))
     labels, preds, _ = predictions_matrix(results_dir, unit["dataset"], names)
+    preds = dict(zip(names, preds))
+    dataset = data.load_dataset(unit["dataset"], cache)
+    if unit["compat"]:
+        preds.update(student_normalised_preds(teachers, student_entry, dataset, cache))
     return RunContext(unit=unit, student_entry=student_entry, teachers=teachers,
                       params=json.loads(unit["params"]), seed=int(unit["seed"]),
-                      compat=unit["compat"] or None,
-                      dataset=data.load_dataset(unit["dataset"], cache), labels=labels,
-                      preds=dict(zip(names, preds)), started=started, wall0=wall0)
+                      compat=unit["compat"] or None, dataset=dataset, labels=labels,
+                      preds=preds, started=started, wall0=wall0)
+
+
+def student_normalised_preds(teachers: list[ModelEntry], student: ModelEntry,
+                             dataset: data.Dataset, cache: Path) -> dict[str, np.ndarray]:
+    """The official evaluation's teacher predictions (compat, paper.md 7): each teacher's eval
+    inputs normalised with the *student's* mean/std; only teachers whose own differ."""
+    preds = {}
+    for teacher in teachers:
+        if (tuple(teacher.mean), tuple(teacher.std)) != (tuple(student.mean), tuple(student.std)):
+            model = Source(teacher).load(cache)
+            preds[teacher.name] = predict_eval(model, student, dataset)
+    return preds
 
 
 def evaluate_epoch(ctx: RunContext, dist_preds: np.ndarray, row: dict, status: str,
@@ -251,14 +291,17 @@ def train_run(ctx: RunContext, method: TransferMethod, sources: dict[str, Source
               metric_teacher: str, results_dir, cache: Path) -> tuple[list, str, Trainer]:
     """Train (or resume) one single-method run to its last epoch; returns (rows, status,
     trainer). The checkpoint is left in place (the caller removes it once results are written)."""
-    refs = reference_outputs(method, sources, ctx.dataset, cache)
+    runtime = gpu.Runtime.from_env(ctx.params["precision"])
+    batches = make_batches(method, sources, ctx.student_entry, ctx.dataset, ctx.params, ctx.seed,
+                           cache, runtime)
     torch.manual_seed(ctx.seed)
     student = load_model(ctx.student_entry, cache)
-    trainer = Trainer(method, student, ctx.student_entry, ctx.dataset, refs, ctx.params, ctx.seed)
+    trainer = Trainer(method, student, ctx.student_entry, ctx.dataset, batches, ctx.params,
+                      ctx.seed, runtime)
     ckpt_file = checkpoint_path(results_dir, ctx.unit["key"])
     rows, status = [], "ok"
     if ckpt_file.is_file():
-        state = torch.load(ckpt_file, weights_only=True)
+        state = torch.load(ckpt_file, weights_only=True, map_location="cpu")
         trainer.load(state)
         torch.set_rng_state(state["rng"])
         rows, status = state["rows"], state["status"]

@@ -4,6 +4,7 @@ predict: one model's eval predictions, cached forever under its key.
 stats: complementary knowledge of many pairs at once, from cached predictions only.
 """
 import socket
+import sys
 import time
 import traceback
 from datetime import datetime, timezone
@@ -17,6 +18,7 @@ from benchmark.loading import load_model, resolve_weights
 from benchmark.stats import pair_statistics
 from benchmark.transfer import run_transfer
 from benchmark.version import code_version
+from benchmark.weights import check_reported_top1
 from pairs.catalog import get_zoo
 from results import TABLES, predictions_matrix, write_part
 
@@ -34,13 +36,19 @@ def run_predict(unit: dict, results_dir, cache: Path) -> str:
         "label": labels.numpy(), "pred": pred.numpy(),
         "p_true": probs.gather(1, labels.view(-1, 1)).squeeze(1).numpy(), "p_max": p_max.numpy(),
     })
+    top1 = 100.0 * float((pred == labels).float().mean())
+    # paper.md 3.4: flagged in the job's log (and the model_accuracy table); strict: stop here
+    warning = check_reported_top1(entry.name, top1, entry.top1_reported,
+                                  strict=bool(unit.get("strict_top1")))
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     weights = resolve_weights(entry, cache)
     row = {
         "key": unit["key"], "model": entry.name, "zoo": unit["zoo"], "family": entry.family,
         "arch": entry.arch, "params_m": models.count_params_m(model),
         "source": str(weights) if weights else "hub", "dataset": dataset.name,
         "num_classes": dataset.num_classes,
-        "top1": 100.0 * float((pred == labels).float().mean()),
+        "top1": top1,
         "top1_reported": entry.top1_reported, "img_size": entry.input_size[-1],
         "n_eval": len(labels), "seconds": time.perf_counter() - t0,
     }

@@ -56,6 +56,8 @@ KL_DP_RATE = {("s1", "t1"): 30.0, ("s1", "t2"): 40.0, ("s1", "t3"): 50.0,
               ("s2", "t1"): 20.0, ("s2", "t2"): 20.0, ("s2", "t3"): float("nan"),
               ("s3", "t1"): 60.0, ("s3", "t2"): 60.0, ("s3", "t3"): 60.0}
 TOP2 = {"s1": 10.0, "s2": 20.0, "s3": 30.0}
+# reported top-1: t2 measures 6 points under it (flagged), s1 4 points (within 5), t1 exactly
+REPORTED = {"t1": 80.0, "t2": 76.0, "s1": 79.0}
 
 
 def _acc(model):
@@ -96,7 +98,7 @@ def _epochs(key, top2, rate):
 def make_results(folder: Path, multi=True) -> Path:
     """The hand-made results folder described in the module docstring."""
     models = [dict(key=f"m-{m}", model=m, zoo="hand", family=f, arch=m, params_m=p, source="x",
-                   dataset=D, num_classes=4, top1=a, n_eval=100)
+                   dataset=D, num_classes=4, top1=a, top1_reported=REPORTED.get(m), n_eval=100)
               for m, (f, p, a) in {**TEACHERS, **STUDENTS}.items()]
     _write(folder, "models", "all", models)
     stats, flips, runs, epochs = [], [], [], []
@@ -425,6 +427,14 @@ def test_run_status_and_not_ok_runs(tables):
     assert bad["status"].tolist() == ["diverged", "failed"]
     assert bad["student"].tolist() == ["s2", "s3"]
     assert bad["error"].tolist()[1] == "RuntimeError: boom"
+
+
+def test_model_accuracy_flags_models_over_five_points_off(tables):
+    acc = tables["model_accuracy"].set_index("model")
+    assert acc.index[0] == "t2" and acc.loc["t2", "gap"] == -6.0 and acc.loc["t2", "flagged"]
+    assert acc.loc["s1", "gap"] == -4.0 and not acc.loc["s1", "flagged"]
+    assert acc.loc["t1", "gap"] == 0.0 and not acc["flagged"].drop("t2").any()
+    assert acc.loc["s3", "gap"] != acc.loc["s3", "gap"]          # nothing reported: no gap
 
 
 def test_provenance(tables):

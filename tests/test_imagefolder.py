@@ -148,3 +148,95 @@ def test_imagefolder_dataset_name_and_predict_from_folder_of_files(folder, cache
     assert got.shape == (12, 3) and torch.allclose(got, expected, atol=1e-5)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_dataset(f"imagefolder:{tmp_path / 'missing'}", cache)
+
+
+def test_folder_zoo_predict_stats_transfer_with_augmentation(folder, cache, tmp_path):
+    """Two timm models from a folder of weight files on an ImageFolder dataset: the whole
+    pipeline, transfer on augmented batches with per-batch teacher outputs."""
+    from safetensors.torch import save_file
+    from benchmark.launch import LaunchOptions, launch
+    from benchmark.methods import resolve_params
+    from benchmark.models import create_model
+    from pairs.catalog import Zoo, register_zoo
+    from pairs.plan import make_plan
+    from results import read_table
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    entries = []
+    for seed, (name, arch) in enumerate((("teacher_e", "test_efficientnet"),
+                                         ("student_r", "test_resnet"))):
+        entry = ModelEntry(name, arch, "cnn", 3, input_size=(3, 16, 16), weights=str(weights),
+                           mean=(0.2, 0.8, 0.5) if seed else (0.5, 0.5, 0.5),
+                           std=(0.3, 0.2, 0.25) if seed else (0.25, 0.25, 0.25))
+        torch.manual_seed(seed)
+        model = create_model(entry, pretrained=False)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+                  str(weights / f"{name}.safetensors"))
+        entries.append(entry)
+    zoo = register_zoo("folder_test")(lambda: Zoo(
+        "folder_test", f"imagefolder:{folder}@size=16,crop_pct=1", tuple(entries)))()
+    params = resolve_params("kl_dp", {"epochs": 1, "batch_size": 8, "lr": 0.01})
+    assert params["augment"] is True                     # the paper's protocol by default
+    plan = make_plan(zoo, [("teacher_e", "student_r")], {"kl_dp": params}, [0])
+    summary = launch(plan, tmp_path / "results", cache,
+                     LaunchOptions(executor="debug", progress=False))
+    assert {stage: s["failed"] for stage, s in summary.items()} == {
+        "predict": 0, "stats": 0, "transfer": 0}
+    runs = read_table(tmp_path / "results", "transfer_runs")
+    assert runs["status"].tolist() == ["ok"] and runs["dataset"][0] == zoo.dataset
+    epochs = read_table(tmp_path / "results", "transfer_epochs")
+    assert len(epochs) == 1 and epochs["images_per_s"][0] > 0
+    assert 0 <= epochs["teacher_input"][0] <= 100
+    assert len(read_table(tmp_path / "results", "pair_stats")) == 1
+    # compat: the teacher is evaluated on inputs normalised with the student's mean/std
+    from benchmark.data import load_dataset
+    from benchmark.transfer import load_context
+    data = load_dataset(zoo.dataset, cache)
+    x = data.eval_x.float() / 255.0
+    own = torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1)
+    students = torch.tensor([0.2, 0.8, 0.5]).view(1, 3, 1, 1)
+    students_std = torch.tensor([0.3, 0.2, 0.25]).view(1, 3, 1, 1)
+    torch.manual_seed(0)
+    teacher = create_model(entries[0], pretrained=False).eval()
+    with torch.no_grad():
+        expected = {None: teacher((x - own) / 0.25).argmax(1).numpy(),
+                    "fantasticgains": teacher((x - students) / students_std).argmax(1).numpy()}
+    assert (expected[None] != expected["fantasticgains"]).any()     # the test can tell them apart
+    for compat, preds in expected.items():
+        unit = dict(plan.iloc[0], compat=compat or "")
+        got = load_context(unit, tmp_path / "results", cache).preds["teacher_e"]
+        np.testing.assert_array_equal(got, preds)
+
+
+def test_reported_top1_flagged_or_strict_and_missing_weights_before_any_job(folder, cache,
+                                                                            tmp_path, capsys):
+    from safetensors.torch import save_file
+    from benchmark.launch import LaunchOptions, launch
+    from benchmark.methods import resolve_params
+    from benchmark.models import create_model
+    from benchmark.units import run_predict
+    from benchmark.weights import AccuracyMismatch
+    from pairs.catalog import Zoo, register_zoo
+    from pairs.plan import make_plan
+    from results import read_table
+    entry = ModelEntry("far_off", "test_resnet", "cnn", 3, input_size=(3, 16, 16),
+                       weights=str(tmp_path), top1_reported=99.0)
+    torch.manual_seed(0)
+    save_file({k: v.contiguous() for k, v in create_model(entry, pretrained=False)
+               .state_dict().items()}, str(tmp_path / "far_off.safetensors"))
+    zoo = register_zoo("folder_top1")(lambda: Zoo(
+        "folder_top1", f"imagefolder:{folder}@size=16,crop_pct=1",
+        (entry, dataclasses.replace(entry, name="no_weights"))))()
+    unit = {"key": "predict-far_off", "zoo": zoo.name, "dataset": zoo.dataset, "model": "far_off"}
+    with pytest.raises(AccuracyMismatch, match="'far_off'.*off the reported 99.00%"):
+        run_predict(dict(unit, strict_top1=True), tmp_path / "strict", cache)
+    assert not (tmp_path / "strict").exists()                # stopped before writing anything
+    assert run_predict(unit, tmp_path / "flagged", cache) == "ok"
+    assert "warning: model 'far_off': measured top-1" in capsys.readouterr().err
+    assert read_table(tmp_path / "flagged", "models")["top1_reported"].tolist() == [99.0]
+    # a model without its weight file stops the launch before any job, naming it
+    plan = make_plan(zoo, [("far_off", "no_weights")],
+                     {"kl": resolve_params("kl", {"epochs": 1})}, [0])
+    with pytest.raises(FileNotFoundError, match="'no_weights' not found; looked at"):
+        launch(plan, tmp_path / "launch", cache, LaunchOptions(executor="debug", progress=False))
+    assert not (tmp_path / "launch").exists()

@@ -216,7 +216,7 @@ def test_crd_memory_bank_negatives_and_state():
     method = get_method("crd")(params)
     student = _FeatNet()
     y = torch.tensor([0, 0, 0, 1, 1, 2])
-    method.setup(student, SetupContext(y, 3, {"teacher_features": torch.randn(6, 5)}, 0))
+    method.setup(student, SetupContext(y, 3, {"teacher_features": 5}, 0))
     assert method.nce_k == 3               # capped: class 0 has 3 other-class samples
     idx = torch.tensor([0, 3, 5])
     contrast = method.contrast_idx(idx, y[idx])
@@ -232,7 +232,7 @@ def test_crd_memory_bank_negatives_and_state():
     assert torch.allclose(method.module.memory_s[idx].norm(dim=1), torch.ones(3))
     state = method.state_dict()
     fresh = get_method("crd")(params)
-    fresh.setup(student, SetupContext(y, 3, {"teacher_features": torch.randn(6, 5)}, 0))
+    fresh.setup(student, SetupContext(y, 3, {"teacher_features": 5}, 0))
     fresh.load_state_dict(state)
     assert torch.equal(fresh.module.memory_t, method.module.memory_t)
 

@@ -2,10 +2,11 @@
 
 A method turns one batch into the student's logits and named losses (mdistiller's
 `forward_train`); the trainer owns the optimiser, data order, evaluation and checkpoints.
-Frozen outputs a method needs arrive precomputed in `refs`, one tensor per name in
-`references`, so the trainer can share or cache them across methods and epochs. Each reference
-name maps to a (model role, output kind) in `REFERENCES`: the trainer computes the output of the
-model playing that role once over the whole transfer split (the split has no augmentation).
+Frozen outputs a method needs arrive with each batch in `refs`, one tensor per name in
+`references`. Each reference name maps to a (model role, output kind) in `REFERENCES`; the
+trainer's batch source (`benchmark.batches`) computes the output of the model playing that role,
+once over an unaugmented transfer split or per augmented batch, so methods never forward frozen
+models themselves.
 
 Hooks a stateful method may override (the trainer calls them in this order):
 `setup` once before the optimiser is built (and before a checkpoint is restored), `parameters`
@@ -19,9 +20,11 @@ from typing import ClassVar
 
 import torch
 
-# paper.md 3.3: SGD momentum 0.9, wd 1e-4, no schedule, T = 1, 20 epochs, lr 1e-4
+# paper.md 3.3: SGD momentum 0.9, wd 1e-4, no schedule, T = 1, 20 epochs, lr 1e-4, the
+# training augmentation on every batch; bf16 autocast where a GPU runs the unit
 TRAIN_DEFAULTS = {"lr": 1e-4, "momentum": 0.9, "weight_decay": 1e-4, "epochs": 20,
-                  "batch_size": 128, "T": 1.0, "topk": None,
+                  "batch_size": 128, "T": 1.0, "topk": None, "augment": True,
+                  "precision": "bf16",
                   # transfer on the first N samples of the (pre-shuffled) transfer split; 0 = all
                   "train_samples": 0,
                   # a run whose accuracy falls this many points below its start is `diverged`
@@ -55,8 +58,9 @@ class SetupContext:
     """What `TransferMethod.setup` may look at: the transfer split as the trainer uses it."""
     train_y: torch.Tensor                  # labels of the samples used (indices 0..n_train-1)
     num_classes: int
-    refs: dict[str, torch.Tensor]          # the full reference outputs, rows = samples
+    ref_dims: dict[str, int]               # each reference's width (classes, feature size)
     seed: int
+    device: torch.device = torch.device("cpu")   # where the student and batches live
 
 
 class TransferMethod:

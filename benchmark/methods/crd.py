@@ -82,26 +82,28 @@ class CRDDist(TransferMethod):
 
     def setup(self, student, context):
         p = self.params
-        y = context.train_y
+        y = context.train_y.cpu()
         self.negatives = [(y != c).nonzero().squeeze(1) for c in range(context.num_classes)]
         smallest = min((len(n) for n in self.negatives if len(n)), default=1)
         self.nce_k = max(1, min(p["nce_k"], smallest))
         self.module = CRDModule(student.get_classifier().in_features,
-                                context.refs["teacher_features"].shape[1], p["feat_dim"], len(y),
-                                p["nce_t"], p["nce_m"])
+                                context.ref_dims["teacher_features"], p["feat_dim"], len(y),
+                                p["nce_t"], p["nce_m"]).to(context.device)
 
     def parameters(self):
         return list(self.module.parameters())
 
     def contrast_idx(self, idx, y):
-        """[B, 1 + nce_k]: each sample's own index, then negatives of other classes."""
+        """[B, 1 + nce_k] on idx's device: each sample's own index, then negatives of other
+        classes (drawn on the CPU from torch's global generator, whatever the device)."""
+        y = y.cpu()
         out = torch.empty(len(idx), 1 + self.nce_k, dtype=torch.long)
-        out[:, 0] = idx
+        out[:, 0] = idx.cpu()
         for c in y.unique().tolist():
             rows = (y == c).nonzero().squeeze(1)
             pool = self.negatives[c]
             out[rows, 1:] = pool[torch.randint(len(pool), (len(rows), self.nce_k))]
-        return out
+        return out.to(idx.device)
 
     def forward_train(self, student, x, y, refs, idx=None):
         feats, logits = features_and_logits(student, x)

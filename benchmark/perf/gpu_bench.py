@@ -9,6 +9,12 @@ channels_last, on one fixed random batch already on the device (no data loading)
 - `kl_dp_cached`: KL+DP with the frozen models' logits given (the harness's path on a transfer
   split without augmentation, where `loading.train_outputs` computes them once).
 
+Then the harness itself, end to end: `transfer.Trainer` on `batches.OnlineBatches` over an
+in-memory uint8 split (loader workers, pinned memory, per-batch teacher and frozen-student
+forwards, each model normalising the batch itself), one epoch of `HARNESS_BATCHES` batches after
+a warm-up epoch: `harness_identity` without augmentation (the model side), `harness_augmented`
+with paper.md 3.3's augmentation in the workers (what a real run pays).
+
 Blocks of steps alternate between the variants; the figures are medians over blocks, with
 CUDA synchronised around each block. `--device cpu` (or `quick`) dry-runs the code path with
 timm's tiny test models at 32 px, no autocast: it measures nothing real.
@@ -20,10 +26,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from benchmark.gpu import Runtime
+from benchmark.imagefolder import default_workers
+
 PAIRS = (("resnet50", "resnet18"), ("convnext_tiny", "resnet50"),
          ("vit_small_patch16_224", "resnet50"), ("resnet50", "vit_small_patch16_224"))
 QUICK_PAIRS = (("test_resnet", "test_efficientnet"),)
 VARIANTS = ("plain", "kl_dp_online", "kl_dp_cached")
+HARNESS_BATCHES = 20
 
 
 def _model(name: str, device, channels_last: bool, num_classes: int):
@@ -89,6 +99,37 @@ def time_blocks(steps: dict, device, block: int, blocks: int, warmup: int) -> di
     return seconds
 
 
+def harness_images_per_s(teacher_name, student_name, runtime, batch, size, n_batches,
+                         augment: bool, num_classes=1000, seed=0) -> float:
+    """images/s of the harness's KL+DP epoch (`transfer.Trainer` on `OnlineBatches`)."""
+    from benchmark.batches import Frozen, OnlineBatches
+    from benchmark.data import Dataset
+    from benchmark.methods import get_method, resolve_params
+    from benchmark.transfer import Trainer
+    from pairs.catalog import ModelEntry
+    entries = {name: ModelEntry(name, name, "timm", num_classes, input_size=(3, size, size))
+               for name in (teacher_name, student_name)}
+    torch.manual_seed(seed)
+    n = batch * n_batches
+    x = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8)
+    y = torch.randint(0, num_classes, (n,))
+    dataset = Dataset("synthetic", num_classes, x, y, x[:batch], y[:batch], torch.arange(n),
+                      torch.arange(batch))
+    teacher = _model(teacher_name, "cpu", False, num_classes)
+    student = _model(student_name, "cpu", False, num_classes)
+    frozen = {"teacher": Frozen(teacher, entries[teacher_name]),
+              "student": Frozen(copy.deepcopy(student), entries[student_name])}
+    params = resolve_params("kl_dp", {"batch_size": batch, "augment": True})
+    batches = OnlineBatches(dataset, entries[student_name], frozen,
+                            {"teacher": ("teacher", "logits"), "frozen": ("student", "logits")},
+                            n, batch, seed, runtime, augment=None if augment else (lambda v: v))
+    trainer = Trainer(get_method("kl_dp")(params), student, entries[student_name], dataset,
+                      batches, params, seed, runtime)
+    trainer.train_epoch(0)                    # warm-up: cudnn autotuning, worker start
+    row, _ = trainer.train_epoch(1)
+    return row["images_per_s"]
+
+
 def run(config, record):
     device = config.device or ("cuda" if torch.cuda.is_available() else None)
     if device is None:
@@ -112,17 +153,24 @@ def run(config, record):
                       amp_dtype="bfloat16" if amp else "", channels_last=channels_last,
                       device=gpu, dry_run=dry, block=block, blocks=blocks)
         case = f"{teacher}->{student}"
-        for variant in VARIANTS:
+        del steps
+        runtime = Runtime(torch.device(device), "bf16" if amp else None, channels_last,
+                          workers=0 if dry else default_workers())
+        params["workers"] = runtime.workers
+        for label, augment in (("harness_identity", False), ("harness_augmented", True)):
+            rate = harness_images_per_s(teacher, student, runtime, batch, size,
+                                        2 if dry else HARNESS_BATCHES, augment)
+            seconds[label] = [batch / rate]         # one epoch: no pairing with `plain`
+        for variant in VARIANTS + ("harness_identity", "harness_augmented"):
             s = np.array(seconds[variant])
             record.add(case, f"{variant}_images_per_s", batch / float(np.median(s)), "img/s",
                        **params)
             if variant != "plain":
-                record.add(case, f"{variant}_over_plain", float(np.median(s / plain)), "x",
+                paired = s / plain if len(s) == len(plain) else s / np.median(plain)
+                record.add(case, f"{variant}_over_plain", float(np.median(paired)), "x",
                            **params)
         if torch.device(device).type == "cuda":
             record.add(case, "max_memory_allocated", torch.cuda.max_memory_allocated() / 2**30,
                        "GiB", **params)
             torch.cuda.reset_peak_memory_stats()
-        del steps
-        if torch.device(device).type == "cuda":
             torch.cuda.empty_cache()

@@ -1,8 +1,8 @@
 """The harness's transfer step against a bare PyTorch loop (issue 8, target 2).
 
-Harness: `benchmark.transfer._train_epoch` (the trainer's own loop: batches from `_epoch_order`,
-`data.normalize`, the method's `forward_train`, the SGD step, its bookkeeping), with the frozen
-models' logits precomputed by `loading.train_logits` as `run_transfer` does. Bare: the same math
+Harness: `transfer.Trainer` (its own loop: batches from `batches.CachedBatches`, the method's
+`forward_train`, the SGD step, its bookkeeping), with the frozen models' logits precomputed by
+`loading.train_logits` as `run_transfer` does on an unaugmented split. Bare: the same math
 written directly in PyTorch (normalise, forward, KL or KL+DP loss, zero_grad, backward, step) on
 the same batches, from the same initial weights, with its own optimiser. Both students follow the
 same trajectory, which is checked at the end.
@@ -11,7 +11,6 @@ Repetitions alternate A B, B A, ... (each one epoch of `steps` batches), one war
 the figure is the median of the per-repetition time ratios harness / bare (target <= 1.05).
 """
 import copy
-import inspect
 import time
 
 import numpy as np
@@ -50,61 +49,21 @@ def bare_step(student, optimizer, method, idx, train_x, train_y, refs, mean, std
     optimizer.step()
 
 
-class Harness:
-    """The trainer's own epoch: `transfer.Trainer.train_epoch` where the trainer is a class,
-    else the older `transfer._train_epoch` with whatever arguments its signature names."""
-
-    def __init__(self, method_obj, student, entry, dataset, refs, params, seed):
-        from benchmark import transfer
-        self.transfer = transfer
-        if hasattr(transfer, "Trainer"):
-            self.trainer = transfer.Trainer(method_obj, student, entry, dataset, refs, params, seed)
-            self.optimizer = self.trainer.optimizer
-        else:
-            self.trainer = None
-            self.optimizer = torch.optim.SGD(student.parameters(), lr=params["lr"],
-                                             momentum=params["momentum"],
-                                             weight_decay=params["weight_decay"])
-        self.args = dict(student=student, method=method_obj, optimizer=self.optimizer,
-                         dataset=dataset, refs=refs, params=params, seed=seed, entry=entry,
-                         student_entry=entry)
-
-    @property
-    def has_step(self) -> bool:
-        return self.trainer is not None and hasattr(self.trainer, "train_step")
-
-    def step(self, idx, batch: int):
-        return self.trainer.train_step(idx, batch)
-
-    def epoch(self, epoch: int):
-        if self.trainer is not None:
-            return self.trainer.train_epoch(epoch)
-        available = dict(self.args, epoch=epoch)
-        kwargs, missing = {}, []
-        for name, p in inspect.signature(self.transfer._train_epoch).parameters.items():
-            if name in available:
-                kwargs[name] = available[name]
-            elif p.default is inspect.Parameter.empty:
-                missing.append(name)
-        if missing:
-            raise TypeError(f"transfer._train_epoch needs {missing}: teach transfer_bench "
-                            "about them")
-        return self.transfer._train_epoch(**kwargs)
-
-
 def epoch_batches(n_samples: int, batch_size: int, seed: int, epoch: int):
-    from benchmark.transfer import _epoch_order
-    return _epoch_order(n_samples, batch_size, seed, epoch)
+    from benchmark.batches import epoch_order
+    return epoch_order(n_samples, batch_size, seed, epoch)
 
 
 def compare(zoo, teacher_name, student_name, method_name, cache, steps, reps, seed=0):
     """Seconds (wall and CPU) of harness and bare, paired: per step (adjacent steps on the same
-    batch, order alternating) where the trainer has a step method, and per epoch of `steps`
+    batch, order alternating), and per epoch of `steps`
     batches (order alternating); one warm-up epoch first. Also the largest parameter
     difference between the two students at the end (0: the same math, bit for bit)."""
     from benchmark import data
+    from benchmark.batches import CachedBatches
     from benchmark.loading import load_model, train_logits
     from benchmark.methods import get_method, resolve_params
+    from benchmark.transfer import Trainer
 
     teacher, entry = zoo.get(teacher_name), zoo.get(student_name)
     dataset = data.load_dataset(zoo.dataset, cache)
@@ -119,7 +78,8 @@ def compare(zoo, teacher_name, student_name, method_name, cache, steps, reps, se
     torch.manual_seed(seed)
     harness_student = load_model(entry, cache)
     bare_student = copy.deepcopy(harness_student)
-    harness = Harness(method, harness_student, entry, dataset, refs, params, seed)
+    batches = CachedBatches(dataset, entry, refs, n, batch_size, seed)
+    trainer = Trainer(method, harness_student, entry, dataset, batches, params, seed)
     bare_optimizer = torch.optim.SGD(bare_student.parameters(), lr=params["lr"],
                                      momentum=params["momentum"],
                                      weight_decay=params["weight_decay"])
@@ -146,20 +106,20 @@ def compare(zoo, teacher_name, student_name, method_name, cache, steps, reps, se
     for rep in range(reps + 1):
         order = ("harness", "bare") if rep % 2 == 0 else ("bare", "harness")
         for kind in order:
-            seconds = timed(harness.epoch if kind == "harness" else bare_epoch, epoch)
+            seconds = timed(trainer.train_epoch if kind == "harness" else bare_epoch, epoch)
             if rep:
                 times["epoch"][kind].append(seconds)
         epoch += 1
-    if harness.has_step:
-        harness_student.train()
-        bare_student.train()
-        for rep in range(reps):
-            for batch, idx in enumerate(epoch_batches(n, batch_size, seed, epoch)):
-                first = (rep + batch) % 2 == 0
-                for kind in (("harness", "bare") if first else ("bare", "harness")):
-                    times["step"][kind].append(
-                        timed(harness.step, idx, batch) if kind == "harness" else timed(bare, idx))
-            epoch += 1
+    harness_student.train()
+    bare_student.train()
+    for rep in range(reps):
+        for batch, idx in enumerate(epoch_batches(n, batch_size, seed, epoch)):
+            first = (rep + batch) % 2 == 0
+            for kind in (("harness", "bare") if first else ("bare", "harness")):
+                times["step"][kind].append(
+                    timed(lambda: trainer.train_step(batches.batch(idx), batch))
+                    if kind == "harness" else timed(bare, idx))
+        epoch += 1
     drift = max(float((a - b).abs().max()) for a, b in
                 zip(harness_student.state_dict().values(), bare_student.state_dict().values())
                 if a.is_floating_point())
@@ -194,17 +154,14 @@ def _one_case(config, record, zoo, teacher, student, method, steps, reps):
                   steps_per_epoch=n_steps, batch_size=batch_size, reps=reps,
                   threads=torch.get_num_threads())
     target = "" if config.quick else f"<= {TARGET_RATIO:g}"
-    level = "step" if times["step"]["harness"] else "epoch"
     for lvl in ("step", "epoch"):
-        if not times[lvl]["harness"]:
-            continue
         harness = np.array(times[lvl]["harness"])     # [pairs, (wall, cpu)]
         bare = np.array(times[lvl]["bare"])
         images = batch_size * (1 if lvl == "step" else n_steps)
         for j, clock in enumerate(("wall", "cpu")):
             ratios = harness[:, j] / bare[:, j]
             record.add(case, f"{lvl}_ratio_{clock}", float(np.median(ratios)), "x",
-                       target if (lvl == level and clock == "cpu") else "",
+                       target if (lvl == "step" and clock == "cpu") else "",
                        pairs=len(ratios), ratio_q25=float(np.quantile(ratios, 0.25)),
                        ratio_q75=float(np.quantile(ratios, 0.75)), **params)
         record.add(case, f"{lvl}_harness_images_per_s", images / float(np.median(harness[:, 0])),
