@@ -6,14 +6,15 @@ width before training, for methods that size modules by it):
 - `CachedBatches` (params `augment: false`, the micro zoo): the transfer split as it is. Every
   frozen output a method needs is computed once over the split (`loading.train_outputs`, shared by
   the units of a task) and indexed per batch: a per-batch forward pass would give the same numbers.
-- `OnlineBatches` (`augment: true`, the paper's protocol, paper.md 3.3): each batch is augmented on
-  the fly in loader workers; every frozen model (teacher, frozen student, random teacher, ...)
-  forwards that same augmented batch, normalised with its own mean/std, without gradients and under
-  the run's autocast, on the run's device.
+- `OnlineBatches` (`augment: true`, the paper's protocol, paper.md 3.3): loader workers gather
+  uint8 images (pinned, persistent across epochs); each batch is augmented on the run's device
+  (`benchmark.augment`), and every frozen model (teacher, frozen student, random teacher, ...)
+  forwards that same augmented batch, normalised with its own mean/std, without gradients and
+  under the run's autocast.
 
-Both draw the batch order from `epoch_order`, a pure function of (seed, epoch), and augmentation
-is a pure function of (seed, epoch, sample), so a resumed run, or one with another number of
-workers, sees the same images.
+Both draw the batch order from `epoch_order`, a pure function of (seed, epoch), and a batch's
+augmentation is a pure function of (seed, epoch, batch index), so a resumed run, or one with
+another number of workers, sees the same images.
 """
 import dataclasses
 from typing import Iterator
@@ -21,8 +22,10 @@ from typing import Iterator
 import torch
 
 from benchmark import gpu
-from benchmark.data import Dataset, normalize
+from benchmark.augment import augment
+from benchmark.data import Dataset, standardize
 from benchmark.gpu import Runtime
+from benchmark.imagefolder import CachedDataset
 from benchmark.models import features_and_logits
 from pairs.catalog import ModelEntry
 
@@ -44,10 +47,15 @@ def epoch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Te
     return list(order[:usable].split(batch_size))
 
 
-def _student_input(x_uint8: torch.Tensor, entry: ModelEntry, runtime: Runtime) -> torch.Tensor:
-    x = normalize(gpu.to_device(x_uint8, runtime.device, channels_last=False),
-                  entry.mean, entry.std)
-    return gpu.to_device(x, runtime.device, runtime.channels_last)
+def _unit_range(x_uint8: torch.Tensor, runtime: Runtime) -> torch.Tensor:
+    """uint8 images as floats in [0, 1] on the run's device (moved as uint8: 4x fewer bytes)."""
+    return gpu.to_device(x_uint8, runtime.device, channels_last=False).float() / 255.0
+
+
+def _model_input(x01: torch.Tensor, entry: ModelEntry, runtime: Runtime) -> torch.Tensor:
+    """One model's view of a batch: its own mean/std, in the run's memory format."""
+    return gpu.to_device(standardize(x01, entry.mean, entry.std), runtime.device,
+                         runtime.channels_last)
 
 
 class CachedBatches:
@@ -65,7 +73,8 @@ class CachedBatches:
 
     def batch(self, idx: torch.Tensor) -> Batch:
         on_device = idx.to(self.runtime.device)
-        return Batch(_student_input(self.dataset.train_x[idx], self.entry, self.runtime),
+        x01 = _unit_range(self.dataset.train_x[idx], self.runtime)
+        return Batch(_model_input(x01, self.entry, self.runtime),
                      self.dataset.train_y[idx].to(self.runtime.device), on_device,
                      {name: r[on_device] for name, r in self.refs.items()})
 
@@ -74,25 +83,26 @@ class CachedBatches:
             yield self.batch(idx)
 
 
-def sample_seed(seed: int, epoch: int, sample: int) -> int:
-    return (seed * 1_000_003 + epoch) * 100_000_007 + sample
+def batch_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """The augmentation's random source for one batch: a pure function of its position."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 1_000_003 + index)
 
 
-class AugmentedSplit(torch.utils.data.Dataset):
-    """Items `(epoch, sample)` -> (augmented uint8 image, sample); the augmentation draws from
-    its own generator state seeded by (seed, epoch, sample), never from the caller's."""
+@dataclasses.dataclass
+class EpochBatches:
+    """A batch sampler following `epoch_order` for the epoch last set: it runs in the loader's
+    main process, so persistent workers follow it across epochs."""
+    n: int
+    batch_size: int
+    seed: int
+    epoch: int = 0
 
-    def __init__(self, images, seed: int, augment):
-        self.images, self.seed, self.augment = images, seed, augment
+    def __iter__(self):
+        for idx in epoch_order(self.n, self.batch_size, self.seed, self.epoch):
+            yield idx.tolist()
 
     def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, key: tuple[int, int]):
-        epoch, sample = key
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sample_seed(self.seed, epoch, sample))
-            return self.augment(torch.as_tensor(self.images[sample])), sample
+        return len(epoch_order(self.n, self.batch_size, self.seed, self.epoch))
 
 
 @dataclasses.dataclass
@@ -107,37 +117,38 @@ class OnlineBatches:
 
     def __init__(self, dataset: Dataset, entry: ModelEntry, frozen: dict[str, Frozen],
                  references: dict[str, tuple[str, str]], n: int, batch_size: int, seed: int,
-                 runtime: Runtime = CPU, augment=None):
-        from benchmark.imagefolder import augmentation
+                 runtime: Runtime = CPU, augment: bool = True):
         self.dataset, self.entry, self.runtime = dataset, entry, runtime
-        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.n, self.batch_size, self.seed, self.augment = n, batch_size, seed, augment
         self.references = references                     # reference name -> (role, kind)
         self.frozen = {role: Frozen(gpu.prepare(f.module, runtime.device, runtime.channels_last,
                                                 frozen=True), f.entry)
                        for role, f in frozen.items()}
-        self.split = AugmentedSplit(dataset.train_x, seed, augment or augmentation())
-        probe = self._outputs(dataset.train_x[:2])
+        self.sampler, self.loader = EpochBatches(n, batch_size, seed), None
+        probe = self._outputs(_unit_range(dataset.train_x[:2], runtime))
         self.ref_dims = {name: out.shape[1] for name, out in probe.items()}
 
-    def _outputs(self, x_uint8: torch.Tensor) -> dict[str, torch.Tensor]:
-        x_uint8 = gpu.to_device(x_uint8, self.runtime.device, channels_last=False)
+    def _outputs(self, x01: torch.Tensor) -> dict[str, torch.Tensor]:
         outputs = {}
         for role in dict.fromkeys(role for role, _ in self.references.values()):
             f = self.frozen[role]
-            x = gpu.to_device(normalize(x_uint8, f.entry.mean, f.entry.std),
-                              self.runtime.device, self.runtime.channels_last)
             with torch.no_grad(), self.runtime.autocast():
-                feats, logits = features_and_logits(f.module, x)
+                feats, logits = features_and_logits(f.module,
+                                                    _model_input(x01, f.entry, self.runtime))
             outputs[role, "features"], outputs[role, "logits"] = feats.float(), logits.float()
         return {name: outputs[spec] for name, spec in self.references.items()}
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
-        order = [[(epoch, int(j)) for j in idx]
-                 for idx in epoch_order(self.n, self.batch_size, self.seed, epoch)]
-        loader = torch.utils.data.DataLoader(
-            self.split, batch_sampler=order, num_workers=self.runtime.workers,
-            pin_memory=self.runtime.device.type == "cuda")
-        for x_uint8, idx in loader:
-            yield Batch(_student_input(x_uint8, self.entry, self.runtime),
-                        self.dataset.train_y[idx].to(self.runtime.device),
-                        idx.to(self.runtime.device), self._outputs(x_uint8))
+        if self.loader is None:      # one loader for the run: workers start once, not per epoch
+            workers = self.runtime.workers
+            self.loader = torch.utils.data.DataLoader(
+                CachedDataset(self.dataset.train_x, self.dataset.train_y), num_workers=workers,
+                batch_sampler=self.sampler, pin_memory=self.runtime.device.type == "cuda",
+                persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
+        self.sampler.epoch = epoch
+        for index, (x_uint8, y, idx) in enumerate(self.loader):
+            x01 = _unit_range(x_uint8, self.runtime)
+            if self.augment:
+                x01 = augment(x01, batch_generator(self.seed, epoch, index))
+            yield Batch(_model_input(x01, self.entry, self.runtime), y.to(self.runtime.device),
+                        idx.to(self.runtime.device), self._outputs(x01))

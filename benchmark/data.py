@@ -76,9 +76,14 @@ def load_dataset(name: str, cache: Path) -> Dataset:
 
 def normalize(x_uint8: torch.Tensor, mean, std) -> torch.Tensor:
     """(x / 255 - mean) / std per channel, as float32, on x's device."""
-    mean = torch.as_tensor(mean, dtype=torch.float32, device=x_uint8.device).view(1, -1, 1, 1)
-    std = torch.as_tensor(std, dtype=torch.float32, device=x_uint8.device).view(1, -1, 1, 1)
-    return (x_uint8.float() / 255.0 - mean) / std
+    return standardize(x_uint8.float() / 255.0, mean, std)
+
+
+def standardize(x01: torch.Tensor, mean, std) -> torch.Tensor:
+    """(x - mean) / std per channel of float images in [0, 1], on x's device."""
+    mean = torch.as_tensor(mean, dtype=x01.dtype, device=x01.device).view(1, -1, 1, 1)
+    std = torch.as_tensor(std, dtype=x01.dtype, device=x01.device).view(1, -1, 1, 1)
+    return (x01 - mean) / std
 
 
 def _save_npz_atomic(path: Path, arrays: dict) -> None:

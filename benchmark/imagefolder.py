@@ -8,9 +8,9 @@
   saved once as an `.npy` index file so every job trains on the same images.
 - Preprocessing comes from each model's `pretrained_cfg` (timm's `resolve_data_config`).
   Training (paper.md 3.3): decode with a centre crop at the *student's* input size and crop_pct
-  (no RandomResizedCrop), then hflip p 0.5, colour distortion p 0.8 (0.8, 0.8, 0.8, 0.2) and
-  grayscale p 0.2. Batches stay uint8 [B, C, H, W]; every model in a step sees the same batch
-  and normalises it with its own mean/std (`benchmark.data.normalize`).
+  (no RandomResizedCrop); batches travel as uint8 [B, C, H, W] and are augmented on the device
+  (`benchmark.augment`: hflip, colour distortion, grayscale); every model in a step sees the
+  same batch and normalises it with its own mean/std (`benchmark.data.standardize`).
 - `imagefolder:<path>[@size=..,crop_pct=..,subset=..]` names a dataset that `load_dataset`
   decodes into memory (small folders: tests, CIFAR-sized sets); large sets go through
   `FolderDataset`/`CachedDataset` and `make_loader`.
@@ -185,26 +185,6 @@ class _Convert:
         return img.convert(self.mode) if getattr(img, "mode", self.mode) != self.mode else img
 
 
-def augmentation(hflip: float = 0.5, color_p: float = 0.8, strength: float = 1.0,
-                 gray_p: float = 0.2) -> Callable:
-    """paper.md 3.3 on an already centre-cropped image (PIL or uint8 tensor): hflip,
-    colour distortion (brightness/contrast/saturation 0.8 s, hue 0.2 s) with p 0.8,
-    grayscale with p 0.2."""
-    from torchvision import transforms as T
-    s = strength
-    return T.Compose([
-        T.RandomHorizontalFlip(hflip),
-        T.RandomApply([T.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)], p=color_p),
-        T.RandomGrayscale(gray_p),
-    ])
-
-
-def train_transform(student_cfg: dict) -> Callable:
-    """PIL -> augmented uint8 [C, H, W] at the student's resolution (paper.md 3.3)."""
-    from torchvision import transforms as T
-    return T.Compose([decode_transform(student_cfg), augmentation()])
-
-
 def normalize_for(batch_uint8: torch.Tensor, cfg: dict) -> torch.Tensor:
     """One model's view of a shared uint8 batch: its own mean/std (paper.md 3.3)."""
     from benchmark.data import normalize
@@ -232,12 +212,11 @@ class FolderDataset(torch.utils.data.Dataset):
 
 
 class CachedDataset(torch.utils.data.Dataset):
-    """(uint8 image, label, index) from a decoded uint8 cache [N, C, H, W] (memory-mapped),
-    with an optional tensor augmentation (`augmentation()`)."""
+    """(uint8 image, label, index) from a decoded uint8 array [N, C, H, W] (memory-mapped, or
+    a dataset's tensor); augmentation happens per batch on the device (`benchmark.augment`)."""
 
-    def __init__(self, images: np.ndarray, labels, augment: Callable | None = None,
-                 indices=None):
-        self.images, self.labels, self.augment = images, np.asarray(labels), augment
+    def __init__(self, images, labels, indices=None):
+        self.images, self.labels = images, np.asarray(labels)
         self.indices = None if indices is None else np.asarray(indices, dtype=np.int64)
 
     def __len__(self):
@@ -245,9 +224,8 @@ class CachedDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         j = int(i if self.indices is None else self.indices[i])
-        x = torch.from_numpy(np.array(self.images[j]))
-        if self.augment is not None:
-            x = self.augment(x)
+        image = self.images[j]          # a memory-mapped row is copied out of the map
+        x = image.clone() if torch.is_tensor(image) else torch.from_numpy(np.array(image))
         return x, int(self.labels[j]), j
 
 

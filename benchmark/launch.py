@@ -154,6 +154,10 @@ def _executor(options: LaunchOptions, results_dir: Path, stage: str, cpus: int,
     slurm = submitit_parameters(options.slurm)
     if dependency:
         slurm["slurm_dependency"] = dependency
+    if options.executor == "local" and options.slurm.gpus is None:
+        # submitit hides every GPU from a local job that asks for none
+        import torch
+        slurm["gpus_per_node"] = torch.cuda.device_count()
     executor.update_parameters(timeout_min=options.timeout_min, cpus_per_task=cpus,
                                name=f"ktbench-{stage}", **slurm)
     return executor

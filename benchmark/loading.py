@@ -3,7 +3,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark import data, microzoo, models, weights
+from benchmark import data, gpu, microzoo, models, weights
 from pairs.catalog import ModelEntry
 
 
@@ -43,20 +43,25 @@ def random_init_model(entry: ModelEntry, seed: int) -> torch.nn.Module:
 
 
 def train_outputs(entry: ModelEntry, dataset_name: str, cache: Path, kind: str = "logits",
-                  init_seed: int | None = None) -> torch.Tensor:
-    """A frozen model's outputs (`logits` or pooled `features`) on the whole transfer split,
-    computed once per process; `init_seed` set: the randomly initialised architecture instead.
-    Leaves torch's global random state as it was, cached or not.
+                  init_seed: int | None = None,
+                  runtime: gpu.Runtime = gpu.Runtime()) -> torch.Tensor:
+    """A frozen model's outputs (`logits` or pooled `features`, float32 on the CPU) on the
+    whole transfer split, computed once per process on the runtime's device (in fp32, as
+    `gpu.prepare` lays the model out: a live frozen snapshot gives the same numbers);
+    `init_seed` set: the randomly initialised architecture instead. Leaves torch's global
+    random state as it was, cached or not.
 
-    The transfer split has no train-time augmentation, so these are exactly the outputs a
-    per-batch forward pass would give; units sharing a teacher in one task pay for it once.
+    Without train-time augmentation these are exactly the outputs a per-batch forward pass
+    would give; units sharing a teacher in one task pay for it once.
     """
-    key = (entry.fingerprint(), dataset_name, str(cache), kind, init_seed)
+    key = (entry.fingerprint(), dataset_name, str(cache), kind, init_seed, str(runtime.device),
+           runtime.channels_last)
     if key not in _TRAIN_OUTPUTS:
         dataset = data.load_dataset(dataset_name, cache)
         with torch.random.fork_rng(devices=[]):     # building a model draws random weights
             model = (load_model(entry, cache) if init_seed is None
                      else random_init_model(entry, init_seed))
+        model = gpu.prepare(model, runtime.device, runtime.channels_last, frozen=True)
         outputs = models.predict_outputs(model, dataset.train_x, entry.mean, entry.std, kind)
         while len(_TRAIN_OUTPUTS) >= _TRAIN_OUTPUTS_KEPT:
             _TRAIN_OUTPUTS.pop(next(iter(_TRAIN_OUTPUTS)))

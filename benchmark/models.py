@@ -59,12 +59,16 @@ def features_and_logits(model: torch.nn.Module, x: torch.Tensor):
 
 def predict_outputs(model: torch.nn.Module, x_uint8: torch.Tensor, mean, std,
                     kind: str = "logits", batch_size: int = 512) -> torch.Tensor:
-    """float32 `logits` or pooled `features` [N, D] for uint8 images, in batches."""
+    """float32 `logits` or pooled `features` [N, D] on the CPU for uint8 images, in batches on
+    the model's device."""
+    from benchmark.gpu import to_device
     if kind == "logits":
         return predict_logits(model, x_uint8, mean, std, batch_size)
     if kind != "features":
         raise ValueError(f"unknown output kind {kind!r}; use logits or features")
+    device = _device(model)
     with torch.inference_mode():
-        batches = [features_and_logits(model, normalize(x_uint8[i:i + batch_size], mean, std))[0]
-                   .float() for i in range(0, len(x_uint8), batch_size)]
+        batches = [features_and_logits(model, normalize(to_device(x_uint8[i:i + batch_size],
+                                                                  device), mean, std))[0]
+                   .float().cpu() for i in range(0, len(x_uint8), batch_size)]
     return torch.cat(batches)

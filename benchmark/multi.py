@@ -67,7 +67,7 @@ class ParallelDataPartition(TransferMethod):
                                           refs["frozen"], y if self.supervised else None)
         loss = distill_kl(logits, target, T=self.params["T"], topk=self.params["topk"],
                           compat=self.compat)
-        return logits, {"kl": loss}, {"teacher_input": 100.0 * (source >= 0).float().mean().item()}
+        return logits, {"kl": loss}, {"teacher_input": 100.0 * (source >= 0).float().mean()}
 
 
 def run_parallel(unit, results_dir, cache, job_id=""):
@@ -98,7 +98,10 @@ def run_sequential(unit, results_dir, cache, job_id=""):
     method_cls = get_method(unit["method"])
     runtime = gpu.Runtime.from_env(ctx.params["precision"])
     torch.manual_seed(ctx.seed)
-    student = load_model(ctx.student_entry, cache)
+    # on the run's device from the start: each step's frozen snapshot (and the outputs it gives)
+    # then lives there whether the run was resumed or not
+    student = gpu.prepare(load_model(ctx.student_entry, cache), runtime.device,
+                          runtime.channels_last)
     ckpt_file = checkpoint_path(results_dir, unit["key"])
     rows, status, resume = [], "ok", None
     if ckpt_file.is_file():

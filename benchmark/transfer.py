@@ -119,7 +119,8 @@ def make_batches(method: TransferMethod, sources: dict[str, Source], entry: Mode
             refs[name] = models.predict_outputs(src.module, dataset.train_x[:n], src.entry.mean,
                                                 src.entry.std, kind)
         else:
-            refs[name] = train_outputs(src.entry, dataset.name, cache, kind, src.init_seed)
+            refs[name] = train_outputs(src.entry, dataset.name, cache, kind, src.init_seed,
+                                       runtime)
     return CachedBatches(dataset, entry, refs, n, params["batch_size"], seed, runtime)
 
 
@@ -141,15 +142,13 @@ class Trainer:
         self.scaler = gpu.grad_scaler(runtime.precision, runtime.device)
         self.step = 0
 
-    def train_step(self, batch: Batch, index: int) -> tuple[float, dict]:
-        """One optimiser step on `batch`, the `index`-th of its epoch; returns (loss, logs),
-        loss nan if it was not finite (then nothing was updated)."""
+    def train_step(self, batch: Batch, index: int) -> tuple[torch.Tensor, dict]:
+        """One optimiser step on `batch`, the `index`-th of its epoch; returns (loss, logs) as
+        tensors, without waiting for the device to finish the step."""
         with self.runtime.autocast():
             _, named_losses, logs = self.method.forward_train(self.student, batch.x, batch.y,
                                                               batch.refs, batch.idx)
         loss = sum(named_losses.values()).float()
-        if not torch.isfinite(loss):
-            return math.nan, logs
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is None:
             loss.backward()
@@ -160,24 +159,29 @@ class Trainer:
             self.scaler.update()
         self.method.after_step(self.student, self.step, index)
         self.step += 1
-        return loss.item(), logs
+        return loss.detach(), logs
 
     def train_epoch(self, epoch: int) -> tuple[dict, str]:
+        """One epoch; a non-finite loss ends it (status `diverged`). Each step's loss is read
+        only once the next step is queued, so a GPU never waits for the host between steps
+        (a non-finite step is thus followed by one more, on weights that are lost anyway)."""
         self.student.train()
         t0 = time.perf_counter()
-        losses, teacher_inputs, seen, status = [], [], 0, "ok"
+        steps = []                       # (loss, teacher_input or None, batch size) as queued
         for index, batch in enumerate(self.batches.epoch(epoch)):
             loss, logs = self.train_step(batch, index)
-            if not math.isfinite(loss):
-                status = "diverged"
+            steps.append((loss, logs.get("teacher_input"), len(batch.y)))
+            if len(steps) > 1 and not torch.isfinite(steps[-2][0]):
                 break
-            losses.append(loss)
-            seen += len(batch.y)
-            if "teacher_input" in logs:
-                teacher_inputs.append(logs["teacher_input"])
+        losses = torch.stack([loss for loss, _, _ in steps]).cpu() if steps else torch.zeros(0)
+        finite = torch.isfinite(losses)
+        status = "ok" if finite.all() else "diverged"
+        steps = steps[:int((~finite).nonzero()[0])] if status == "diverged" else steps
+        inputs = [share for _, share, _ in steps if share is not None]
         seconds = time.perf_counter() - t0
-        row = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else math.nan,
-               "teacher_input": float(np.mean(teacher_inputs)) if teacher_inputs else math.nan,
+        seen = sum(n for _, _, n in steps)
+        row = {"epoch": epoch, "loss": losses[:len(steps)].mean().item() if steps else math.nan,
+               "teacher_input": torch.stack(inputs).float().mean().item() if inputs else math.nan,
                "images_per_s": seen / seconds if seconds > 0 else math.nan, "seconds": seconds}
         return row, status
 

@@ -1,13 +1,16 @@
-"""Batch sources: augmentation as a pure function of (seed, epoch, sample), per-batch frozen
-outputs equal to outputs computed over the whole split, each model with its own mean/std."""
+"""Batch sources and the batched augmentation: torchvision's ops sample by sample, the paper's
+probabilities, per-batch frozen outputs equal to a direct forward of each model with its own
+mean/std, and batches independent of the number of loader workers."""
 import dataclasses
 
+import pytest
 import torch
+import torchvision.transforms.functional as TF
 
-from benchmark.batches import AugmentedSplit, CachedBatches, Frozen, OnlineBatches, epoch_order
+from benchmark import augment
+from benchmark.batches import CachedBatches, Frozen, OnlineBatches, epoch_order
 from benchmark.data import Dataset
 from benchmark.gpu import Runtime
-from benchmark.imagefolder import augmentation
 from benchmark.loading import load_model
 
 
@@ -26,23 +29,51 @@ def test_epoch_order_is_shuffled_full_batches_per_seed_and_epoch():
     assert not torch.equal(torch.cat(batches), torch.cat(epoch_order(10, 4, 3, 2)))
 
 
-def test_augmentation_depends_on_seed_epoch_and_sample_only():
-    data = _dataset()
-    split = AugmentedSplit(data.train_x, seed=5, augment=augmentation())
-    first, _ = split[0, 7]
-    torch.manual_seed(123)                        # the caller's random state plays no part ...
-    again, sample = split[0, 7]
-    after = torch.rand(1)
-    torch.manual_seed(123)
-    assert torch.equal(after, torch.rand(1))      # ... and is left as it was
-    assert sample == 7 and torch.equal(first, again) and first.dtype == torch.uint8
-    # another epoch or seed draws other augmentations for some samples
-    assert any(not torch.equal(split[0, j][0], split[1, j][0]) for j in range(10))
-    other = AugmentedSplit(data.train_x, seed=6, augment=augmentation())
-    assert any(not torch.equal(split[0, j][0], other[0, j][0]) for j in range(10))
+def _torchvision_reference(x, p, i):
+    """Sample i of the batch augmented by torchvision's own functional ops, one at a time."""
+    img = TF.hflip(x[i]) if p.flip[i] else x[i]
+    if p.jitter[i]:
+        b, c, sat, h = p.factors[i].tolist()
+        ops = (lambda v: TF.adjust_brightness(v, b), lambda v: TF.adjust_contrast(v, c),
+               lambda v: TF.adjust_saturation(v, sat), lambda v: TF.adjust_hue(v, h))
+        for op in p.order[i].tolist():
+            img = ops[op](img)
+    if p.gray[i] and img.shape[0] == 3:
+        img = TF.rgb_to_grayscale(img, num_output_channels=3)
+    return img
 
 
-def _online(tiny_zoo, cache, data, workers=0, augment=None, teacher_entry=None):
+@pytest.mark.parametrize("channels", [3, 1])
+def test_batched_augmentation_equals_torchvision_sample_by_sample(channels):
+    x = torch.rand(64, channels, 12, 12, generator=torch.Generator().manual_seed(0))
+    p = augment.sample_params(64, torch.Generator().manual_seed(1))
+    assert p.jitter.any() and p.flip.any() and p.gray.any() and not p.jitter.all()
+    out = augment.apply(x, p)
+    for i in range(64):
+        torch.testing.assert_close(out[i], _torchvision_reference(x, p, i), atol=2e-5, rtol=0)
+    if channels == 1:                      # saturation, hue and grayscale leave it unchanged
+        factors = p.factors.clone()
+        factors[:, :2] = 1.0                 # brightness and contrast: identity
+        only_colour = dataclasses.replace(p, flip=torch.zeros_like(p.flip), factors=factors)
+        torch.testing.assert_close(augment.apply(x, only_colour), x)
+
+
+def test_augmentation_parameters_follow_the_paper():
+    """paper.md 3.3: hflip p 0.5, colour distortion p 0.8 with (0.8, 0.8, 0.8, 0.2), grayscale
+    p 0.2; the four colour ops in every order."""
+    n = 20_000
+    p = augment.sample_params(n, torch.Generator().manual_seed(0))
+    for mask, rate in ((p.flip, 0.5), (p.jitter, 0.8), (p.gray, 0.2)):
+        assert abs(mask.float().mean().item() - rate) < 0.015
+    assert p.factors[:, :3].min() >= 0.2 and p.factors[:, :3].max() <= 1.8
+    assert p.factors[:, 3].abs().max() <= 0.2 and p.factors[:, 3].std() > 0.1
+    orders = {tuple(o) for o in p.order.tolist()}
+    assert len(orders) == 24 and all(sorted(o) == [0, 1, 2, 3] for o in orders)
+    again = augment.sample_params(n, torch.Generator().manual_seed(0))
+    assert torch.equal(again.factors, p.factors) and torch.equal(again.order, p.order)
+
+
+def _online(tiny_zoo, cache, data, workers=0, augmented=True, teacher_entry=None):
     student, trained = tiny_zoo.get("resnet_tiny"), tiny_zoo.get("efficientnet_tiny")
     teacher = teacher_entry or trained
     frozen = {"teacher": Frozen(load_model(trained, cache), teacher),
@@ -50,7 +81,7 @@ def _online(tiny_zoo, cache, data, workers=0, augment=None, teacher_entry=None):
     specs = {"teacher": ("teacher", "logits"), "frozen": ("student", "logits"),
              "teacher_features": ("teacher", "features")}
     return OnlineBatches(data, student, frozen, specs, n=32, batch_size=8, seed=0,
-                         runtime=Runtime(workers=workers), augment=augment)
+                         runtime=Runtime(workers=workers), augment=augmented)
 
 
 def _as_digits(data: Dataset) -> Dataset:
@@ -63,7 +94,7 @@ def test_online_references_are_each_models_own_view_of_the_batch(tiny_zoo, cache
     samples normalised with *its own* mean/std (the teacher's differ from the student's)."""
     data = _as_digits(_dataset())
     teacher = dataclasses.replace(tiny_zoo.get("efficientnet_tiny"), mean=(0.3,), std=(0.2,))
-    online = _online(tiny_zoo, cache, data, augment=lambda x: x, teacher_entry=teacher)
+    online = _online(tiny_zoo, cache, data, augmented=False, teacher_entry=teacher)
     assert online.ref_dims["teacher"] == 10 and online.ref_dims["teacher_features"] > 0
     batch = next(online.epoch(0))
     x = data.train_x[batch.idx].float() / 255.0

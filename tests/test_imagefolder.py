@@ -93,15 +93,10 @@ def test_preprocessing_from_pretrained_cfg():
     ref = imf.eval_transform(cfg)(img)                                 # timm's own transform
     ours = imf.normalize_for(x8.unsqueeze(0), cfg)[0]
     assert (ours - ref).abs().max() < 0.05                             # differs by uint8 rounding only
-    aug = imf.train_transform(cfg)(img)
-    assert aug.dtype == torch.uint8 and aug.shape == (3, 224, 224)
-    # the same augmented batch, each model with its own mean/std
-    batch = torch.stack([aug, x8])
+    # the same batch, each model with its own mean/std
+    batch = torch.stack([x8.flip(-1), x8])
     other = dict(cfg, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     assert torch.allclose(imf.normalize_for(batch, other), batch.float() / 127.5 - 1, atol=1e-6)
-    torch.manual_seed(0)
-    t = imf.augmentation()(x8)
-    assert t.dtype == torch.uint8 and t.shape == x8.shape              # tensors work too
 
 
 def test_loader_and_decoded_cache(folder, tmp_path):
@@ -117,7 +112,7 @@ def test_loader_and_decoded_cache(folder, tmp_path):
     assert np.array_equal(cached[0], ds[0][0].numpy())
     again = imf.decoded_cache(train, cfg, tmp_path, indices=idx, workers=0)
     assert again.filename == cached.filename and not list(tmp_path.glob("*.lock"))
-    cds = imf.CachedDataset(cached, train.labels[idx], augment=imf.augmentation())
+    cds = imf.CachedDataset(cached, train.labels[idx])
     xs, ys, _ = next(iter(imf.make_loader(cds, 4, shuffle=True, workers=0, seed=3)))
     assert xs.shape == (4, 3, 16, 16) and xs.dtype == torch.uint8
 

@@ -85,7 +85,8 @@ class TransferMethod:
                       refs: dict[str, torch.Tensor], idx: torch.Tensor | None = None
                       ) -> tuple[torch.Tensor, dict, dict]:
         """-> (student logits, named losses summed for the step, named logs such as
-        teacher_input). `idx` are the batch's sample indices in the transfer split."""
+        teacher_input, as 0-d tensors: reading them would wait for the device). `idx` are the
+        batch's sample indices in the transfer split."""
         raise NotImplementedError
 
     def after_step(self, student: torch.nn.Module, step: int, batch: int) -> None:

@@ -19,7 +19,7 @@ class KLDataPartition(TransferMethod):
         loss, teacher_mask = dp_kl(logits, refs["teacher"], refs["frozen"],
                                    y if self.supervised else None, T=self.params["T"],
                                    topk=self.params["topk"], compat=self.compat)
-        return logits, {"kl": loss}, {"teacher_input": 100.0 * teacher_mask.float().mean().item()}
+        return logits, {"kl": loss}, {"teacher_input": 100.0 * teacher_mask.float().mean()}
 
 
 @register_method

@@ -27,7 +27,7 @@ class RandomTeacher(TransferMethod):
         if p["dp"]:
             loss, mask = dp_kl(logits, refs["random_teacher"], refs["frozen"], y, T=p["T"],
                                topk=p["topk"], compat=self.compat)
-            return logits, {"kl": loss}, {"teacher_input": 100.0 * mask.float().mean().item()}
+            return logits, {"kl": loss}, {"teacher_input": 100.0 * mask.float().mean()}
         loss = distill_kl(logits, refs["random_teacher"], T=p["T"], topk=p["topk"],
                           compat=self.compat)
         return logits, {"kl": loss}, {}

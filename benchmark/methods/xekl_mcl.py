@@ -47,7 +47,7 @@ class XEKLMCL(TransferMethod):
         kl = distill_kl(logits, teacher, T=self.params["T"], topk=self.params["topk"],
                         weights=(~negative).float(), compat=self.compat)
         return (logits, {"kl": alpha * kl, "xe": (1 - alpha) * xe(logits, y, self.compat)},
-                {"kept": 100.0 * (~negative).float().mean().item()})
+                {"kept": 100.0 * (~negative).float().mean()})
 
     def after_step(self, student, step, batch):
         n = self.params["N"]
@@ -73,4 +73,5 @@ class XEKLMCL(TransferMethod):
         return {"slow": self.slow}
 
     def load_state_dict(self, state):
-        self.slow = state["slow"]
+        # onto the live weights' device: checkpoints are read onto the CPU
+        self.slow = {k: v.to(self.slow[k].device) for k, v in state["slow"].items()}

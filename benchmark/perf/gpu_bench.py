@@ -12,8 +12,8 @@ channels_last, on one fixed random batch already on the device (no data loading)
 Then the harness itself, end to end: `transfer.Trainer` on `batches.OnlineBatches` over an
 in-memory uint8 split (loader workers, pinned memory, per-batch teacher and frozen-student
 forwards, each model normalising the batch itself), one epoch of `HARNESS_BATCHES` batches after
-a warm-up epoch: `harness_identity` without augmentation (the model side), `harness_augmented`
-with paper.md 3.3's augmentation in the workers (what a real run pays).
+a warm-up epoch: `harness_identity` without augmentation, `harness_augmented` with paper.md 3.3's
+augmentation on the GPU (`benchmark.augment`: what a real run pays).
 
 Blocks of steps alternate between the variants; the figures are medians over blocks, with
 CUDA synchronised around each block. `--device cpu` (or `quick`) dry-runs the code path with
@@ -122,7 +122,7 @@ def harness_images_per_s(teacher_name, student_name, runtime, batch, size, n_bat
     params = resolve_params("kl_dp", {"batch_size": batch, "augment": True})
     batches = OnlineBatches(dataset, entries[student_name], frozen,
                             {"teacher": ("teacher", "logits"), "frozen": ("student", "logits")},
-                            n, batch, seed, runtime, augment=None if augment else (lambda v: v))
+                            n, batch, seed, runtime, augment=augment)
     trainer = Trainer(get_method("kl_dp")(params), student, entries[student_name], dataset,
                       batches, params, seed, runtime)
     trainer.train_epoch(0)                    # warm-up: cudnn autotuning, worker start
