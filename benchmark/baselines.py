@@ -19,7 +19,7 @@ import pandas as pd
 from benchmark import data, models
 from benchmark.loading import random_init_model
 from benchmark.stats import pair_statistics
-from benchmark.units import run_predict
+from benchmark.units import run_predict, write_class_flips
 from pairs.catalog import get_zoo
 from pairs.keys import unit_key
 from results import predictions_matrix, read_table, write_part
@@ -53,7 +53,7 @@ def random_init_baseline(zoo_name: str, results_dir, cache: Path, names: list[st
                                          compat=compat)
     part = unit_key("random-baseline", models=everything, dataset=zoo.dataset, seed=seed,
                     compat=compat or "")
-    write_part(results_dir, "class_flips", class_flips, part)
+    write_class_flips(results_dir, class_flips, part)
     write_part(results_dir, "pair_stats", stats, part)
     return stats
 

@@ -6,7 +6,9 @@ spreads over a wide range of accuracies. Train and eval are rendered from disjoi
 """
 import math
 import os
+import shutil
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -52,14 +54,17 @@ def list_datasets() -> list[str]:
 
 
 def cache_path(name: str, cache: Path) -> Path:
+    """The dataset's folder in the cache: one `.npy` file per array."""
     builder = _DATASETS[name]
     digest = unit_key("dataset", name=name, **builder.definition).split("-", 1)[1]
     # names such as `imagefolder:/data/x` carry path characters; the digest keeps them apart
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[-60:]
-    return Path(cache) / "data" / f"{safe}-{digest}.npz"
+    return Path(cache) / "data" / f"{safe}-{digest}"
 
 
 def load_dataset(name: str, cache: Path) -> Dataset:
+    """The dataset, built into the cache on first use. Arrays are memory-mapped: jobs on a node
+    share one copy in the page cache, and a large decoded set is read as batches touch it."""
     if name not in _DATASETS and name.startswith("imagefolder:"):
         from benchmark.imagefolder import register_from_name    # registers on first use
         register_from_name(name)
@@ -68,9 +73,11 @@ def load_dataset(name: str, cache: Path) -> Dataset:
     builder = _DATASETS[name]
     path = cache_path(name, cache)
     if not path.exists():
-        _save_npz_atomic(path, builder.build(builder.definition))
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {k: torch.from_numpy(npz[k]) for k in _ARRAYS}
+        _save_arrays_atomic(path, builder.build(builder.definition))
+    with warnings.catch_warnings():    # read-only maps: torch warns that it cannot write them
+        warnings.simplefilter("ignore", UserWarning)
+        arrays = {k: torch.from_numpy(np.load(path / f"{k}.npy", mmap_mode="r",
+                                              allow_pickle=False)) for k in _ARRAYS}
     return Dataset(name=name, num_classes=builder.definition["num_classes"], **arrays)
 
 
@@ -86,16 +93,22 @@ def standardize(x01: torch.Tensor, mean, std) -> torch.Tensor:
     return (x01 - mean) / std
 
 
-def _save_npz_atomic(path: Path, arrays: dict) -> None:
-    # A temporary name in the same folder and os.replace: a killed run never leaves a half file.
+def _save_arrays_atomic(path: Path, arrays: dict) -> None:
+    """The arrays as `.npy` files in a temporary folder beside `path`, then renamed to it: a
+    killed build never leaves a half dataset, and of two concurrent builders one wins."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
+        tmp.mkdir()
+        for key in _ARRAYS:
+            np.save(tmp / f"{key}.npy", np.ascontiguousarray(arrays[key]), allow_pickle=False)
+        try:
+            os.rename(tmp, path)
+        except OSError:                # another process renamed its copy first
+            if not path.is_dir():
+                raise
     finally:
-        tmp.unlink(missing_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @register_dataset(

@@ -8,6 +8,9 @@ and the teacher wrong (rho_neg); each flip is counted under its true label. The 
 `compat="fantasticgains"` reproduces the official code's numbers where they differ from the
 definitions (paper.md 7). Among these statistics only the top-p% class count differs.
 """
+import dataclasses
+from typing import Iterator
+
 import numpy as np
 import pandas as pd
 from scipy import sparse
@@ -22,6 +25,7 @@ _GRID_CELLS = 2**26             # cells of a (models x models x classes) grid he
 _ENSEMBLE_GRID_CELLS = 2**14    # small grids: blocks then follow the triangle of unordered pairs
 _BUFFER_CELLS = 2**20           # cells of a working buffer meant to stay in cache
 _ROW_CHUNK = 1024               # pairs summarised at once, to bound temporaries
+_FLIP_ROWS = 4_000_000          # class_flips rows per DataFrame (and results part)
 
 
 def check_compat(compat) -> None:
@@ -139,7 +143,8 @@ def _sum_xlogx(counts):
 def class_flip_counts(correct, labels, num_classes, teachers, students):
     """Per-class positive and negative flips of each pair teacher[p] -> student[p].
 
-    correct: bool [M, N], model m right on sample i. Returns (pos, neg), int32 [P, num_classes]:
+    correct: bool [M, N], model m right on sample i. Returns (pos, neg) [P, num_classes] in the
+    narrowest unsigned type that holds a class's samples (uint8 for ImageNet's 50 a class):
     pos[p, k] = samples of class k that the student gets wrong and the teacher right, neg[p, k]
     the reverse. Both come from one count per class, the samples both models get right, which
     is symmetric, so it is computed once per unordered pair, as one matmul per class over
@@ -156,7 +161,7 @@ def class_flip_counts(correct, labels, num_classes, teachers, students):
                                                         class_size_type),
                      first, second, _GRID_CELLS // num_classes, num_classes, class_size_type)
     both = both[unordered]
-    right = _right_per_class(by_class, bounds).astype(np.int32)
+    right = _right_per_class(by_class, bounds).astype(class_size_type)
     pos, neg = right[teachers], right[students]
     pos -= both
     neg -= both
@@ -319,8 +324,8 @@ def pair_statistics(preds, p_max, labels, num_classes, teachers, students, model
     preds, p_max: [M, N] top-1 class and its probability of each model on each sample;
     labels: [N]. Accuracies and flip rates are % of N. pos_classes_top{p} is
     `top_p_class_count` of the pair's positive flips per class (compat changes only that);
-    ensemble_acc is `ensemble_correct_counts` in %. class_flips has one row per pair and class
-    0..num_classes-1, whatever compat is.
+    ensemble_acc is `ensemble_correct_counts` in %. class_flips (a `ClassFlips`) has one row
+    per pair and class 0..num_classes-1, whatever compat is.
     """
     check_compat(compat)
     preds, p_max, labels = np.asarray(preds), np.asarray(p_max), np.asarray(labels)
@@ -346,11 +351,40 @@ def pair_statistics(preds, p_max, labels, num_classes, teachers, students, model
              "dataset": _labels([dataset], np.zeros(len(teachers), np.intp))}
     pair_stats = _table("pair_stats", {
         **names, "compat": _labels([compat or ""], np.zeros(len(teachers), np.intp)), **stats})
-    class_flips = _table("class_flips", {
-        **{name: column.repeat(num_classes) for name, column in names.items()},
-        "class": np.tile(np.arange(num_classes, dtype=np.int32), len(teachers)),
-        "pos": pos.ravel(), "neg": neg.ravel()})
-    return pair_stats, class_flips
+    return pair_stats, ClassFlips(names, pos, neg)
+
+
+@dataclasses.dataclass
+class ClassFlips:
+    """The class_flips table, kept as per-pair count arrays and turned into rows a chunk of
+    pairs at a time: as one DataFrame, M = 800 models' 639,200 pairs x 1000 classes would take
+    ~11 GB where the counts take 1.3."""
+    names: dict[str, pd.Categorical]     # teacher, student, dataset: one entry per pair
+    pos: np.ndarray                      # [P, K]
+    neg: np.ndarray
+
+    def __len__(self) -> int:
+        return self.pos.size
+
+    def frames(self, rows: int | None = None) -> Iterator[pd.DataFrame]:
+        """The table in DataFrames of whole pairs, about `rows` rows each."""
+        num_pairs, num_classes = self.pos.shape
+        step = max(1, (rows or _FLIP_ROWS) // max(num_classes, 1))
+        for start in range(0, num_pairs, step):
+            pairs = slice(start, start + step)
+            n = len(self.pos[pairs])
+            yield _table("class_flips", {
+                **{name: column[pairs].repeat(num_classes) for name, column in self.names.items()},
+                "class": np.tile(np.arange(num_classes, dtype=np.int32), n),
+                "pos": self.pos[pairs].ravel(), "neg": self.neg[pairs].ravel()})
+
+    def to_frame(self) -> pd.DataFrame:
+        """The whole table as one DataFrame (small plans)."""
+        frames = list(self.frames())
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else (
+            frames[0] if frames else _table("class_flips", {
+                **self.names, "class": np.zeros(0, np.int32), "pos": self.pos.ravel(),
+                "neg": self.neg.ravel()}))
 
 
 def _class_summaries(pos, neg, teachers, students, compat):

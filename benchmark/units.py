@@ -15,7 +15,7 @@ import pandas as pd
 from benchmark import data, models
 from benchmark.features import run_features
 from benchmark.loading import load_model, resolve_weights
-from benchmark.stats import pair_statistics
+from benchmark.stats import ClassFlips, pair_statistics
 from benchmark.transfer import run_transfer
 from benchmark.version import code_version
 from benchmark.weights import check_reported_top1
@@ -58,6 +58,12 @@ def run_predict(unit: dict, results_dir, cache: Path) -> str:
     return "ok"
 
 
+def write_class_flips(results_dir, class_flips: ClassFlips, part: str) -> None:
+    """The class_flips rows as parts `<part>.<i>`, one DataFrame at a time."""
+    for i, frame in enumerate(class_flips.frames()):
+        write_part(results_dir, "class_flips", frame, f"{part}.{i:04d}")
+
+
 def run_stats(unit: dict, results_dir, cache: Path) -> str:
     pairs = unit["pairs"]
     names = sorted({name for pair in pairs for name in pair})
@@ -69,8 +75,8 @@ def run_stats(unit: dict, results_dir, cache: Path) -> str:
         teachers=np.array([index[t] for t, _ in pairs]),
         students=np.array([index[s] for _, s in pairs]),
         models=names, dataset=unit["dataset"], compat=unit["compat"] or None)
-    write_part(results_dir, "class_flips", class_flips, unit["key"])
-    write_part(results_dir, "pair_stats", pair_stats, unit["key"])
+    write_class_flips(results_dir, class_flips, unit["key"])
+    write_part(results_dir, "pair_stats", pair_stats, unit["key"])   # the mark of completion
     return "ok"
 
 

@@ -67,7 +67,8 @@ def test_images_are_not_blank_or_saturated(digits):
 
 def test_cache_hit_loads_instead_of_regenerating(digits, cache, monkeypatch):
     cached = data.cache_path("digits16", cache)
-    assert cached.is_file() and cached.parent == cache / "data"
+    assert cached.is_dir() and cached.parent == cache / "data"
+    assert sorted(p.name for p in cached.iterdir()) == sorted(f"{k}.npy" for k in data._ARRAYS)
     mtime = cached.stat().st_mtime_ns
 
     def must_not_build(definition):

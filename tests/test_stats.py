@@ -75,8 +75,9 @@ def test_pair_stats_hand_case():
 
 
 def test_class_flips_hand_case():
-    _, class_flips = hand_case()
-    assert len(class_flips) == len(TEACHERS) * 3
+    _, flips = hand_case()
+    assert len(flips) == len(TEACHERS) * 3
+    class_flips = flips.to_frame()
     for (teacher, student), (pos, neg) in EXPECTED_CLASS_FLIPS.items():
         rows = class_flips[(class_flips.teacher == teacher) & (class_flips.student == student)]
         assert list(rows["class"]) == [0, 1, 2]
@@ -92,14 +93,24 @@ def test_compat_changes_only_the_top_p_counts():
     assert list(compat["pos_classes_top50"]) == [2, 3, 2, 2, 2]
     same = [c for c in default.columns if c != "compat" and not c.startswith("pos_classes_top")]
     pd.testing.assert_frame_equal(default[same], compat[same])
-    pd.testing.assert_frame_equal(default_flips, compat_flips)
+    pd.testing.assert_frame_equal(default_flips.to_frame(), compat_flips.to_frame())
 
 
 def test_tables_match_the_schema():
-    for table, frame in zip(("pair_stats", "class_flips"), hand_case()):
+    pair_stats, class_flips = hand_case()
+    for table, frame in (("pair_stats", pair_stats), ("class_flips", class_flips.to_frame())):
         assert list(frame.columns) == TABLES[table].names
         arrow = pa.Table.from_pandas(frame, schema=TABLES[table], preserve_index=False)
         assert arrow.num_rows == len(frame)
+
+
+def test_class_flips_come_in_frames_of_whole_pairs():
+    _, flips = hand_case()
+    whole = flips.to_frame()
+    frames = list(flips.frames(rows=7))                # 7 rows: 2 pairs (6 rows) per frame
+    assert [len(f) for f in frames] == [6, 6, 3]
+    pd.testing.assert_frame_equal(pd.concat(frames, ignore_index=True), whole)
+    assert flips.pos.dtype == np.uint8                 # at most 255 samples in a class
 
 
 def test_ensemble_ties_go_to_the_student():
@@ -245,7 +256,7 @@ def test_pair_statistics_matches_the_loops(seed):
         row, pos, neg = loop_pair_stats(preds, p_max, labels, classes, t, s)
         for column, value in row.items():
             assert pair_stats[column][p] == pytest.approx(value, rel=1e-12, nan_ok=True), column
-        flips = class_flips.iloc[p * classes:(p + 1) * classes]
+        flips = class_flips.to_frame().iloc[p * classes:(p + 1) * classes]
         assert list(flips["pos"]) == pos and list(flips["neg"]) == neg
 
 
@@ -258,8 +269,9 @@ def test_blocks_and_chunks_do_not_change_results(monkeypatch):
     for name, tiny in [("_GRID_CELLS", 20), ("_ENSEMBLE_GRID_CELLS", 3), ("_BUFFER_CELLS", 7),
                        ("_ROW_CHUNK", 4)]:
         monkeypatch.setattr(stats, name, tiny)
-    for full, blocked in zip(whole, pair_statistics(*args)):
-        pd.testing.assert_frame_equal(full, blocked)
+    blocked = pair_statistics(*args)
+    pd.testing.assert_frame_equal(whole[0], blocked[0])
+    pd.testing.assert_frame_equal(whole[1].to_frame(), blocked[1].to_frame())
 
 
 def test_positive_flips_difference_is_the_accuracy_difference():

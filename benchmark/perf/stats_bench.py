@@ -8,7 +8,8 @@ per-sample difficulty). For every ordered pair:
   through the public vectorised functions (`class_flip_counts`, `class_entropy`). Target: under
   10 s at M = 400.
 - `full`: `pair_statistics`, both result tables (adds the confidence ensemble, top-p% class
-  counts and the long `class_flips` table of P x K rows).
+  counts and the long `class_flips` table of P x K rows, built frame by frame as `run_stats`
+  writes it, without the Parquet write).
 
 Beside them, `reference_pair` is the official code's way (paper.md 1.1, 7): Python loops over
 samples (`get_flips`, then `get_flips_per_class`) and `scipy.stats.entropy`, timed on a few
@@ -109,7 +110,8 @@ def full_statistics(preds, p_max, labels, num_classes, teachers, students) -> di
     names = [f"m{i}" for i in range(len(preds))]
     pair_stats, class_flips = pair_statistics(preds, p_max, labels, num_classes, teachers,
                                               students, names, "synthetic")
-    assert len(class_flips) == len(teachers) * num_classes
+    rows = sum(len(frame) for frame in class_flips.frames())
+    assert rows == len(teachers) * num_classes
     return {c: pair_stats[c].to_numpy() for c in
             ("pos_flips", "neg_flips", "pos_entropy", "neg_entropy")}
 
@@ -222,9 +224,9 @@ def memory_cap_bytes() -> int:
 
 
 def class_flips_bytes(m: int, k: int) -> int:
-    """Size of the class_flips DataFrame pair_statistics returns: P x K rows of two int16
-    categorical codes, an int8 one, and int32 class, pos, neg (17 bytes a row)."""
-    return m * (m - 1) * k * 17
+    """Size of the per-class flip counts pair_statistics keeps: P x K uint8 pos and neg (50
+    samples a class); the rows are built a few million at a time."""
+    return m * (m - 1) * k * 2
 
 
 # ---------------------------------------------------------------- the benchmark
