@@ -117,9 +117,9 @@ class OnlineBatches:
 
     def __init__(self, dataset: Dataset, entry: ModelEntry, frozen: dict[str, Frozen],
                  references: dict[str, tuple[str, str]], n: int, batch_size: int, seed: int,
-                 runtime: Runtime = CPU, augment: bool = True):
+                 runtime: Runtime = CPU, augmented: bool = True):
         self.dataset, self.entry, self.runtime = dataset, entry, runtime
-        self.n, self.batch_size, self.seed, self.augment = n, batch_size, seed, augment
+        self.n, self.batch_size, self.seed, self.augmented = n, batch_size, seed, augmented
         self.references = references                     # reference name -> (role, kind)
         self.frozen = {role: Frozen(gpu.prepare(f.module, runtime.device, runtime.channels_last,
                                                 frozen=True), f.entry)
@@ -148,7 +148,7 @@ class OnlineBatches:
         self.sampler.epoch = epoch
         for index, (x_uint8, y, idx) in enumerate(self.loader):
             x01 = _unit_range(x_uint8, self.runtime)
-            if self.augment:
+            if self.augmented:
                 x01 = augment(x01, batch_generator(self.seed, epoch, index))
             yield Batch(_model_input(x01, self.entry, self.runtime), y.to(self.runtime.device),
                         idx.to(self.runtime.device), self._outputs(x01))

@@ -41,6 +41,8 @@ COMPLETE = ("ok", "diverged")
 # ingredients of multi-teacher soups
 KEEP_STUDENT_METHODS = ("kl_dp", "kl_dp_unsup")
 _STEP_METRICS = ("dist_delta", "knowledge_gain", "knowledge_loss")
+# units planned before these params existed ran unaugmented, in fp32; their keys stay as planned
+_PARAMS_OF_OLDER_PLANS = {"augment": False, "precision": "32"}
 
 
 def checkpoint_path(results_dir, key: str) -> Path:
@@ -254,7 +256,8 @@ def load_context(unit: dict, results_dir, cache: Path) -> RunContext:
     if unit["compat"]:
         preds.update(student_normalised_preds(teachers, student_entry, dataset, cache))
     return RunContext(unit=unit, student_entry=student_entry, teachers=teachers,
-                      params=json.loads(unit["params"]), seed=int(unit["seed"]),
+                      params={**_PARAMS_OF_OLDER_PLANS, **json.loads(unit["params"])},
+                      seed=int(unit["seed"]),
                       compat=unit["compat"] or None, dataset=dataset, labels=labels,
                       preds=preds, started=started, wall0=wall0)
 

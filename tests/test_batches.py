@@ -81,7 +81,7 @@ def _online(tiny_zoo, cache, data, workers=0, augmented=True, teacher_entry=None
     specs = {"teacher": ("teacher", "logits"), "frozen": ("student", "logits"),
              "teacher_features": ("teacher", "features")}
     return OnlineBatches(data, student, frozen, specs, n=32, batch_size=8, seed=0,
-                         runtime=Runtime(workers=workers), augment=augmented)
+                         runtime=Runtime(workers=workers), augmented=augmented)
 
 
 def _as_digits(data: Dataset) -> Dataset:

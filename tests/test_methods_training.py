@@ -151,3 +151,16 @@ def test_a_huge_learning_rate_diverges_and_stops_early(tiny_zoo, cache, tmp_path
     assert run["status"] == "diverged" and run["epochs"] < 3
     assert json.loads(run["params"])["diverge_margin"] == 20.0
     assert not transfer.checkpoint_path(tmp_path, unit["key"]).exists()
+
+
+def test_a_unit_planned_before_augment_and_precision_runs_as_it_was_planned(tiny_zoo, cache,
+                                                                            tmp_path):
+    """Plans written before `augment` and `precision` existed ran without augmentation."""
+    unit = _unit(tiny_zoo, cache, "kl", tmp_path, ["."], epochs=1)
+    params = json.loads(unit["params"])
+    del params["augment"], params["precision"]
+    unit["params"] = json.dumps(params)
+    ctx = transfer.load_context(unit, tmp_path, cache)
+    assert ctx.params["augment"] is False and ctx.params["precision"] == "32"
+    assert transfer.run_transfer(unit, tmp_path, cache) == "ok"
+    assert read_table(tmp_path, "transfer_runs")["params"].tolist() == [unit["params"]]

@@ -122,7 +122,7 @@ def harness_images_per_s(teacher_name, student_name, runtime, batch, size, n_bat
     params = resolve_params("kl_dp", {"batch_size": batch, "augment": True})
     batches = OnlineBatches(dataset, entries[student_name], frozen,
                             {"teacher": ("teacher", "logits"), "frozen": ("student", "logits")},
-                            n, batch, seed, runtime, augment=augment)
+                            n, batch, seed, runtime, augmented=augment)
     trainer = Trainer(get_method("kl_dp")(params), student, entries[student_name], dataset,
                       batches, params, seed, runtime)
     trainer.train_epoch(0)                    # warm-up: cudnn autotuning, worker start
