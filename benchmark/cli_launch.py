@@ -13,7 +13,8 @@ def add_launch_arguments(p: argparse.ArgumentParser):
     p.add_argument("--config", help="launch options from a TOML or JSON file (flags win)")
     p.add_argument("--executor", help="local | debug | slurm (default local)")
     p.add_argument("--tasks", type=int, help="tasks per stage (default: one per core locally, "
-                                             "one per unit on SLURM)")
+                                             "one per GPU on a GPU machine, one per unit on "
+                                             "SLURM)")
     p.add_argument("--units-per-task", type=int, help="pack this many units into each task")
     p.add_argument("--threads", type=int, help="torch threads per task")
     p.add_argument("--time", help="time limit per task: minutes or [D-]HH:MM[:SS] "

@@ -32,11 +32,13 @@ class Runtime:
     @classmethod
     def from_env(cls, precision: str | None = None) -> "Runtime":
         """`$KTBENCH_DEVICE` (default: cuda when available) and `$KTBENCH_WORKERS` (default:
-        `imagefolder.default_workers`)."""
+        this process's torch threads less one, the share of the cores a launched task was
+        given, within `imagefolder.default_workers`)."""
         from benchmark.imagefolder import default_workers
         workers = os.environ.get("KTBENCH_WORKERS")
-        return cls(device_of(os.environ.get("KTBENCH_DEVICE")), precision,
-                   workers=default_workers() if workers is None else int(workers))
+        if workers is None:
+            workers = min(default_workers(), max(0, torch.get_num_threads() - 1))
+        return cls(device_of(os.environ.get("KTBENCH_DEVICE")), precision, workers=int(workers))
 
     def autocast(self):
         return autocast(self.precision, self.device)

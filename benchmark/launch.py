@@ -123,8 +123,15 @@ def pack(units: list, n_tasks: int) -> list[list]:
     return chunks
 
 
-# executor -> default number of tasks for n units (local: one per core; SLURM: one per unit)
-_DEFAULT_TASKS = {"local": lambda n: os.cpu_count() or 1, "debug": lambda n: os.cpu_count() or 1,
+def _local_slots() -> int:
+    """Tasks a local launch runs at once by default: one per GPU on a GPU machine (each then
+    gets its share of the cores for loader workers), else one per core."""
+    import torch
+    return torch.cuda.device_count() or os.cpu_count() or 1
+
+
+# executor -> default number of tasks for n units (local: one per GPU or core; SLURM: one per unit)
+_DEFAULT_TASKS = {"local": lambda n: _local_slots(), "debug": lambda n: _local_slots(),
                   "slurm": lambda n: n}
 # executor -> the most tasks one array may hold
 _ARRAY_LIMITS = {"local": lambda options: math.inf, "debug": lambda options: math.inf,

@@ -59,3 +59,21 @@ def test_cpu_path_is_plain_fp32():
         out = gpu.frozen_forward(model, x, "bf16")
     assert out.dtype == torch.float32 and not out.requires_grad
     assert torch.allclose(out, model(x).detach())
+
+
+def test_runtime_from_the_environment(monkeypatch):
+    from benchmark.imagefolder import default_workers
+    monkeypatch.delenv("KTBENCH_WORKERS", raising=False)
+    monkeypatch.setenv("KTBENCH_DEVICE", "cpu")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)                  # a launched task's share of the cores
+        runtime = gpu.Runtime.from_env("bf16")
+        assert runtime.workers == min(default_workers(), 2)
+    finally:
+        torch.set_num_threads(threads)
+    assert runtime.device == torch.device("cpu") and runtime.precision == "bf16"
+    monkeypatch.setenv("KTBENCH_WORKERS", "5")
+    assert gpu.Runtime.from_env().workers == 5
+    with runtime.autocast():                      # no autocast on a CPU
+        assert not torch.is_autocast_enabled()
