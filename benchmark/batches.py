@@ -58,6 +58,13 @@ def _model_input(x01: torch.Tensor, entry: ModelEntry, runtime: Runtime) -> torc
                          runtime.channels_last)
 
 
+@dataclasses.dataclass
+class Frozen:
+    """A model playing a role on every batch, normalising with its entry's mean/std."""
+    module: torch.nn.Module
+    entry: ModelEntry
+
+
 class CachedBatches:
     """Batches of the unaugmented split with references precomputed over all of it."""
 
@@ -66,6 +73,10 @@ class CachedBatches:
         self.dataset, self.entry, self.runtime = dataset, entry, runtime
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.refs = {name: r.to(runtime.device) for name, r in refs.items()}
+        self.frozen: dict[str, Frozen] = {}       # outputs precomputed: nothing runs per batch
+
+    def set_batch_size(self, batch_size: int) -> None:
+        self.batch_size = batch_size
 
     @property
     def ref_dims(self) -> dict[str, int]:
@@ -105,13 +116,6 @@ class EpochBatches:
         return len(epoch_order(self.n, self.batch_size, self.seed, self.epoch))
 
 
-@dataclasses.dataclass
-class Frozen:
-    """A model playing a role on every batch, normalising with its entry's mean/std."""
-    module: torch.nn.Module
-    entry: ModelEntry
-
-
 class OnlineBatches:
     """Augmented batches with references computed per batch by the frozen models."""
 
@@ -119,7 +123,7 @@ class OnlineBatches:
                  references: dict[str, tuple[str, str]], n: int, batch_size: int, seed: int,
                  runtime: Runtime = CPU, augmented: bool = True):
         self.dataset, self.entry, self.runtime = dataset, entry, runtime
-        self.n, self.batch_size, self.seed, self.augmented = n, batch_size, seed, augmented
+        self.n, self.seed, self.augmented = n, seed, augmented
         self.references = references                     # reference name -> (role, kind)
         self.frozen = {role: Frozen(gpu.prepare(f.module, runtime.device, runtime.channels_last,
                                                 frozen=True), f.entry)
@@ -127,6 +131,14 @@ class OnlineBatches:
         self.sampler, self.loader = EpochBatches(n, batch_size, seed), None
         probe = self._outputs(_unit_range(dataset.train_x[:2], runtime))
         self.ref_dims = {name: out.shape[1] for name, out in probe.items()}
+
+    @property
+    def batch_size(self) -> int:
+        return self.sampler.batch_size
+
+    def set_batch_size(self, batch_size: int) -> None:
+        """Before the first epoch (the loader is built then)."""
+        self.sampler.batch_size = batch_size
 
     def _outputs(self, x01: torch.Tensor) -> dict[str, torch.Tensor]:
         outputs = {}

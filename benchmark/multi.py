@@ -76,8 +76,9 @@ def run_parallel(unit, results_dir, cache, job_id=""):
                                    supervised=unit["method"] == "kl_dp")
     sources = {"student": Source(ctx.student_entry),
                **{f"teacher{i}": Source(t) for i, t in enumerate(ctx.teachers)}}
-    rows, status, _ = train_run(ctx, method, sources, ctx.teachers[0].name, results_dir, cache)
-    write_results(ctx, rows, status, results_dir, job_id)
+    rows, status, trainer = train_run(ctx, method, sources, ctx.teachers[0].name, results_dir,
+                                      cache)
+    write_results(ctx, rows, status, results_dir, job_id, batch=trainer.batch_record())
     checkpoint_path(results_dir, unit["key"]).unlink(missing_ok=True)
     return status
 
@@ -103,10 +104,10 @@ def run_sequential(unit, results_dir, cache, job_id=""):
     student = gpu.prepare(load_model(ctx.student_entry, cache), runtime.device,
                           runtime.channels_last)
     ckpt_file = checkpoint_path(results_dir, unit["key"])
-    rows, status, resume = [], "ok", None
+    rows, status, resume, batch = [], "ok", None, None
     if ckpt_file.is_file():
         resume = torch.load(ckpt_file, weights_only=True, map_location="cpu")
-        rows, status = resume["rows"], resume["status"]
+        rows, status, batch = resume["rows"], resume["status"], resume.get("batch")
         student.load_state_dict(resume["student"])
         if len(rows) % epochs == 0:      # saved at the end of a step: the next one starts afresh
             torch.set_rng_state(resume["rng"])
@@ -128,6 +129,9 @@ def run_sequential(unit, results_dir, cache, job_id=""):
             trainer.load(resume)
             torch.set_rng_state(resume["rng"])
             resume = None
+        else:
+            trainer.fit_batch_size()
+        batch = trainer.batch_record()
         frozen_state = frozen.state_dict()
         while len(rows) < epochs * (step + 1) and status == "ok":
             row, status = trainer.train_epoch(len(rows))
@@ -136,7 +140,7 @@ def run_sequential(unit, results_dir, cache, job_id=""):
             rows.append(row)
             _save_checkpoint(ckpt_file, {**trainer.state(), "rng": torch.get_rng_state(),
                                          "frozen": frozen_state, "rows": rows, "status": status})
-    write_results(ctx, rows, status, results_dir, job_id)
+    write_results(ctx, rows, status, results_dir, job_id, batch=batch)
     ckpt_file.unlink(missing_ok=True)
     return status
 

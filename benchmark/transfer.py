@@ -142,7 +142,36 @@ class Trainer:
                                          lr=params["lr"], momentum=params["momentum"],
                                          weight_decay=params["weight_decay"])
         self.scaler = gpu.grad_scaler(runtime.precision, runtime.device)
+        self.adaptive = gpu.AdaptiveBatch(batches.batch_size)
         self.step = 0
+
+    def fit_batch_size(self) -> None:
+        """On a GPU, before training: halve the batch (timm's `decay_batch_step`) until one
+        forward and backward of the student and one forward of each frozen model fit (paper.md
+        3.3's automatic batch size). The probe runs on a copy of the student with its own
+        random state, so the run itself is the same as without it."""
+        if not may_run_out_of_memory(self.runtime):
+            return
+        with torch.random.fork_rng(devices=[self.runtime.device] if self.runtime.device.type
+                                   == "cuda" else []):
+            probe = copy.deepcopy(self.student)
+            self.adaptive.run(lambda size: self._probe(probe, size))
+            del probe
+        self.batches.set_batch_size(self.adaptive.size)
+
+    def _probe(self, probe: torch.nn.Module, size: int) -> None:
+        x = torch.zeros(size, *self.entry.input_size, device=self.runtime.device)
+        x = gpu.to_device(x, self.runtime.device, self.runtime.channels_last)
+        with self.runtime.autocast():
+            probe(x).float().sum().backward()
+            with torch.no_grad():
+                for frozen in self.batches.frozen.values():
+                    frozen.module(x)
+        probe.zero_grad(set_to_none=True)
+
+    def batch_record(self) -> dict:
+        """What the run's transfer_runs row records of its batch size."""
+        return {"batch_size": self.adaptive.size, "oom_retries": len(self.adaptive.history)}
 
     def train_step(self, batch: Batch, index: int) -> tuple[torch.Tensor, dict]:
         """One optimiser step on `batch`, the `index`-th of its epoch; returns (loss, logs) as
@@ -200,7 +229,8 @@ class Trainer:
 
     def state(self) -> dict:
         state = {"student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "method": self.method.state_dict(), "step": self.step}
+                 "method": self.method.state_dict(), "step": self.step,
+                 "batch": self.batch_record()}
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
         return state
@@ -212,6 +242,14 @@ class Trainer:
         if self.scaler is not None and "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
         self.step = state.get("step", 0)
+        if "batch" in state:           # the size the run was fitted to, not a new probe's
+            self.adaptive.size = state["batch"]["batch_size"]
+            self.adaptive.history = [0] * state["batch"]["oom_retries"]
+            self.batches.set_batch_size(self.adaptive.size)
+
+
+def may_run_out_of_memory(runtime: gpu.Runtime) -> bool:
+    return runtime.device.type == "cuda"
 
 
 def predict_eval(model: torch.nn.Module, entry: ModelEntry, dataset: data.Dataset,
@@ -312,6 +350,8 @@ def train_run(ctx: RunContext, method: TransferMethod, sources: dict[str, Source
         trainer.load(state)
         torch.set_rng_state(state["rng"])
         rows, status = state["rows"], state["status"]
+    else:
+        trainer.fit_batch_size()
     while len(rows) < ctx.params["epochs"] and status == "ok":
         row, status = trainer.train_epoch(len(rows))
         row, status = evaluate_epoch(ctx, trainer.predict(), row, status, metric_teacher)
@@ -322,8 +362,9 @@ def train_run(ctx: RunContext, method: TransferMethod, sources: dict[str, Source
 
 
 def write_results(ctx: RunContext, rows: list, status: str, results_dir, job_id: str = "",
-                  epochs: int | None = None) -> None:
-    """The unit's transfer_epochs rows, then its transfer_runs row (the mark of completion)."""
+                  epochs: int | None = None, batch: dict | None = None) -> None:
+    """The unit's transfer_epochs rows, then its transfer_runs row (the mark of completion);
+    `batch`: the trainer's `batch_record()` (default: the planned batch size, no halving)."""
     unit = ctx.unit
     frame = pd.DataFrame(rows).assign(key=unit["key"])
     write_part(results_dir, "transfer_epochs", frame[TABLES["transfer_epochs"].names], unit["key"])
@@ -342,6 +383,7 @@ def write_results(ctx: RunContext, rows: list, status: str, results_dir, job_id:
         "error": "", "wall_s": time.perf_counter() - ctx.wall0, "host": socket.gethostname(),
         "job_id": job_id, "code_version": code_version(),
         "started_at": ctx.started, "finished_at": datetime.now(timezone.utc),
+        **(batch or {"batch_size": ctx.params["batch_size"], "oom_retries": 0}),
     }
     write_part(results_dir, "transfer_runs", pd.DataFrame([run]), unit["key"])
 
@@ -364,7 +406,7 @@ def run_transfer(unit: dict, results_dir, cache: Path, job_id: str = "",
     rows, status, trainer = train_run(ctx, method, sources, teacher.name, results_dir, cache)
     if keep_student or (keep_student is None and unit["method"] in KEEP_STUDENT_METHODS):
         save_student(student_path(results_dir, unit["key"]), trainer.eval_model())
-    write_results(ctx, rows, status, results_dir, job_id)
+    write_results(ctx, rows, status, results_dir, job_id, batch=trainer.batch_record())
     checkpoint_path(results_dir, unit["key"]).unlink(missing_ok=True)
     return status
 

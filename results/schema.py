@@ -65,6 +65,9 @@ TABLES: dict[str, pa.Schema] = {
         ("knowledge_loss", _f64), ("transfer_rate", _f64), ("error", _str),
         ("wall_s", _f64), ("host", _str), ("job_id", _str), ("code_version", _str),
         ("started_at", pa.timestamp("us", tz="UTC")), ("finished_at", pa.timestamp("us", tz="UTC")),
+        # the batch size the run trained with (below the planned one after out-of-memory
+        # halvings on a GPU) and how many halvings it took
+        ("batch_size", _i32), ("oom_retries", _i32),
     ]),
     # predictors (benchmark/features.py, benchmark/predictors/): one row per model and split of
     # stored feature arrays (<results>/<path>/<split>_{features,logits,labels}.npy) ...
@@ -91,6 +94,10 @@ TABLES: dict[str, pa.Schema] = {
         ("oracle_acc", _f64), ("lam", _f64), ("draws", _i32),
     ]),
 }
+
+# columns appended to a table after its first release: parts written before lack them (the
+# views give NULLs there) and are still valid
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"transfer_runs": ("batch_size", "oom_retries")}
 
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "models": ("model", "dataset"),

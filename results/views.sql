@@ -182,7 +182,9 @@ SELECT * FROM (
            NULL::VARCHAR AS "job_id",
            NULL::VARCHAR AS "code_version",
            NULL::TIMESTAMP WITH TIME ZONE AS "started_at",
-           NULL::TIMESTAMP WITH TIME ZONE AS "finished_at"
+           NULL::TIMESTAMP WITH TIME ZONE AS "finished_at",
+           NULL::INTEGER AS "batch_size",
+           NULL::INTEGER AS "oom_retries"
     WHERE false
     UNION ALL BY NAME
     SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_transfer_runs')) > 0

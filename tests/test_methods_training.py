@@ -164,3 +164,32 @@ def test_a_unit_planned_before_augment_and_precision_runs_as_it_was_planned(tiny
     assert ctx.params["augment"] is False and ctx.params["precision"] == "32"
     assert transfer.run_transfer(unit, tmp_path, cache) == "ok"
     assert read_table(tmp_path, "transfer_runs")["params"].tolist() == [unit["params"]]
+
+
+def test_out_of_memory_halves_the_batch_before_training_and_is_recorded(tiny_zoo, cache,
+                                                                       tmp_path, monkeypatch):
+    """A GPU that fits 32 samples: 128 -> 64 -> 32, recorded; the run is then exactly a run
+    planned at 32 (the probe leaves the student and the random state alone)."""
+    planned_32 = _unit(tiny_zoo, cache, "kl", tmp_path, ["at32"], epochs=1, batch_size=32)
+    assert transfer.run_transfer(planned_32, tmp_path / "at32", cache) == "ok"
+    monkeypatch.setattr(transfer, "may_run_out_of_memory", lambda runtime: True)
+    probe, sizes = transfer.Trainer._probe, []
+
+    def probe_on_a_small_gpu(self, model, size):
+        sizes.append(size)
+        if size > 32:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+        probe(self, model, size)
+
+    monkeypatch.setattr(transfer.Trainer, "_probe", probe_on_a_small_gpu)
+    unit = _unit(tiny_zoo, cache, "kl", tmp_path, ["fitted"], epochs=1, batch_size=128)
+    assert transfer.run_transfer(unit, tmp_path / "fitted", cache) == "ok"
+    assert sizes == [128, 64, 32]
+    fitted = read_table(tmp_path / "fitted", "transfer_runs").iloc[0]
+    assert (fitted["batch_size"], fitted["oom_retries"]) == (32, 2)
+    assert json.loads(fitted["params"])["batch_size"] == 128          # the plan's, as planned
+    at32 = read_table(tmp_path / "at32", "transfer_runs").iloc[0]
+    assert (at32["batch_size"], at32["oom_retries"]) == (32, 0)
+    assert fitted["student_acc"] == at32["student_acc"]
+    pd.testing.assert_frame_equal(_epochs(tmp_path / "fitted").drop(columns="key"),
+                                  _epochs(tmp_path / "at32").drop(columns="key"))

@@ -114,6 +114,22 @@ def test_verify_reports_then_fix_moves_aside(reference, tmp_path, capsys):
     assert key not in set(read_table(folder, "transfer_runs")["key"])   # the rest still readable
 
 
+def test_parts_written_before_an_added_column_stay_valid(reference, tmp_path):
+    """transfer_runs gained batch_size and oom_retries: older parts lack them, are not flagged,
+    and read as NULL there beside newer parts."""
+    folder = tmp_path / "r"
+    shutil.copytree(reference, folder, ignore=shutil.ignore_patterns("jobs"))
+    part = sorted((folder / "transfer_runs").glob("*.parquet"))[0]
+    pd.read_parquet(part).drop(columns=["batch_size", "oom_retries"]).to_parquet(part)
+    assert verify(folder).ok
+    runs = read_table(folder, "transfer_runs").set_index("key")
+    older = runs.loc[pd.read_parquet(part)["key"][0]]
+    assert pd.isna(older["batch_size"]) and pd.isna(older["oom_retries"])
+    assert runs["batch_size"].notna().sum() == len(runs) - 1
+    pd.read_parquet(part).drop(columns=["status"]).to_parquet(part)
+    assert not verify(folder).ok                      # a missing original column still is
+
+
 def test_truncated_part_is_quarantined_by_launch_and_unit_reruns(reference, plan, cache,
                                                                  tmp_path, capsys):
     folder = tmp_path / "r"
