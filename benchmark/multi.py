@@ -35,9 +35,10 @@ from benchmark.loading import load_model
 from benchmark.losses import distill_kl, multi_dp_targets
 from benchmark.methods import TransferMethod, get_method
 from benchmark.multi_plan import MODES, check_mode  # noqa: F401  (MODES: re-exported)
-from benchmark.transfer import (Source, Trainer, _save_checkpoint, checkpoint_path,
-                                evaluate_epoch, load_context, make_batches, predict_eval,
-                                run_transfer, snapshot, student_path, train_run, write_results)
+from benchmark.trainer import Trainer, predict_eval
+from benchmark.transfer import (Source, _save_checkpoint, checkpoint_path, evaluate_epoch,
+                                load_context, make_batches, run_transfer, snapshot, student_path,
+                                train_run, write_results)
 
 
 def run_multi(unit: dict, results_dir, cache: Path, job_id: str = "") -> str:

@@ -10,6 +10,7 @@ import torch
 
 from benchmark import transfer
 from benchmark.batches import CachedBatches
+from benchmark.trainer import Trainer
 from benchmark.cli import main
 from benchmark.data import Dataset
 from benchmark.methods import get_method, list_methods, reference_spec, resolve_params
@@ -53,7 +54,7 @@ def test_one_step_changes_the_student(name, compat):
     refs = {ref: torch.randn(len(dataset.train_y), 10 if reference_spec(ref)[1] == "logits" else 7,
                              generator=g) for ref in method.references}
     batches = CachedBatches(dataset, entry, refs, len(dataset.train_y), 16, seed=0)
-    trainer = transfer.Trainer(method, student, entry, dataset, batches, params, seed=0)
+    trainer = Trainer(method, student, entry, dataset, batches, params, seed=0)
     before = copy.deepcopy(student.state_dict())
     loss, _ = trainer.train_step(batches.batch(torch.arange(16)), 0)
     assert loss == loss and loss > 0
@@ -172,8 +173,8 @@ def test_out_of_memory_halves_the_batch_before_training_and_is_recorded(tiny_zoo
     planned at 32 (the probe leaves the student and the random state alone)."""
     planned_32 = _unit(tiny_zoo, cache, "kl", tmp_path, ["at32"], epochs=1, batch_size=32)
     assert transfer.run_transfer(planned_32, tmp_path / "at32", cache) == "ok"
-    monkeypatch.setattr(transfer, "may_run_out_of_memory", lambda runtime: True)
-    probe, sizes = transfer.Trainer._probe, []
+    monkeypatch.setattr("benchmark.trainer.may_run_out_of_memory", lambda runtime: True)
+    probe, sizes = Trainer._probe, []
 
     def probe_on_a_small_gpu(self, model, size):
         sizes.append(size)
@@ -181,7 +182,7 @@ def test_out_of_memory_halves_the_batch_before_training_and_is_recorded(tiny_zoo
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
         probe(self, model, size)
 
-    monkeypatch.setattr(transfer.Trainer, "_probe", probe_on_a_small_gpu)
+    monkeypatch.setattr(Trainer, "_probe", probe_on_a_small_gpu)
     unit = _unit(tiny_zoo, cache, "kl", tmp_path, ["fitted"], epochs=1, batch_size=128)
     assert transfer.run_transfer(unit, tmp_path / "fitted", cache) == "ok"
     assert sizes == [128, 64, 32]

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from benchmark import multi, transfer
+from benchmark.trainer import predict_eval
 from benchmark.baselines import RANDOM_SUFFIX, random_init_baseline
 from benchmark.cli import main
 from benchmark.data import load_dataset
@@ -108,7 +109,7 @@ def test_multi_teacher_modes_end_to_end(multi_results, tiny_zoo, cache):
     model = load_model(entry, cache)
     model.load_state_dict(soup_state(states))
     dataset = load_dataset(tiny_zoo.dataset, cache)
-    preds = transfer.predict_eval(model, entry, dataset)
+    preds = predict_eval(model, entry, dataset)
     expected = 100.0 * float(np.mean(preds == dataset.eval_y.numpy()))
     assert runs.loc[key, "student_acc"] == pytest.approx(expected)
     assert runs.loc[key, "epochs"] == 1

@@ -9,7 +9,7 @@ channels_last, on one fixed random batch already on the device (no data loading)
 - `kl_dp_cached`: KL+DP with the frozen models' logits given (the harness's path on a transfer
   split without augmentation, where `loading.train_outputs` computes them once).
 
-Then the harness itself, end to end: `transfer.Trainer` on `batches.OnlineBatches` over an
+Then the harness itself, end to end: `trainer.Trainer` on `batches.OnlineBatches` over an
 in-memory uint8 split (loader workers, pinned memory, per-batch teacher and frozen-student
 forwards, each model normalising the batch itself), one epoch of `HARNESS_BATCHES` batches after
 a warm-up epoch: `harness_identity` without augmentation, `harness_augmented` with paper.md 3.3's
@@ -101,11 +101,11 @@ def time_blocks(steps: dict, device, block: int, blocks: int, warmup: int) -> di
 
 def harness_images_per_s(teacher_name, student_name, runtime, batch, size, n_batches,
                          augment: bool, num_classes=1000, seed=0) -> float:
-    """images/s of the harness's KL+DP epoch (`transfer.Trainer` on `OnlineBatches`)."""
+    """images/s of the harness's KL+DP epoch (`trainer.Trainer` on `OnlineBatches`)."""
     from benchmark.batches import Frozen, OnlineBatches
     from benchmark.data import Dataset
     from benchmark.methods import get_method, resolve_params
-    from benchmark.transfer import Trainer
+    from benchmark.trainer import Trainer
     from pairs.catalog import ModelEntry
     entries = {name: ModelEntry(name, name, "timm", num_classes, input_size=(3, size, size))
                for name in (teacher_name, student_name)}

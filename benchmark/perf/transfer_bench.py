@@ -1,6 +1,6 @@
 """The harness's transfer step against a bare PyTorch loop (issue 8, target 2).
 
-Harness: `transfer.Trainer` (its own loop: batches from `batches.CachedBatches`, the method's
+Harness: `trainer.Trainer` (its own loop: batches from `batches.CachedBatches`, the method's
 `forward_train`, the SGD step, its bookkeeping), with the frozen models' logits precomputed by
 `loading.train_logits` as `run_transfer` does on an unaugmented split. Bare: the same math
 written directly in PyTorch (normalise, forward, KL or KL+DP loss, zero_grad, backward, step) on
@@ -63,7 +63,7 @@ def compare(zoo, teacher_name, student_name, method_name, cache, steps, reps, se
     from benchmark.batches import CachedBatches
     from benchmark.loading import load_model, train_logits
     from benchmark.methods import get_method, resolve_params
-    from benchmark.transfer import Trainer
+    from benchmark.trainer import Trainer
 
     teacher, entry = zoo.get(teacher_name), zoo.get(student_name)
     dataset = data.load_dataset(zoo.dataset, cache)
