@@ -81,6 +81,16 @@ def load_dataset(name: str, cache: Path) -> Dataset:
     return Dataset(name=name, num_classes=builder.definition["num_classes"], **arrays)
 
 
+def num_classes_of(name: str) -> int:
+    """A dataset's number of classes without building it (an image folder: its class folders)."""
+    if name in _DATASETS:
+        return _DATASETS[name].definition["num_classes"]
+    if name.startswith("imagefolder:"):
+        from benchmark.imagefolder import classes_of
+        return len(classes_of(name))
+    raise KeyError(f"unknown dataset {name!r}; datasets: {', '.join(list_datasets())}")
+
+
 def normalize(x_uint8: torch.Tensor, mean, std) -> torch.Tensor:
     """(x / 255 - mean) / std per channel, as float32, on x's device."""
     return standardize(x_uint8.float() / 255.0, mean, std)

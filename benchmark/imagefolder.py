@@ -366,7 +366,15 @@ def register_from_name(name: str) -> str:
 
 
 def classes_of(name_or_root: str | Path) -> tuple[str, ...]:
-    """The class order (sorted folder names) of an `imagefolder:` dataset or a folder root."""
+    """The class order (sorted folder names) of an `imagefolder:` dataset or a folder root,
+    from the class folders alone (no walk over the images)."""
+    from torchvision.datasets.folder import find_classes
     s = str(name_or_root)
     root = parse_name(s)[0] if s.startswith(PREFIX) else Path(s)
-    return (scan_folder(root / "train") if (root / "train").is_dir() else scan_folder(root)).classes
+    folder = root / "train" if (root / "train").is_dir() else root
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist")
+    try:
+        return tuple(find_classes(str(folder))[0])
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"image folder {folder}: {e}") from None

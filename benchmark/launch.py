@@ -21,7 +21,8 @@ import pandas as pd
 import submitit
 from tqdm.auto import tqdm
 
-from benchmark import microzoo, weights
+from benchmark import data, microzoo, weights
+from benchmark.imagefolder import check_classes
 from benchmark.jobs import UnitTask
 from benchmark.slurm import SlurmOptions, array_chunks, cluster_max_array_size, submitit_parameters
 from benchmark.submissions import jobs_dir, live_unit_ids, pair_id, record_submission
@@ -194,11 +195,13 @@ def launch(plan: pd.DataFrame, results_dir, cache: Path, options: LaunchOptions)
     zoo = _zoo_of(plan)
     pairs = teacher_student_pairs(plan)
     used = set(pairs["teacher"]) | set(pairs["student"])
-    microzoo.ensure_zoo_weights(dataclasses.replace(
-        zoo, models=tuple(m for m in zoo.models if m.name in used)), cache,
-        progress=options.progress)
-    # every missing weight in one line, before any job (and GPU time) is spent
-    weights.resolve_all([m for m in zoo.models if m.name in used and m.recipe is None])
+    # every missing weight, or a head that does not fit the dataset's classes, in one line,
+    # before any job (and GPU time) is spent
+    entries = [m for m in zoo.models if m.name in used]
+    check_classes(data.num_classes_of(zoo.dataset), entries)
+    weights.resolve_all([m for m in entries if m.recipe is None])
+    microzoo.ensure_zoo_weights(dataclasses.replace(zoo, models=tuple(entries)), cache,
+                                progress=options.progress)
     busy = live_unit_ids(results_dir)
     summary = {}
     if not options.wait:

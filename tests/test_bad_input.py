@@ -1,8 +1,8 @@
 """Bad input the CLI tests (tests/test_cli.py) do not cover yet: one line, exit 2, nothing written.
 
-Library-level refusals live beside their code: a missing image folder and a class-count
-mismatch in tests/test_imagefolder.py, a weight file that is not a state dict in
-tests/test_weights.py, `ktbench query` writes in tests/test_analysis.py.
+Library-level refusals live beside their code (a weight file that is not a state dict in
+tests/test_weights.py, `ktbench query` writes in tests/test_analysis.py); a missing image folder,
+a class-count mismatch and missing weights are refused by `ktbench launch` here.
 """
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -79,3 +79,30 @@ def test_plan_of_two_zoos(capsys, tmp_path):
 def test_verify_of_an_unknown_results_folder_is_clean(capsys, tmp_path):
     assert main(["verify", "--results", str(tmp_path / "none")]) == 0
     assert "checked 0 parts and 0 checkpoints: all good" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing_folder", "does not exist"),
+    ("wrong_head", "has 3 classes but these models' heads do not match: wide (5)"),
+    ("missing_weights", "'resnet_w' not found; looked at"),
+])
+def test_launch_refuses_a_real_zoo_it_cannot_run(capsys, tmp_path, case, message):
+    """Checked before any job: the dataset's folder, each head against its classes, weights."""
+    from pairs.catalog import ModelEntry, Zoo, register_zoo
+    from pairs.plan import make_plan, write_plan
+    from benchmark.methods import resolve_params
+    folder = tmp_path / "imagenet"
+    for split in ("train", "val"):
+        for c in ("n01", "n02", "n03"):
+            (folder / split / c).mkdir(parents=True)
+    if case == "missing_folder":
+        folder = tmp_path / "nowhere"
+    entry = ModelEntry("resnet_w", "test_resnet", "cnn", 3, input_size=(3, 16, 16),
+                       weights=str(tmp_path / "weights"))
+    wide = ModelEntry("wide", "test_resnet", "cnn", 5 if case == "wrong_head" else 3,
+                      input_size=(3, 16, 16), weights=str(tmp_path / "weights"))
+    name = f"refused_{case}"
+    zoo = register_zoo(name)(lambda: Zoo(name, f"imagefolder:{folder}@size=16", (entry, wide)))()
+    plan = make_plan(zoo, [("resnet_w", "wide")], {"kl": resolve_params("kl")}, [0])
+    write_plan(plan, tmp_path / "plan.parquet")
+    _one_line(capsys, _launch(tmp_path / "plan.parquet"), message, tmp_path)

@@ -211,7 +211,7 @@ def test_reported_top1_flagged_or_strict_and_missing_weights_before_any_job(fold
     from benchmark.models import create_model
     from benchmark.units import run_predict
     from benchmark.weights import AccuracyMismatch
-    from pairs.catalog import Zoo, register_zoo
+    from pairs.catalog import Zoo, get_zoo, register_zoo
     from pairs.plan import make_plan
     from results import read_table
     entry = ModelEntry("far_off", "test_resnet", "cnn", 3, input_size=(3, 16, 16),
@@ -233,5 +233,13 @@ def test_reported_top1_flagged_or_strict_and_missing_weights_before_any_job(fold
     plan = make_plan(zoo, [("far_off", "no_weights")],
                      {"kl": resolve_params("kl", {"epochs": 1})}, [0])
     with pytest.raises(FileNotFoundError, match="'no_weights' not found; looked at"):
+        launch(plan, tmp_path / "launch", cache, LaunchOptions(executor="debug", progress=False))
+    assert not (tmp_path / "launch").exists()
+    # a head with 5 outputs on a 3-class folder: stopped before any job, naming the model
+    register_zoo("folder_heads")(lambda: Zoo(
+        "folder_heads", zoo.dataset, (entry, dataclasses.replace(entry, name="five", num_classes=5))))
+    plan = make_plan(get_zoo("folder_heads"), [("far_off", "five")],
+                     {"kl": resolve_params("kl", {"epochs": 1})}, [0])
+    with pytest.raises(ValueError, match=r"has 3 classes but .*: five \(5\)"):
         launch(plan, tmp_path / "launch", cache, LaunchOptions(executor="debug", progress=False))
     assert not (tmp_path / "launch").exists()
