@@ -1,4 +1,4 @@
-"""The fast GPU path: autocast, channels_last, frozen models in inference mode, and a batch size
+"""The fast GPU path: autocast, channels_last, frozen models without gradients, and a batch size
 that adapts to out-of-memory. On a CPU every helper is a no-op, so CPU stays the tested default.
 """
 import contextlib
@@ -120,8 +120,7 @@ def decay_batch_step(batch_size: int, num_intra_steps: int = 1, no_odd: bool = F
 
 @dataclass
 class AdaptiveBatch:
-    """A batch size that halves on out-of-memory and remembers what happened (for the run's
-    record: `record()` -> requested, final, retries)."""
+    """A batch size that halves on out-of-memory and remembers what happened (`record()`)."""
     requested: int
     size: int = 0
     history: list = field(default_factory=list)   # sizes that ran out of memory
@@ -149,13 +148,5 @@ class AdaptiveBatch:
                 self.size = smaller
 
     def record(self) -> dict:
-        return dict(batch_size_requested=self.requested, batch_size=self.size,
-                    oom_retries=len(self.history))
-
-
-def find_batch_size(step: Callable[[int], object], start: int, num_intra_steps: int = 1) -> int:
-    """The largest size from `start` down (halving) for which one `step(size)` fits, e.g. a
-    dummy forward/backward of student + teacher before training (paper.md 3.3's auto size)."""
-    adaptive = AdaptiveBatch(start)
-    adaptive.run(step, num_intra_steps)
-    return adaptive.size
+        """The run's record (`transfer_runs.batch_size`, `oom_retries`)."""
+        return {"batch_size": self.size, "oom_retries": len(self.history)}

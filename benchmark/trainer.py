@@ -61,7 +61,7 @@ class Trainer:
 
     def batch_record(self) -> dict:
         """What the run's transfer_runs row records of its batch size."""
-        return {"batch_size": self.adaptive.size, "oom_retries": len(self.adaptive.history)}
+        return self.adaptive.record()
 
     def train_step(self, batch: Batch, index: int) -> tuple[torch.Tensor, dict]:
         """One optimiser step on `batch`, the `index`-th of its epoch; returns (loss, logs) as
@@ -120,7 +120,7 @@ class Trainer:
     def state(self) -> dict:
         state = {"student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "method": self.method.state_dict(), "step": self.step,
-                 "batch": self.batch_record()}
+                 "batch": self.batch_record(), "oom_history": self.adaptive.history}
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
         return state
@@ -134,7 +134,7 @@ class Trainer:
         self.step = state.get("step", 0)
         if "batch" in state:           # the size the run was fitted to, not a new probe's
             self.adaptive.size = state["batch"]["batch_size"]
-            self.adaptive.history = [0] * state["batch"]["oom_retries"]
+            self.adaptive.history = list(state["oom_history"])
             self.batches.set_batch_size(self.adaptive.size)
 
 

@@ -23,9 +23,11 @@ def test_batch_halves_on_oom_and_is_recorded(error):
     adaptive = gpu.AdaptiveBatch(256)
     assert adaptive.run(step) == 320
     assert calls == [256, 128, 64, 32]
-    assert adaptive.record() == dict(batch_size_requested=256, batch_size=32, oom_retries=3)
+    assert adaptive.record() == dict(batch_size=32, oom_retries=3)
     assert adaptive.run(step) == 320 and calls[-1] == 32                # remembered, no retry
-    assert gpu.find_batch_size(_fake_step(90, error)[0], 96) == 64      # 96 -> 64, timm's step
+    from_96 = gpu.AdaptiveBatch(96)
+    from_96.run(_fake_step(90, error)[0])
+    assert from_96.size == 64                                           # 96 -> 64, timm's step
 
 
 def test_other_errors_and_size_one_are_not_swallowed():

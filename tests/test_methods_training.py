@@ -194,3 +194,34 @@ def test_out_of_memory_halves_the_batch_before_training_and_is_recorded(tiny_zoo
     assert fitted["student_acc"] == at32["student_acc"]
     pd.testing.assert_frame_equal(_epochs(tmp_path / "fitted").drop(columns="key"),
                                   _epochs(tmp_path / "at32").drop(columns="key"))
+
+
+def test_a_resumed_run_keeps_its_fitted_batch_size(tiny_zoo, cache, tmp_path, monkeypatch):
+    monkeypatch.setattr("benchmark.trainer.may_run_out_of_memory", lambda runtime: True)
+    probe = Trainer._probe
+
+    def probe_on_a_small_gpu(self, model, size):
+        if size > 32:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        probe(self, model, size)
+
+    monkeypatch.setattr(Trainer, "_probe", probe_on_a_small_gpu)
+    unit = _unit(tiny_zoo, cache, "kl", tmp_path, ["."], epochs=2, batch_size=128)
+    save = transfer._save_checkpoint
+
+    def save_then_die(path, state):
+        save(path, state)
+        raise _Killed
+
+    monkeypatch.setattr(transfer, "_save_checkpoint", save_then_die)
+    with pytest.raises(_Killed):
+        transfer.run_transfer(unit, tmp_path, cache)
+    monkeypatch.setattr(transfer, "_save_checkpoint", save)
+
+    def no_probe_on_resume(self, model, size):
+        raise AssertionError("a resumed run probed again")
+
+    monkeypatch.setattr(Trainer, "_probe", no_probe_on_resume)
+    assert transfer.run_transfer(unit, tmp_path, cache) == "ok"
+    run = read_table(tmp_path, "transfer_runs").iloc[0]
+    assert (run["batch_size"], run["oom_retries"], run["epochs"]) == (32, 2, 2)
