@@ -16,9 +16,7 @@ fit), plain `.npy` so that `np.load(mmap_mode="r")` maps them without a copy: a 
 fast as the disk reads it. Each file is written to a temporary name and renamed into place; the
 unit's rows in the `features` table (one per split) are written last and mark it complete.
 """
-import os
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from benchmark.loading import load_model
 from pairs.catalog import Zoo, get_zoo
 from pairs.keys import unit_key
 from results import connect, write_part
+from results.store import atomic_path
 
 FEATURES_VERSION = 1
 TRANSFER_SAMPLES = 2000
@@ -74,16 +73,8 @@ def _compact(a: np.ndarray) -> np.ndarray:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:   # a file: np.save adds no suffix
+        np.save(f, array)
 
 
 def run_features(unit: dict, results_dir, cache: Path) -> str:

@@ -19,7 +19,6 @@ import hashlib
 import math
 import os
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -128,14 +127,9 @@ def _n_test(n: int, test_size: float) -> int:
 
 
 def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from results.store import atomic_path
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array, allow_pickle=False)
 
 
 # ---------------------------------------------------------------- per-model preprocessing
@@ -279,9 +273,9 @@ def decoded_cache(split: FolderSplit, cfg: dict, folder: Path | str, indices=Non
 
 
 def _build_decoded(split, cfg, path, indices, workers, batch_size) -> None:
+    from results.store import atomic_path
     dataset = FolderDataset(split, decode_transform(cfg), indices)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp.npy")
-    try:
+    with atomic_path(path, suffix=".npy") as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
                                         shape=(len(dataset), *cfg["input_size"]))
         start = 0
@@ -290,9 +284,6 @@ def _build_decoded(split, cfg, path, indices, workers, batch_size) -> None:
             start += len(x)
         out.flush()
         del out
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- `load_dataset` registration

@@ -7,10 +7,8 @@ a silently re-initialised head (timm's trap when `num_classes` is missing) can n
 """
 import json
 import math
-import os
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import torch
@@ -21,6 +19,7 @@ from tqdm import tqdm
 from benchmark.data import Dataset, load_dataset, normalize
 from benchmark.models import count_params_m, create_model, predict_logits
 from pairs.catalog import ModelEntry, Zoo
+from results.store import atomic_path
 
 
 def weights_path(entry: ModelEntry, cache: Path) -> Path:
@@ -63,10 +62,8 @@ def _train_and_save(entry: ModelEntry, data: Dataset, cache: Path) -> None:
     top1 = _top1(predictions, data.eval_y)
 
     final = weights_path(entry, cache)
-    final.parent.mkdir(parents=True, exist_ok=True)
     # The temporary name keeps the .safetensors suffix: timm picks the loader by suffix.
-    tmp = final.with_name(f".{final.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp.safetensors")
-    try:
+    with atomic_path(final, suffix=".safetensors") as tmp:
         # Bytes written by Python rather than save_file, which creates files readable by the owner only.
         tmp.write_bytes(save({k: v.contiguous() for k, v in model.state_dict().items()}))
         reloaded = predict_logits(create_model(entry, tmp), data.eval_x, entry.mean, entry.std)
@@ -80,10 +77,8 @@ def _train_and_save(entry: ModelEntry, data: Dataset, cache: Path) -> None:
                     n_eval=len(data.eval_y), params_m=count_params_m(model),
                     train_seconds=round(seconds, 2), recipe=entry.recipe)
         # Sidecar first: a weights file in place always has its sidecar.
-        _write_text_atomic(final.with_suffix(".json"), json.dumps(info, indent=1, sort_keys=True))
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+        with atomic_path(final.with_suffix(".json")) as sidecar:
+            sidecar.write_text(json.dumps(info, indent=1, sort_keys=True))
 
 
 def _train(entry: ModelEntry, data: Dataset) -> torch.nn.Module:
@@ -128,12 +123,3 @@ def random_shift(x: torch.Tensor, max_px: int, generator: torch.Generator) -> to
 
 def _top1(predictions: torch.Tensor, labels: torch.Tensor) -> float:
     return (predictions == labels).double().mean().item() * 100
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

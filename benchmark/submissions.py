@@ -11,6 +11,8 @@ import time
 import uuid
 from pathlib import Path
 
+from results.store import atomic_path
+
 
 def jobs_dir(results_dir) -> Path:
     """submitit's folder: one subfolder per job (`%j`)."""
@@ -38,15 +40,9 @@ def record_submission(results_dir, executor: str, stage: str, job_ids: list[str]
     manifest = {"executor": executor, "stage": stage, "submitted_at": time.time(),
                 "tasks": {job_id: [i for unit in task for i in unit_ids(unit)]
                           for job_id, task in zip(job_ids, tasks)}}
-    folder = _manifests_dir(results_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"{time.time_ns()}-{stage}-{uuid.uuid4().hex[:8]}.json"
-    tmp = folder / f".{final.name}.tmp"
-    try:
+    final = _manifests_dir(results_dir) / f"{time.time_ns()}-{stage}-{uuid.uuid4().hex[:8]}.json"
+    with atomic_path(final) as tmp:
         tmp.write_text(json.dumps(manifest))
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
     return final
 
 

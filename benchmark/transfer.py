@@ -16,7 +16,6 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import socket
 import time
 from datetime import datetime, timezone
@@ -36,6 +35,7 @@ from benchmark.trainer import Trainer, predict_eval
 from benchmark.version import code_version
 from pairs.catalog import ModelEntry, get_zoo
 from results import TABLES, metric_column, predictions_matrix, write_part
+from results.store import atomic_path
 
 COMPLETE = ("ok", "diverged")
 # single-teacher units of these methods keep their final student (results/students/<key>), the
@@ -56,18 +56,14 @@ def student_path(results_dir, key: str) -> Path:
 
 
 def _save_checkpoint(path: Path, state: dict):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def save_student(path: Path, model: torch.nn.Module):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.safetensors")
-    tmp.write_bytes(save({k: v.detach().contiguous().clone() for k, v in
-                          model.state_dict().items()}))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(save({k: v.detach().contiguous().clone() for k, v in
+                              model.state_dict().items()}))
 
 
 def unit_teachers(unit: dict) -> list[str]:

@@ -5,10 +5,12 @@ written to a hidden temporary file in the same folder and renamed into place, so
 never leaves a half file where the `*.parquet` glob can see it, and a unit that runs twice
 replaces its own part instead of adding a second one.
 """
+import contextlib
 import os
 import re
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 import duckdb
 import pandas as pd
@@ -31,6 +33,24 @@ def table_dir(results_dir, table: str) -> Path:
     return Path(results_dir) / table
 
 
+@contextlib.contextmanager
+def atomic_path(final, suffix: str = "") -> Iterator[Path]:
+    """Write `final` atomically: the block writes the path it is given, a hidden temporary file
+    beside `final` (`.<name>.<pid>.<random>.tmp<suffix>`); when the block succeeds the file is
+    synced to disk and renamed onto `final`, so a reader sees the old file or the whole new one,
+    never half of it; when it fails, the temporary file is removed."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp{suffix}")
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_part(results_dir, table: str, df: pd.DataFrame, part: str) -> Path:
     """Write `df` as part `part` of `table`, atomically; columns must match the table schema."""
     if not _PART_NAME.match(part):
@@ -41,18 +61,9 @@ def write_part(results_dir, table: str, df: pd.DataFrame, part: str) -> Path:
     if missing or extra:
         raise ValueError(f"{table}: columns missing {sorted(missing)}, unexpected {sorted(extra)}")
     arrow = pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False)
-    folder = table_dir(results_dir, table)
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"{part}.parquet"
-    tmp = folder / f".{part}.{uuid.uuid4().hex}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            pq.write_table(arrow, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+    final = table_dir(results_dir, table) / f"{part}.parquet"
+    with atomic_path(final) as tmp, open(tmp, "wb") as f:
+        pq.write_table(arrow, f)
     return final
 
 

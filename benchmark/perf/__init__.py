@@ -103,22 +103,14 @@ def write_rows(out, rows: list[dict], name: str, run_id: str) -> Path | None:
     if not rows:
         return None
     from benchmark.version import code_version
-    folder = Path(out) / "benchmarks"
-    folder.mkdir(parents=True, exist_ok=True)
+    from results.store import atomic_path
     now = datetime.now(timezone.utc)
     common = dict(run_id=run_id, host=socket.gethostname(), timestamp=now,
                   code_version=code_version())
     table = pa.Table.from_pylist([{**common, **row} for row in rows], schema=SCHEMA)
-    stem = f"{name}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-    final, tmp = folder / f"{stem}.parquet", folder / f".{stem}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            pq.write_table(table, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+    final = Path(out) / "benchmarks" / f"{name}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
+    with atomic_path(final) as tmp:
+        pq.write_table(table, tmp)
     return final
 
 
