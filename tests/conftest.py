@@ -15,3 +15,27 @@ def tiny_zoo(cache):
     zoo = get_zoo("tiny")
     ensure_zoo_weights(zoo, cache, progress=False)
     return zoo
+
+
+class _Killed(Exception):
+    """The process 'dies' right after a checkpoint was saved."""
+
+
+@pytest.fixture
+def killed_after_checkpoint(monkeypatch):
+    """`killed_after_checkpoint(module, run)`: calls `run()` with `module`'s checkpoint writer
+    stopping the run right after its first save, as a kill would, and checks that it stopped."""
+    def run_until_killed(module, run):
+        save = module._save_checkpoint
+
+        def save_then_die(path, state):
+            save(path, state)
+            raise _Killed
+
+        monkeypatch.setattr(module, "_save_checkpoint", save_then_die)
+        try:
+            with pytest.raises(_Killed):
+                run()
+        finally:
+            monkeypatch.setattr(module, "_save_checkpoint", save)
+    return run_until_killed

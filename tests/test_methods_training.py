@@ -90,10 +90,6 @@ def _unit(zoo, cache, method, tmp_path, folders, compat=None, **override):
     return dict(plan.iloc[0], stage="transfer")
 
 
-class _Killed(Exception):
-    pass
-
-
 def _epochs(folder):
     return (read_table(folder, "transfer_epochs").sort_values("epoch")
             .drop(columns=["images_per_s", "seconds"]).reset_index(drop=True))
@@ -105,24 +101,16 @@ def _epochs(folder):
     ("crd", None, {"nce_k": 64, "lr": 0.01}),
     ("kl_dp", None, {"augment": True}),        # augmented batches, per-batch teacher outputs
 ])
-def test_resumed_run_matches_uninterrupted(tiny_zoo, cache, tmp_path, monkeypatch, method, compat,
-                                           override):
+def test_resumed_run_matches_uninterrupted(tiny_zoo, cache, tmp_path, killed_after_checkpoint,
+                                           method, compat, override):
     unit = _unit(tiny_zoo, cache, method, tmp_path, ("straight", "resumed"), compat, **override)
     transfer.run_transfer(unit, tmp_path / "straight", cache)
-    save = transfer._save_checkpoint
-
-    def save_then_die(path, state):
-        save(path, state)
-        raise _Killed
-
-    monkeypatch.setattr(transfer, "_save_checkpoint", save_then_die)
-    with pytest.raises(_Killed):
-        transfer.run_transfer(unit, tmp_path / "resumed", cache)
+    killed_after_checkpoint(transfer, lambda: transfer.run_transfer(unit, tmp_path / "resumed",
+                                                                    cache))
     state = torch.load(transfer.checkpoint_path(tmp_path / "resumed", unit["key"]),
                        weights_only=True)
     assert state["step"] == 4
     assert state["method"] or method == "kl_dp"        # method state saved (slow weights, bank)
-    monkeypatch.setattr(transfer, "_save_checkpoint", save)
     transfer.run_transfer(unit, tmp_path / "resumed", cache)
     straight, resumed = _epochs(tmp_path / "straight"), _epochs(tmp_path / "resumed")
     assert len(straight) == 2
@@ -167,22 +155,29 @@ def test_a_unit_planned_before_augment_and_precision_runs_as_it_was_planned(tiny
     assert read_table(tmp_path, "transfer_runs")["params"].tolist() == [unit["params"]]
 
 
+def _small_gpu(monkeypatch, fits: int) -> list:
+    """A GPU on which the batch-size probe runs out of memory above `fits` samples; returns the
+    list of the sizes probed."""
+    monkeypatch.setattr("benchmark.trainer.may_run_out_of_memory", lambda runtime: True)
+    probe, sizes = Trainer._probe, []
+
+    def probe_on_a_small_gpu(self, model, size):
+        sizes.append(size)
+        if size > fits:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+        probe(self, model, size)
+
+    monkeypatch.setattr(Trainer, "_probe", probe_on_a_small_gpu)
+    return sizes
+
+
 def test_out_of_memory_halves_the_batch_before_training_and_is_recorded(tiny_zoo, cache,
                                                                        tmp_path, monkeypatch):
     """A GPU that fits 32 samples: 128 -> 64 -> 32, recorded; the run is then exactly a run
     planned at 32 (the probe leaves the student and the random state alone)."""
     planned_32 = _unit(tiny_zoo, cache, "kl", tmp_path, ["at32"], epochs=1, batch_size=32)
     assert transfer.run_transfer(planned_32, tmp_path / "at32", cache) == "ok"
-    monkeypatch.setattr("benchmark.trainer.may_run_out_of_memory", lambda runtime: True)
-    probe, sizes = Trainer._probe, []
-
-    def probe_on_a_small_gpu(self, model, size):
-        sizes.append(size)
-        if size > 32:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
-        probe(self, model, size)
-
-    monkeypatch.setattr(Trainer, "_probe", probe_on_a_small_gpu)
+    sizes = _small_gpu(monkeypatch, fits=32)
     unit = _unit(tiny_zoo, cache, "kl", tmp_path, ["fitted"], epochs=1, batch_size=128)
     assert transfer.run_transfer(unit, tmp_path / "fitted", cache) == "ok"
     assert sizes == [128, 64, 32]
@@ -196,32 +191,13 @@ def test_out_of_memory_halves_the_batch_before_training_and_is_recorded(tiny_zoo
                                   _epochs(tmp_path / "at32").drop(columns="key"))
 
 
-def test_a_resumed_run_keeps_its_fitted_batch_size(tiny_zoo, cache, tmp_path, monkeypatch):
-    monkeypatch.setattr("benchmark.trainer.may_run_out_of_memory", lambda runtime: True)
-    probe = Trainer._probe
-
-    def probe_on_a_small_gpu(self, model, size):
-        if size > 32:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
-        probe(self, model, size)
-
-    monkeypatch.setattr(Trainer, "_probe", probe_on_a_small_gpu)
+def test_a_resumed_run_keeps_its_fitted_batch_size(tiny_zoo, cache, tmp_path, monkeypatch,
+                                                   killed_after_checkpoint):
+    sizes = _small_gpu(monkeypatch, fits=32)
     unit = _unit(tiny_zoo, cache, "kl", tmp_path, ["."], epochs=2, batch_size=128)
-    save = transfer._save_checkpoint
-
-    def save_then_die(path, state):
-        save(path, state)
-        raise _Killed
-
-    monkeypatch.setattr(transfer, "_save_checkpoint", save_then_die)
-    with pytest.raises(_Killed):
-        transfer.run_transfer(unit, tmp_path, cache)
-    monkeypatch.setattr(transfer, "_save_checkpoint", save)
-
-    def no_probe_on_resume(self, model, size):
-        raise AssertionError("a resumed run probed again")
-
-    monkeypatch.setattr(Trainer, "_probe", no_probe_on_resume)
+    killed_after_checkpoint(transfer, lambda: transfer.run_transfer(unit, tmp_path, cache))
+    assert sizes == [128, 64, 32]
     assert transfer.run_transfer(unit, tmp_path, cache) == "ok"
+    assert sizes == [128, 64, 32]                     # the resumed run did not probe again
     run = read_table(tmp_path, "transfer_runs").iloc[0]
     assert (run["batch_size"], run["oom_retries"], run["epochs"]) == (32, 2, 2)

@@ -142,12 +142,8 @@ def test_soup_state_averages_uniformly():
     assert soup["n"].item() == 4
 
 
-class _Killed(Exception):
-    pass
-
-
 def test_sequential_resume_matches_uninterrupted(multi_results, tiny_zoo, cache, tmp_path,
-                                                 monkeypatch):
+                                                 killed_after_checkpoint):
     """Killed after its first checkpoint (mid-step), resumed and killed again after the next (the
     step boundary), resumed to the end: the same epochs as one uninterrupted run."""
     plan, folder, _ = multi_results
@@ -162,20 +158,11 @@ def test_sequential_resume_matches_uninterrupted(multi_results, tiny_zoo, cache,
             for part in (folder / table).glob("*.parquet"):
                 (tmp_path / sub / table / part.name).write_bytes(part.read_bytes())
     multi.run_multi(unit, tmp_path / "straight", cache)
-    save = multi._save_checkpoint
-
-    def save_then_die(path, state):
-        save(path, state)
-        raise _Killed
-
-    monkeypatch.setattr(multi, "_save_checkpoint", save_then_die)
     for saved_epochs in (1, 2):
-        with pytest.raises(_Killed):
-            multi.run_multi(unit, tmp_path / "resumed", cache)
+        killed_after_checkpoint(multi, lambda: multi.run_multi(unit, tmp_path / "resumed", cache))
         state = torch.load(transfer.checkpoint_path(tmp_path / "resumed", unit["key"]),
                            weights_only=True)
         assert len(state["rows"]) == saved_epochs and "frozen" in state
-    monkeypatch.setattr(multi, "_save_checkpoint", save)
     multi.run_multi(unit, tmp_path / "resumed", cache)
     straight, resumed = (read_table(tmp_path / f, "transfer_epochs").sort_values("epoch")
                          .drop(columns=["images_per_s", "seconds"]).reset_index(drop=True)

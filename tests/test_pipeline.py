@@ -75,11 +75,8 @@ def summary_job_id(results_dir) -> str:
     return job
 
 
-class _Killed(Exception):
-    pass
-
-
-def test_resumed_transfer_matches_uninterrupted(tiny_zoo, cache, tmp_path, monkeypatch):
+def test_resumed_transfer_matches_uninterrupted(tiny_zoo, cache, tmp_path,
+                                                killed_after_checkpoint):
     plan = _plan(tiny_zoo, methods=("kl_dp",), epochs=2, pairs=[all_pairs(
         [m.name for m in tiny_zoo.models])[0]])
     unit = dict(plan.iloc[0], stage="transfer")
@@ -89,18 +86,11 @@ def test_resumed_transfer_matches_uninterrupted(tiny_zoo, cache, tmp_path, monke
                          "dataset": tiny_zoo.dataset, "model": model}, tmp_path / folder, cache)
     transfer.run_transfer(unit, tmp_path / "straight", cache)
 
-    save = transfer._save_checkpoint
-
-    def save_then_die(path, state):   # the process dies right after the first checkpoint
-        save(path, state)
-        raise _Killed
-
-    monkeypatch.setattr(transfer, "_save_checkpoint", save_then_die)
-    with pytest.raises(_Killed):
-        transfer.run_transfer(unit, tmp_path / "resumed", cache)
+    # the process dies right after the first checkpoint
+    killed_after_checkpoint(transfer, lambda: transfer.run_transfer(unit, tmp_path / "resumed",
+                                                                    cache))
     assert transfer.checkpoint_path(tmp_path / "resumed", unit["key"]).is_file()
     assert read_table(tmp_path / "resumed", "transfer_runs").empty
-    monkeypatch.setattr(transfer, "_save_checkpoint", save)
     transfer.run_transfer(unit, tmp_path / "resumed", cache)
 
     timing = ["images_per_s", "seconds"]
