@@ -1,4 +1,4 @@
-"""The paper's figures (paper.md 4.3) from the results tables alone: `ktbench figures`.
+"""The paper's figures (docs/analysis.md#figures) from the results tables alone: `ktbench figures`.
 
 Each figure is drawn from the SQL tables of `analysis/sql` (or a small query over the views) with
 matplotlib's object API on the Agg canvas: no pyplot state, no display, no model or GPU. When the
@@ -10,40 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from analysis.plotting import ORACLE, figure, method_colors, no_data
 from analysis.predictors import fig_predictor_correlations
 from analysis.tables import run_tables
 from results import connect
 
 FORMATS = ("png", "pdf")
-ORACLE = "(ensemble oracle)"
 
 
-def _figure(width=8.0, height=5.0, ncols=1):
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
-    return fig, axes
-
-
-def _no_data(ax, what: str):
-    ax.text(0.5, 0.5, f"no {what} in the results yet", ha="center", va="center",
-            transform=ax.transAxes, fontsize=13, color="0.35")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def _colors(methods) -> dict:
-    palette = [f"C{i}" for i in range(10)]
-    ordered = sorted(m for m in set(methods) if m != ORACLE)
-    colors = {m: palette[i % 10] for i, m in enumerate(ordered)}
-    colors[ORACLE] = "black"
-    return colors
-
-
-class _Data:
+class FigureData:
     """The tables and the few raw queries the figures need, from one snapshot of the folder."""
 
     def __init__(self, results_dir):
@@ -104,12 +81,12 @@ class _Data:
         return out
 
 
-def fig_complementary_knowledge(data: _Data) -> Figure:
+def fig_complementary_knowledge(data: FigureData) -> Figure:
     """Fig. 1: rho_pos against the teacher-student accuracy difference, the minimum marked."""
-    fig, (ax,) = _figure()
+    fig, (ax,) = figure()
     pairs = data.main_pairs().dropna(subset=["ts_diff", "pos_flips"])
     if pairs.empty:
-        _no_data(ax, "pair statistics")
+        no_data(ax, "pair statistics")
         return fig
     ax.scatter(pairs["ts_diff"], pairs["pos_flips"], s=28, alpha=0.75, color="C0",
                edgecolor="black", linewidth=0.4, label="teacher-student pair")
@@ -125,17 +102,17 @@ def fig_complementary_knowledge(data: _Data) -> Figure:
     return fig
 
 
-def fig_class_histograms(data: _Data) -> Figure:
+def fig_class_histograms(data: FigureData) -> Figure:
     """Per-class complementary knowledge for a weaker, an equal and a stronger teacher."""
     n = max(1, len(data.histograms))
-    fig, axes = _figure(width=4.2 * n, height=4.2, ncols=n)
+    fig, axes = figure(width=4.2 * n, height=4.2, ncols=n)
     if not data.histograms:
-        _no_data(axes[0], "per-class flips")
+        no_data(axes[0], "per-class flips")
         return fig
     top = 0.0
     for ax, (label, row, flips) in zip(axes, data.histograms):
         if flips.empty:
-            _no_data(ax, "per-class flips")
+            no_data(ax, "per-class flips")
             continue
         per_class = flips["n"].where(flips["n"] > 0)
         share = (100 * flips["pos"] / per_class) if per_class.notna().any() else flips["pos"]
@@ -154,12 +131,12 @@ def fig_class_histograms(data: _Data) -> Figure:
     return fig
 
 
-def fig_entropy(data: _Data) -> Figure:
+def fig_entropy(data: FigureData) -> Figure:
     """Entropy of the per-class positive flips against rho_pos, with the uniform spread's value."""
-    fig, (ax,) = _figure()
+    fig, (ax,) = figure()
     pairs = data.main_pairs().dropna(subset=["pos_entropy", "pos_flips"])
     if pairs.empty:
-        _no_data(ax, "pair statistics")
+        no_data(ax, "pair statistics")
         return fig
     ax.scatter(pairs["pos_flips"], pairs["pos_entropy"], s=28, alpha=0.75, color="C2",
                edgecolor="black", linewidth=0.4)
@@ -174,17 +151,17 @@ def fig_entropy(data: _Data) -> Figure:
     return fig
 
 
-def fig_success_rate(data: _Data) -> Figure:
+def fig_success_rate(data: FigureData) -> Figure:
     """Success rate per method: per student the share of teachers that improve it, as boxes."""
-    fig, (ax,) = _figure()
+    fig, (ax,) = figure()
     per_student = data.table("success_rate_per_student").dropna(subset=["success"])
     if per_student.empty:
-        _no_data(ax, "transfer runs")
+        no_data(ax, "transfer runs")
         return fig
     order = (per_student.groupby("method")["success"].median()
              .sort_values(ascending=False, kind="stable").index.tolist())
     values = [per_student.loc[per_student["method"] == m, "success"].to_numpy() for m in order]
-    colors = _colors(order)
+    colors = method_colors(order)
     boxes = ax.boxplot(values, tick_labels=order, patch_artist=True, widths=0.55,
                        medianprops=dict(color="black", linewidth=2))
     for patch, method in zip(boxes["boxes"], order):
@@ -199,14 +176,14 @@ def fig_success_rate(data: _Data) -> Figure:
     return fig
 
 
-def fig_delta_by_ts_diff(data: _Data) -> Figure:
+def fig_delta_by_ts_diff(data: FigureData) -> Figure:
     """dist_delta against ts_diff: 8 equal-width bins, mean of each bin's upper quartile."""
-    fig, (ax,) = _figure()
+    fig, (ax,) = figure()
     curve = data.table("delta_by_ts_diff_curve").dropna(subset=["upper_quartile_mean"])
     if curve.empty:
-        _no_data(ax, "transfer runs")
+        no_data(ax, "transfer runs")
         return fig
-    colors = _colors(curve["method"])
+    colors = method_colors(curve["method"])
     for method, rows in curve.groupby("method", sort=True):
         rows = rows.sort_values("ts_diff_mid")
         oracle = method == ORACLE
@@ -222,16 +199,16 @@ def fig_delta_by_ts_diff(data: _Data) -> Figure:
     return fig
 
 
-def fig_transfer_rate_top_classes(data: _Data) -> Figure:
+def fig_transfer_rate_top_classes(data: FigureData) -> Figure:
     """Share of the gained flips that land in the classes with the top-X% of the knowledge."""
-    fig, (ax,) = _figure()
+    fig, (ax,) = figure()
     rates = data.table("transfer_rate_by_top_classes")
     rates = rates[rates["family"] == "all"]
     columns = ["top2_improve", "top5_improve", "top20_improve", "top50_improve", "top100_improve"]
     if rates.empty:
-        _no_data(ax, "transfer epochs")
+        no_data(ax, "transfer epochs")
         return fig
-    colors = _colors(rates["method"])
+    colors = method_colors(rates["method"])
     x = np.arange(len(columns))
     for _, row in rates.sort_values("method").iterrows():
         ax.plot(x, row[columns].to_numpy(dtype=float), "-o", color=colors[row["method"]],
@@ -245,16 +222,16 @@ def fig_transfer_rate_top_classes(data: _Data) -> Figure:
     return fig
 
 
-def fig_transfer_rate_student_params(data: _Data) -> Figure:
+def fig_transfer_rate_student_params(data: FigureData) -> Figure:
     """Transfer rate against student size (log-log), interquartile band per method."""
-    fig, (ax,) = _figure()
+    fig, (ax,) = figure()
     rates = data.table("transfer_rate_by_student_params").dropna(subset=["params_m",
                                                                         "transfer_rate"])
     rates = rates[(rates["params_m"] > 0) & (rates["transfer_rate"] > 0)]
     if rates.empty:
-        _no_data(ax, "transfer epochs")
+        no_data(ax, "transfer epochs")
         return fig
-    colors = _colors(rates["method"])
+    colors = method_colors(rates["method"])
     for method, rows in rates.groupby("method", sort=True):
         rows = rows.groupby("params_m", as_index=False)[
             ["transfer_rate", "q25_transfer_rate", "q75_transfer_rate"]].mean()
@@ -272,14 +249,14 @@ def fig_transfer_rate_student_params(data: _Data) -> Figure:
     return fig
 
 
-def fig_correlations(data: _Data) -> Figure:
+def fig_correlations(data: FigureData) -> Figure:
     """Pearson correlation of dist_delta with teacher and student properties, per method."""
-    fig, (ax,) = _figure(width=9)
+    fig, (ax,) = figure(width=9)
     corr = data.table("correlations")
     props = ["teacher_params", "teacher_acc", "teacher_family",
              "student_params", "student_acc", "student_family"]
     if corr.empty:
-        _no_data(ax, "transfer runs")
+        no_data(ax, "transfer runs")
         return fig
     corr = corr.sort_values("method")
     x = np.arange(len(corr))
@@ -299,12 +276,12 @@ def fig_correlations(data: _Data) -> Figure:
     return fig
 
 
-def fig_methods_vs_controls(data: _Data) -> Figure:
+def fig_methods_vs_controls(data: FigureData) -> Figure:
     """Mean transfer delta of each method beside the control arms and the ensemble oracle."""
-    fig, (ax,) = _figure()
+    fig, (ax,) = figure()
     arms = data.table("methods_vs_controls").dropna(subset=["mean_delta"])
     if arms.empty:
-        _no_data(ax, "transfer runs")
+        no_data(ax, "transfer runs")
         return fig
     shade = {"method": "C0", "control": "C7", "oracle": "black"}
     x = np.arange(len(arms))
@@ -333,7 +310,7 @@ FIGURES = {
 
 def render_figures(results_dir, names=None) -> dict[str, Figure]:
     """Every figure (or those named) as a matplotlib Figure, from one snapshot of the folder."""
-    data = _Data(results_dir)
+    data = FigureData(results_dir)
     return {name: FIGURES[name](data) for name in (names or FIGURES)}
 
 

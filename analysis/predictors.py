@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from analysis.plotting import figure, method_colors, no_data
 from analysis.tables import sql_text
 from results import connect
 
@@ -155,21 +156,20 @@ def _interval(lo, hi) -> str:
 def fig_predictor_correlations(data):
     """Spearman correlation of each predictor with the transfer delta, per method, with 95%
     bootstrap intervals over pairs (predictors sorted by |Spearman| for the first method)."""
-    from analysis.figures import _colors, _figure, _no_data
     runs = predictor_runs(data.results_dir)
     runs = runs[runs["dataset"] == data.dataset] if data.dataset is not None else runs.iloc[:0]
     table = correlation_table(runs, boot=1000) if len(runs) else pd.DataFrame()
     if table.empty or table["spearman"].isna().all():
-        fig, (ax,) = _figure()
-        _no_data(ax, "transfer runs with predictors")
+        fig, (ax,) = figure()
+        no_data(ax, "transfer runs with predictors")
         return fig
     table = table[table.groupby("predictor")["spearman"].transform("count") > 0]
     methods = sorted(table["method"].unique())
     first = table[table["method"] == ("kl_dp" if "kl_dp" in methods else methods[0])]
     order = first.assign(a=first["spearman"].abs()).sort_values("a", na_position="first")
     predictors = list(order["predictor"])
-    fig, (ax,) = _figure(width=8.5, height=max(4.0, 0.24 * len(predictors) + 1.5))
-    colors = _colors(methods)
+    fig, (ax,) = figure(width=8.5, height=max(4.0, 0.24 * len(predictors) + 1.5))
+    colors = method_colors(methods)
     y = np.arange(len(predictors))
     step = 0.8 / max(len(methods), 1)
     for j, method in enumerate(methods):

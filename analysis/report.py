@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.figures import FIGURES, _Data, png_bytes
-from analysis.tables import TABLE_NAMES, _cell, sql_caption
+from analysis.figures import FIGURES, FigureData, png_bytes
+from analysis.tables import TABLE_NAMES, format_cell, sql_caption
 
 _TITLES = {
     "success_rate": "Success rate per method",
@@ -102,7 +102,7 @@ def _html_table(df: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     rows = []
     for row in df.itertuples(index=False):
-        cells = "".join(f'<td{" class=num" if n else ""}>{html.escape(_cell(v))}</td>'
+        cells = "".join(f'<td{" class=num" if n else ""}>{html.escape(format_cell(v))}</td>'
                         for v, n in zip(row, numeric))
         rows.append(f"<tr>{cells}</tr>")
     return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
@@ -125,10 +125,10 @@ def _figure_block(name: str, png: bytes) -> str:
 
 def render_report(results_dir) -> str:
     """The report's HTML text, from one snapshot of the results folder."""
-    data = _Data(results_dir)
+    data = FigureData(results_dir)
     tables = data.tables
     provenance = tables["provenance"]
-    prov = "".join(f"<dt>{html.escape(str(i))}</dt><dd>{html.escape(_cell(v)) or '–'}</dd>"
+    prov = "".join(f"<dt>{html.escape(str(i))}</dt><dd>{html.escape(format_cell(v)) or '–'}</dd>"
                    for i, v in zip(provenance["item"], provenance["value"]))
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     body = [f"<h1>ktbench report</h1><p class=caption>Results folder "

@@ -57,7 +57,7 @@ def run_tables(results_dir, names=TABLE_NAMES, con=None) -> dict[str, pd.DataFra
             con.close()
 
 
-def _cell(value) -> str:
+def format_cell(value) -> str:
     if value is None or value is pd.NA or value is pd.NaT:
         return ""
     if isinstance(value, float) and math.isnan(value):
@@ -81,7 +81,7 @@ def format_table(df: pd.DataFrame, fmt: str = "markdown") -> str:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use {', '.join(FORMATS)}")
     header = [str(c) for c in df.columns]
-    rows = [[_cell(v) for v in row] for row in df.itertuples(index=False)]
+    rows = [[format_cell(v) for v in row] for row in df.itertuples(index=False)]
     if fmt == "latex":
         numeric = [pd.api.types.is_numeric_dtype(t) for t in df.dtypes]
         spec = "".join("r" if n else "l" for n in numeric)

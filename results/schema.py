@@ -6,8 +6,8 @@ racing a slow job) never doubles rows.
 """
 import pyarrow as pa
 
-TOP_P_CLASSES = (2, 5, 20, 50)          # paper.md 1.2: top-p% class counts K
-TOP_P_IMPROVE = (2, 5, 20, 50, 100)     # paper.md 1.3: top{p}%_improve
+TOP_P_CLASSES = (2, 5, 20, 50)          # docs/definitions.md#per-class-concentration: top-p% class counts K
+TOP_P_IMPROVE = (2, 5, 20, 50, 100)     # docs/definitions.md#transfer-metrics: top{p}%_improve
 
 _str, _f64, _i64, _i32, _f32 = pa.string(), pa.float64(), pa.int64(), pa.int32(), pa.float32()
 

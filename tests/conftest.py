@@ -10,7 +10,7 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_zoo(cache):
     """The built-in `tiny` zoo (three fast models), trained into the session cache."""
-    from benchmark.microzoo import ensure_zoo_weights
+    from benchmark.models.microzoo import ensure_zoo_weights
     from pairs import get_zoo
     zoo = get_zoo("tiny")
     ensure_zoo_weights(zoo, cache, progress=False)
@@ -23,19 +23,21 @@ class _Killed(Exception):
 
 @pytest.fixture
 def killed_after_checkpoint(monkeypatch):
-    """`killed_after_checkpoint(module, run)`: calls `run()` with `module`'s checkpoint writer
+    """`killed_after_checkpoint(run)`: calls `run()` with the transfer units' checkpoint writer
     stopping the run right after its first save, as a kill would, and checks that it stopped."""
-    def run_until_killed(module, run):
-        save = module._save_checkpoint
+    from benchmark.units import checkpoint as module
+
+    def run_until_killed(run):
+        save = module.save_checkpoint
 
         def save_then_die(path, state):
             save(path, state)
             raise _Killed
 
-        monkeypatch.setattr(module, "_save_checkpoint", save_then_die)
+        monkeypatch.setattr(module, "save_checkpoint", save_then_die)
         try:
             with pytest.raises(_Killed):
                 run()
         finally:
-            monkeypatch.setattr(module, "_save_checkpoint", save)
+            monkeypatch.setattr(module, "save_checkpoint", save)
     return run_until_killed

@@ -33,7 +33,7 @@ import pandas as pd
 import pytest
 
 from analysis import TABLE_NAMES, format_table, run_query, run_tables, write_tables
-from benchmark.cli import main
+from benchmark.cli.main import main
 from results import connect
 from results.views import VIEWS_SQL, render_views_sql
 

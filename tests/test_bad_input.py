@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from benchmark.cli import main
+from benchmark.cli.main import main
 
 
 def _one_line(capsys, argv, message, tmp_path):

@@ -7,11 +7,11 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from benchmark import augment
-from benchmark.batches import CachedBatches, Frozen, OnlineBatches, epoch_order
-from benchmark.data import Dataset
-from benchmark.gpu import Runtime
-from benchmark.loading import load_model
+from benchmark.data import augment
+from benchmark.training.batches import CachedBatches, Frozen, OnlineBatches, epoch_order
+from benchmark.data.datasets import Dataset
+from benchmark.models.gpu import Runtime
+from benchmark.models.loading import load_model
 
 
 def _dataset(n=40, channels=3, size=8, seed=0) -> Dataset:
@@ -59,7 +59,7 @@ def test_batched_augmentation_equals_torchvision_sample_by_sample(channels):
 
 
 def test_augmentation_parameters_follow_the_paper():
-    """paper.md 3.3: hflip p 0.5, colour distortion p 0.8 with (0.8, 0.8, 0.8, 0.2), grayscale
+    """docs/protocol.md#training: hflip p 0.5, colour distortion p 0.8 with (0.8, 0.8, 0.8, 0.2), grayscale
     p 0.2; the four colour ops in every order."""
     n = 20_000
     p = augment.sample_params(n, torch.Generator().manual_seed(0))

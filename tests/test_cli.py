@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from benchmark.cli import main
+from benchmark.cli.main import main
 
 
 def _run(capsys, *argv):

@@ -7,6 +7,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from benchmark import data
+from benchmark.data import datasets
 
 FIELDS = ("train_x", "train_y", "eval_x", "eval_y", "train_sources", "eval_sources")
 
@@ -68,14 +69,14 @@ def test_images_are_not_blank_or_saturated(digits):
 def test_cache_hit_loads_instead_of_regenerating(digits, cache, monkeypatch):
     cached = data.cache_path("digits16", cache)
     assert cached.is_dir() and cached.parent == cache / "data"
-    assert sorted(p.name for p in cached.iterdir()) == sorted(f"{k}.npy" for k in data._ARRAYS)
+    assert sorted(p.name for p in cached.iterdir()) == sorted(f"{k}.npy" for k in datasets._ARRAYS)
     mtime = cached.stat().st_mtime_ns
 
     def must_not_build(definition):
         raise AssertionError("regenerated although cached")
 
-    builder = data._DATASETS["digits16"]
-    monkeypatch.setitem(data._DATASETS, "digits16", dataclasses.replace(builder, build=must_not_build))
+    builder = datasets._DATASETS["digits16"]
+    monkeypatch.setitem(datasets._DATASETS, "digits16", dataclasses.replace(builder, build=must_not_build))
     again = data.load_dataset("digits16", cache)
     assert torch.equal(again.eval_x, digits.eval_x)
     assert cached.stat().st_mtime_ns == mtime

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from benchmark import data
-from benchmark.features import (SPLITS, arrays_dir, done_feature_keys, features_unit, load_split,
+from benchmark.units.features import (SPLITS, arrays_dir, done_feature_keys, features_unit, load_split,
                                 run_features)
-from benchmark.loading import load_model
-from benchmark.units import run_unit
+from benchmark.models.loading import load_model
+from benchmark.units.dispatch import run_unit
 from results import TABLES, read_table
 
 
@@ -75,7 +75,7 @@ def test_load_split_aligns_prefixes_and_names_what_is_missing(feature_results, t
 
 def test_ktbench_predictors_end_to_end(feature_results, tiny_zoo, cache, tmp_path, capsys):
     import shutil
-    from benchmark.cli import main
+    from benchmark.cli.main import main
     from analysis.predictors import pair_predictor_table
     folder = tmp_path / "results"
     shutil.copytree(feature_results[0], folder)           # features done: no forward pass

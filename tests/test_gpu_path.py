@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from benchmark import gpu
+from benchmark.models import gpu
 
 
 def _fake_step(limit, error):
@@ -64,7 +64,7 @@ def test_cpu_path_is_plain_fp32():
 
 
 def test_runtime_from_the_environment(monkeypatch):
-    from benchmark.imagefolder import default_workers
+    from benchmark.data.imagefolder import default_workers
     monkeypatch.delenv("KTBENCH_WORKERS", raising=False)
     monkeypatch.setenv("KTBENCH_DEVICE", "cpu")
     threads = torch.get_num_threads()

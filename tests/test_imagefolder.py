@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import imagefolder as imf
-from benchmark.data import load_dataset
+from benchmark.data import imagefolder as imf
+from benchmark.data.datasets import load_dataset
 from pairs.catalog import ModelEntry
 
 CLASSES = ("n01", "n02", "n03")
@@ -119,8 +119,8 @@ def test_loader_and_decoded_cache(folder, tmp_path):
 
 def test_imagefolder_dataset_name_and_predict_from_folder_of_files(folder, cache, tmp_path):
     from safetensors.torch import save_file
-    from benchmark.loading import load_model, resolve_weights
-    from benchmark.models import create_model, predict_logits
+    from benchmark.models.loading import load_model, resolve_weights
+    from benchmark.models.build import create_model, predict_logits
     name = f"imagefolder:{folder}@size=16,crop_pct=1"
     data = load_dataset(name, cache)
     assert data.num_classes == 3 and data.train_x.shape == (30, 3, 16, 16)
@@ -149,9 +149,9 @@ def test_folder_zoo_predict_stats_transfer_with_augmentation(folder, cache, tmp_
     """Two timm models from a folder of weight files on an ImageFolder dataset: the whole
     pipeline, transfer on augmented batches with per-batch teacher outputs."""
     from safetensors.torch import save_file
-    from benchmark.launch import LaunchOptions, launch
+    from benchmark.launch.launcher import LaunchOptions, launch
     from benchmark.methods import resolve_params
-    from benchmark.models import create_model
+    from benchmark.models.build import create_model
     from pairs.catalog import Zoo, register_zoo
     from pairs.plan import make_plan
     from results import read_table
@@ -184,8 +184,8 @@ def test_folder_zoo_predict_stats_transfer_with_augmentation(folder, cache, tmp_
     assert 0 <= epochs["teacher_input"][0] <= 100
     assert len(read_table(tmp_path / "results", "pair_stats")) == 1
     # compat: the teacher is evaluated on inputs normalised with the student's mean/std
-    from benchmark.data import load_dataset
-    from benchmark.transfer import load_context
+    from benchmark.data.datasets import load_dataset
+    from benchmark.units.transfer import load_context
     data = load_dataset(zoo.dataset, cache)
     x = data.eval_x.float() / 255.0
     own = torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1)
@@ -206,11 +206,11 @@ def test_folder_zoo_predict_stats_transfer_with_augmentation(folder, cache, tmp_
 def test_reported_top1_flagged_or_strict_and_missing_weights_before_any_job(folder, cache,
                                                                             tmp_path, capsys):
     from safetensors.torch import save_file
-    from benchmark.launch import LaunchOptions, launch
+    from benchmark.launch.launcher import LaunchOptions, launch
     from benchmark.methods import resolve_params
-    from benchmark.models import create_model
-    from benchmark.units import run_predict
-    from benchmark.weights import AccuracyMismatch
+    from benchmark.models.build import create_model
+    from benchmark.units.predict import run_predict
+    from benchmark.models.weights import AccuracyMismatch
     from pairs.catalog import Zoo, get_zoo, register_zoo
     from pairs.plan import make_plan
     from results import read_table

@@ -5,16 +5,16 @@ import subprocess
 
 import pytest
 
-from benchmark import submissions
-from benchmark.cli import parser
-from benchmark.cli_launch import options_from_args
-from benchmark.jobs import UnitTask
-from benchmark.launch import _ARRAY_LIMITS, LaunchOptions, _tasks, launch, pack, pending_units
-from benchmark.launch_config import read_config
+from benchmark.launch import submissions
+from benchmark.cli.main import parser
+from benchmark.cli.launch_args import options_from_args
+from benchmark.launch.jobs import UnitTask
+from benchmark.launch.launcher import _ARRAY_LIMITS, LaunchOptions, _tasks, launch, pack, pending_units
+from benchmark.launch.config import read_config
 from benchmark.methods import resolve_params
-from benchmark.slurm import (SlurmOptions, array_chunks, cluster_max_array_size, parse_time_min,
+from benchmark.launch.slurm import (SlurmOptions, array_chunks, cluster_max_array_size, parse_time_min,
                              submitit_parameters)
-from benchmark.status import plan_status
+from benchmark.launch.status import plan_status
 from pairs.plan import all_pairs, make_plan
 
 

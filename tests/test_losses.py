@@ -1,10 +1,10 @@
-"""Transfer losses on tiny hand-made logits, against values worked out by hand (paper.md 2.1, 2.5)."""
+"""Transfer losses on tiny hand-made logits, against values worked out by hand (docs/methods.md#kl, docs/methods.md#kl-dp)."""
 import math
 
 import pytest
 import torch
 
-from benchmark.losses import distill_kl, dp_targets
+from benchmark.methods.losses import distill_kl, dp_targets
 
 LN3 = math.log(3.0)
 

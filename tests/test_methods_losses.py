@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from benchmark.losses import (crd_nce_loss, distill_kl, dp_kl, dp_targets, flip_masks,
+from benchmark.methods.losses import (crd_nce_loss, distill_kl, dp_kl, dp_targets, flip_masks,
                               multi_dp_targets, relational_cd, xe, xe_kl)
 from benchmark.methods import SetupContext, get_method, resolve_params
 

@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark import transfer
-from benchmark.batches import CachedBatches
-from benchmark.trainer import Trainer
-from benchmark.cli import main
-from benchmark.data import Dataset
+from benchmark.units import transfer
+from benchmark.training.batches import CachedBatches
+from benchmark.training.trainer import Trainer
+from benchmark.cli.main import main
+from benchmark.data.datasets import Dataset
 from benchmark.methods import get_method, list_methods, reference_spec, resolve_params
-from benchmark.models import create_model, features_and_logits
-from benchmark.units import run_predict
+from benchmark.models.build import create_model, features_and_logits
+from benchmark.units.predict import run_predict
 from pairs import get_zoo
 from pairs.plan import make_plan
 from results import read_table
@@ -105,7 +105,7 @@ def test_resumed_run_matches_uninterrupted(tiny_zoo, cache, tmp_path, killed_aft
                                            method, compat, override):
     unit = _unit(tiny_zoo, cache, method, tmp_path, ("straight", "resumed"), compat, **override)
     transfer.run_transfer(unit, tmp_path / "straight", cache)
-    killed_after_checkpoint(transfer, lambda: transfer.run_transfer(unit, tmp_path / "resumed",
+    killed_after_checkpoint(lambda: transfer.run_transfer(unit, tmp_path / "resumed",
                                                                     cache))
     state = torch.load(transfer.checkpoint_path(tmp_path / "resumed", unit["key"]),
                        weights_only=True)
@@ -158,7 +158,7 @@ def test_a_unit_planned_before_augment_and_precision_runs_as_it_was_planned(tiny
 def _small_gpu(monkeypatch, fits: int) -> list:
     """A GPU on which the batch-size probe runs out of memory above `fits` samples; returns the
     list of the sizes probed."""
-    monkeypatch.setattr("benchmark.trainer.may_run_out_of_memory", lambda runtime: True)
+    monkeypatch.setattr("benchmark.training.trainer.may_run_out_of_memory", lambda runtime: True)
     probe, sizes = Trainer._probe, []
 
     def probe_on_a_small_gpu(self, model, size):
@@ -195,7 +195,7 @@ def test_a_resumed_run_keeps_its_fitted_batch_size(tiny_zoo, cache, tmp_path, mo
                                                    killed_after_checkpoint):
     sizes = _small_gpu(monkeypatch, fits=32)
     unit = _unit(tiny_zoo, cache, "kl", tmp_path, ["."], epochs=2, batch_size=128)
-    killed_after_checkpoint(transfer, lambda: transfer.run_transfer(unit, tmp_path, cache))
+    killed_after_checkpoint(lambda: transfer.run_transfer(unit, tmp_path, cache))
     assert sizes == [128, 64, 32]
     assert transfer.run_transfer(unit, tmp_path, cache) == "ok"
     assert sizes == [128, 64, 32]                     # the resumed run did not probe again

@@ -1,11 +1,11 @@
-"""benchmark.metrics: hand-worked cases, the official per-sample loops, edge cases."""
+"""benchmark.measures.metrics: hand-worked cases, the official per-sample loops, edge cases."""
 import math
 
 import numpy as np
 import pytest
 from scipy.stats import entropy as scipy_entropy
 
-from benchmark.metrics import transfer_metrics
+from benchmark.measures.metrics import transfer_metrics
 from results.schema import TRANSFER_METRICS, metric_column
 
 nan = float("nan")
@@ -113,7 +113,7 @@ def official_k(per_class, p):
 
 @np.errstate(invalid="ignore", divide="ignore")   # the official code divides by zero freely
 def official_metrics(zero, dist, teacher, true):
-    """dist_utils.get_metrics + flip_study.get_dist_improvement, as paper.md 7 describes them."""
+    """dist_utils.get_metrics + flip_study.get_dist_improvement, as docs/compat.md describes them."""
     accuracy = [np.mean(np.asarray(m) == true) * 100 for m in (dist, zero)]
     gain, loss = official_flips(zero, dist, true)
     initial_pos, initial_neg = official_flips(zero, teacher, true)

@@ -8,8 +8,10 @@ import timm
 import torch
 from safetensors.torch import load_file
 
-from benchmark import microzoo, models
-from benchmark.data import load_dataset
+from benchmark.models import microzoo
+
+from benchmark import models
+from benchmark.data.datasets import load_dataset
 from pairs.catalog import ModelEntry, Zoo, get_zoo
 
 DIGITS = dict(num_classes=10, in_chans=1, input_size=(1, 16, 16), mean=(0.26,), std=(0.28,))

@@ -1,4 +1,4 @@
-"""Multi-teacher transfer (paper.md 2.8) on the tiny zoo, end to end through the launcher; plans
+"""Multi-teacher transfer (docs/methods.md#multi-teacher) on the tiny zoo, end to end through the launcher; plans
 with teacher lists (version 2, version 1 still read); the random-init flip baseline."""
 import json
 
@@ -10,16 +10,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from benchmark import multi, transfer
-from benchmark.trainer import predict_eval
-from benchmark.baselines import RANDOM_SUFFIX, random_init_baseline
-from benchmark.cli import main
-from benchmark.data import load_dataset
-from benchmark.launch import LaunchOptions, launch, pending_units
-from benchmark.loading import load_model
+from benchmark.units import multi, transfer
+from benchmark.training.trainer import predict_eval
+from benchmark.units.baselines import RANDOM_SUFFIX, random_init_baseline
+from benchmark.cli.main import main
+from benchmark.data.datasets import load_dataset
+from benchmark.launch.launcher import LaunchOptions, launch, pending_units
+from benchmark.models.loading import load_model
 from benchmark.methods import resolve_params
-from benchmark.multi import soup_state, teacher_order
-from benchmark.multi_plan import make_multi_plan, merge_plans
+from benchmark.units.multi import soup_state, teacher_order
+from benchmark.units.multi_plan import make_multi_plan, merge_plans
 from pairs.plan import (PLAN_COLUMNS, PlanError, make_plan, read_plan, teacher_student_pairs,
                         write_plan)
 from results import read_table
@@ -159,7 +159,7 @@ def test_sequential_resume_matches_uninterrupted(multi_results, tiny_zoo, cache,
                 (tmp_path / sub / table / part.name).write_bytes(part.read_bytes())
     multi.run_multi(unit, tmp_path / "straight", cache)
     for saved_epochs in (1, 2):
-        killed_after_checkpoint(multi, lambda: multi.run_multi(unit, tmp_path / "resumed", cache))
+        killed_after_checkpoint(lambda: multi.run_multi(unit, tmp_path / "resumed", cache))
         state = torch.load(transfer.checkpoint_path(tmp_path / "resumed", unit["key"]),
                            weights_only=True)
         assert len(state["rows"]) == saved_epochs and "frozen" in state

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.cli import main
+from benchmark.cli.main import main
 from benchmark.perf import SCHEMA, BenchConfig, Record, read_benchmarks, run_benchmarks, write_rows
 from benchmark.perf import sharing_bench, stats_bench, transfer_bench
 

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 
 from analysis import run_tables
-from benchmark import transfer
-from benchmark.launch import LaunchOptions, launch, pending_units
+from benchmark.units import transfer
+from benchmark.launch.launcher import LaunchOptions, launch, pending_units
 from benchmark.methods import resolve_params
-from benchmark.units import run_predict
+from benchmark.units.predict import run_predict
 from pairs.plan import all_pairs, make_plan
 from results import read_table
 
@@ -66,6 +66,8 @@ def test_local_executor_runs_jobs_in_subprocesses(tiny_zoo, cache, tmp_path):
     runs = read_table(tmp_path, "transfer_runs").query("method == 'kl_dp_unsup'")
     assert len(runs) == 2 and set(runs["status"]) == {"ok"}
     assert set(runs["job_id"]) == {summary_job_id(tmp_path)}
+    # job folders and the manifests, no stray `%j` folder of submitit's local controller
+    assert "%j" not in {p.name for p in (tmp_path / "jobs").iterdir()}
 
 
 def summary_job_id(results_dir) -> str:
@@ -87,7 +89,7 @@ def test_resumed_transfer_matches_uninterrupted(tiny_zoo, cache, tmp_path,
     transfer.run_transfer(unit, tmp_path / "straight", cache)
 
     # the process dies right after the first checkpoint
-    killed_after_checkpoint(transfer, lambda: transfer.run_transfer(unit, tmp_path / "resumed",
+    killed_after_checkpoint(lambda: transfer.run_transfer(unit, tmp_path / "resumed",
                                                                     cache))
     assert transfer.checkpoint_path(tmp_path / "resumed", unit["key"]).is_file()
     assert read_table(tmp_path / "resumed", "transfer_runs").empty

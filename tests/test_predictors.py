@@ -380,7 +380,7 @@ def _candidates():
 
 
 def test_top_predictor_and_top_teachers_strategies():
-    from pairs.predictor_strategy import parse_metric
+    from pairs.strategies.predictor import parse_metric
     from pairs.strategies import PairRequest, plan_pairs
     models = pd.DataFrame({"name": ["a", "b", "c"], "arch": ["x", "x", "y"]})
     request = PairRequest(n=2, pair_stats=_candidates(), metric="leep_err")

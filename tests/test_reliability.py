@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark import transfer
-from benchmark.cli import main
-from benchmark.launch import LaunchOptions, launch
+from benchmark.units import transfer
+from benchmark.cli.main import main
+from benchmark.launch.launcher import LaunchOptions, launch
 from benchmark.methods import resolve_params
 from pairs.plan import all_pairs, make_plan, write_plan
 from results import read_table, write_part
@@ -182,7 +182,7 @@ _CHILD = """
 import os, signal, sys
 sys.path.insert(0, {root!r})
 import numpy as np
-from benchmark import transfer
+from benchmark.units import checkpoint, transfer
 import results.store as store
 from pathlib import Path
 nan = float("nan")
@@ -191,13 +191,13 @@ def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
 def die_after_checkpoint(n):
-    save, calls = transfer._save_checkpoint, []
+    save, calls = checkpoint.save_checkpoint, []
     def hook(path, state):
         save(path, state)
         calls.append(1)
         if len(calls) == n:
             die()
-    transfer._save_checkpoint = hook
+    checkpoint.save_checkpoint = hook
 
 def die_in_checkpoint_write(n):
     import io, torch
@@ -211,7 +211,7 @@ def die_in_checkpoint_write(n):
                 os.fsync(out.fileno())
             die()
         return save(obj, f, *a, **k)
-    transfer.torch.save = hook
+    checkpoint.torch.save = hook
 
 def die_in_results_write(table):
     write = store.pq.write_table
@@ -327,7 +327,7 @@ import sys
 sys.path.insert(0, {root!r})
 import pandas as pd
 from pathlib import Path
-from benchmark.launch import LaunchOptions, launch
+from benchmark.launch.launcher import LaunchOptions, launch
 print(launch(pd.read_parquet({plan!r}), Path({results!r}), Path({cache!r}),
              LaunchOptions(executor="debug", progress=False)))
 """

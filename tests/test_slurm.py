@@ -12,12 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from benchmark.launch import LaunchOptions, launch
+from benchmark.launch.launcher import LaunchOptions, launch
 from benchmark.methods import resolve_params
-from benchmark.slurm import SlurmOptions
-from benchmark.status import wait_for_plan
-from benchmark.submissions import jobs_dir
-from benchmark.transfer import checkpoint_path
+from benchmark.launch.slurm import SlurmOptions
+from benchmark.launch.status import wait_for_plan
+from benchmark.launch.submissions import jobs_dir
+from benchmark.units.transfer import checkpoint_path
 from pairs.plan import all_pairs, make_plan
 from results import read_table, table_dir
 

@@ -1,4 +1,4 @@
-"""benchmark.stats: hand-worked cases, the official per-sample loops on random data, edge cases."""
+"""benchmark.measures.stats: hand-worked cases, the official per-sample loops on random data, edge cases."""
 import math
 from fractions import Fraction
 
@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 from scipy.stats import entropy as scipy_entropy
 
-from benchmark import stats
-from benchmark.stats import (class_entropy, class_flip_counts, ensemble_correct_counts,
+from benchmark.measures import stats
+from benchmark.measures.stats import (class_entropy, class_flip_counts, ensemble_correct_counts,
                              pair_statistics, top_p_class_count)
 from results.schema import TABLES, TOP_P_CLASSES
 
@@ -159,7 +159,7 @@ def test_top_p_shapes_and_refusals():
 
 
 def official_top_p(counts, p):
-    """The official loop, rewritten from paper.md 7 (argsort descending, k starts at 1)."""
+    """The official loop, rewritten from docs/compat.md (argsort descending, k starts at 1)."""
     order = np.argsort(counts)[::-1]
     share, k = 0, 1
     with np.errstate(invalid="ignore"):

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.cli import main
+from benchmark.cli.main import main
 from pairs import get_zoo
 from pairs.catalog import ModelEntry, Zoo
 from pairs.catalog_table import catalog_table

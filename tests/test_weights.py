@@ -5,11 +5,11 @@ import shutil
 import pytest
 import torch
 
-from benchmark import weights
-from benchmark.data import load_dataset
-from benchmark.loading import load_model, resolve_weights
-from benchmark.microzoo import weights_path, zoo_info
-from benchmark.models import predict_logits
+from benchmark.models import weights
+from benchmark.data.datasets import load_dataset
+from benchmark.models.loading import load_model, resolve_weights
+from benchmark.models.microzoo import weights_path, zoo_info
+from benchmark.models.build import predict_logits
 
 
 def _pretrained(entry, weights_value):

@@ -1,4 +1,4 @@
--- Per-class concentration of complementary knowledge (paper.md 1.2): the entropy of the per-class
+-- Per-class concentration of complementary knowledge (docs/definitions.md#per-class-concentration): the entropy of the per-class
 -- positive (and negative) flip counts, natural log, against a uniform spread's ln(classes); and the
 -- fewest classes holding the top 2/5/20/50% of a pair's positive flips, as counts and as % of the
 -- classes. Per compat mode, since compat changes the top-p% counts.

@@ -1,4 +1,4 @@
--- Complementary knowledge over all pairs (paper.md 1.1): the range and median of rho_pos (% of
+-- Complementary knowledge over all pairs (docs/definitions.md#complementary-knowledge): the range and median of rho_pos (% of
 -- eval samples the teacher gets right and the student wrong) and rho_neg. One row per pair: the
 -- default definitions where both they and a compat mode were computed.
 WITH pairs AS (

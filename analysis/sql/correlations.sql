@@ -1,4 +1,4 @@
--- What predicts transfer (paper.md 1.3, `teacher_influence_plot`): per method, the Pearson
+-- What predicts transfer (docs/definitions.md#transfer-metrics, `teacher_influence_plot`): per method, the Pearson
 -- correlation of the final dist_delta (ok runs) with the teacher's and the student's params,
 -- initial accuracy and family, the family encoded as the paper does (transformer 0, cnn 1, mlp 2;
 -- other families are left out of that column). Empty where a correlation is undefined (fewer than

@@ -1,5 +1,5 @@
 -- Final dist_delta by teacher-minus-student accuracy (ts_diff, points) in the paper's fixed bins
--- [-15, -3], (-3, -1], (-1, 1], (1, 3], (3, 15] (paper.md 1.3, `transfer_delta_table`), with
+-- [-15, -3], (-3, -1], (-1, 1], (1, 3], (3, 15] (docs/definitions.md#transfer-metrics, `transfer_delta_table`), with
 -- mean +- std (population std, as np.std) over ok runs. Runs outside [-15, 15] get their own rows
 -- instead of being dropped; diverged and failed runs are counted per bin, never averaged.
 WITH runs AS (

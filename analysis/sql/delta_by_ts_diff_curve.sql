@@ -1,4 +1,4 @@
--- The dist_delta vs ts_diff curve (paper.md 1.3, `dist_delta_line_plot_v3`): ts_diff cut into 8
+-- The dist_delta vs ts_diff curve (docs/definitions.md#transfer-metrics, `dist_delta_line_plot_v3`): ts_diff cut into 8
 -- equal-width bins between its smallest and largest value over the dataset's ok runs (right-closed,
 -- the smallest value in the first bin, as pandas.cut), then per method and bin the mean of the
 -- final deltas at or above the bin's 75th percentile (linear interpolation, as numpy). Beside the

@@ -1,4 +1,4 @@
--- The paper's "full ImageNet" table (paper.md 3.2), on whatever dataset the results hold: per
+-- The paper's "full ImageNet" table (docs/protocol.md#models), on whatever dataset the results hold: per
 -- student its family, measured accuracy and params, then per method the mean +- std (population
 -- std, as the official np.std) of the final dist_delta over its ok runs, "(n)" runs. Diverged and
 -- failed runs are not averaged in: the cell says how many there were.

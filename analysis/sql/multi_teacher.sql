@@ -1,4 +1,4 @@
--- Multi-teacher transfer (paper.md 2.8): each run with several teachers (transfer_runs.mode:
+-- Multi-teacher transfer (docs/methods.md#multi-teacher): each run with several teachers (transfer_runs.mode:
 -- sequential, parallel or soup; teachers: the list), its final dist_delta, gain and loss, beside
 -- the best and the mean final dist_delta of the same student and method over its single-teacher
 -- ok runs. Empty until the results hold multi-teacher runs (before the `mode` and `teachers`

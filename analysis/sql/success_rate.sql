@@ -1,4 +1,4 @@
--- Success rate per method (paper.md 1.3): per student, the share of its runs with final
+-- Success rate per method (docs/definitions.md#transfer-metrics): per student, the share of its runs with final
 -- dist_delta > 0; then the median, mean and interquartile range over students (linear
 -- interpolation, as numpy). Diverged runs count as unsuccessful; failed runs have no result and
 -- are left out of the shares; both are counted in their own columns.

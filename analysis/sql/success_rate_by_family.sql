@@ -1,4 +1,4 @@
--- Success rate per method and student family (paper.md 4.2: per-architecture median success):
+-- Success rate per method and student family (docs/analysis.md#paper-numbers: per-architecture median success):
 -- as success_rate, with students grouped by their family in `models`.
 WITH runs AS (
     SELECT * REPLACE (method || CASE WHEN coalesce(compat, '') = '' THEN ''

@@ -1,4 +1,4 @@
--- Success per student (paper.md 1.3): the share of a student's transfer runs whose final
+-- Success per student (docs/definitions.md#transfer-metrics): the share of a student's transfer runs whose final
 -- dist_delta > 0 (one run per teacher, or per teacher and seed). A diverged run counts as
 -- unsuccessful; a failed run has no result and is left out of the share (counted in `failed`).
 -- Single-teacher runs only; a compat mode is part of the method's label.

@@ -1,4 +1,4 @@
--- Transfer rate by student size (paper.md 1.3, `transfer_rate_plot_b`): per method and student,
+-- Transfer rate by student size (docs/definitions.md#transfer-metrics, `transfer_rate_plot_b`): per method and student,
 -- the mean and interquartile range of the run's final transfer rate (gained flips in the classes
 -- with complementary knowledge / initial positive flips, %; transfer_runs.transfer_rate, which is
 -- the final epoch's value in transfer_epochs) over the student's ok runs, with the student's family

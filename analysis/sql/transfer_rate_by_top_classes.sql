@@ -1,4 +1,4 @@
--- Where transfer lands (paper.md 1.3, `transfer_rate_plot_a`): from each ok run's final epoch in
+-- Where transfer lands (docs/definitions.md#transfer-metrics, `transfer_rate_plot_a`): from each ok run's final epoch in
 -- transfer_epochs, the share of the student's gained flips that fall in the classes holding the
 -- top 2/5/20/50/100% of the initial complementary knowledge (top{p}_improve, %), and the transfer
 -- rate (gained flips in those classes / initial positive flips, %). Mean per method and student

@@ -4,7 +4,7 @@ A method turns one batch into the student's logits and named losses (mdistiller'
 `forward_train`); the trainer owns the optimiser, data order, evaluation and checkpoints.
 Frozen outputs a method needs arrive with each batch in `refs`, one tensor per name in
 `references`. Each reference name maps to a (model role, output kind) in `REFERENCES`; the
-trainer's batch source (`benchmark.batches`) computes the output of the model playing that role,
+trainer's batch source (`benchmark.training.batches`) computes the output of the model playing that role,
 once over an unaugmented transfer split or per augmented batch, so methods never forward frozen
 models themselves.
 
@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import torch
 
-# paper.md 3.3: SGD momentum 0.9, wd 1e-4, no schedule, T = 1, 20 epochs, lr 1e-4, the
+# docs/protocol.md#training: SGD momentum 0.9, wd 1e-4, no schedule, T = 1, 20 epochs, lr 1e-4, the
 # training augmentation on every batch; bf16 autocast where a GPU runs the unit
 TRAIN_DEFAULTS = {"lr": 1e-4, "momentum": 0.9, "weight_decay": 1e-4, "epochs": 20,
                   "batch_size": 128, "T": 1.0, "topk": None, "augment": True,

@@ -1,4 +1,4 @@
-"""Contrastive distillation, CD (paper.md 2.3, `CD_Dist`).
+"""Contrastive distillation, CD (docs/methods.md#contrastive, `CD_Dist`).
 
 The student is split into a feature extractor (timm `forward_features` + `forward_head(
 pre_logits=True)`) and its pretrained linear head; both train. Loss gamma x CE(logits) +
@@ -7,9 +7,9 @@ features (`relational_cd`; compat sums it over the batch, the default divides by
 """
 import torch.nn.functional as F
 
-from benchmark.losses import distill_kl, relational_cd
+from benchmark.methods.losses import distill_kl, relational_cd
 from benchmark.methods.base import TransferMethod, register_method
-from benchmark.models import features_and_logits
+from benchmark.models.build import features_and_logits
 
 
 @register_method

@@ -1,4 +1,4 @@
-"""Contrastive representation distillation, CRD (paper.md 2.3, `CRD_Dist`; Tian et al. 2020).
+"""Contrastive representation distillation, CRD (docs/methods.md#contrastive, `CRD_Dist`; Tian et al. 2020).
 
 Student and teacher pooled features are embedded (linear, feat_dim, L2-normalised; both embeddings
 train with the student) and contrasted against a memory bank of every transfer sample's past
@@ -18,9 +18,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from benchmark.losses import crd_nce_loss, distill_kl
+from benchmark.methods.losses import crd_nce_loss, distill_kl
 from benchmark.methods.base import TransferMethod, register_method
-from benchmark.models import features_and_logits
+from benchmark.models.build import features_and_logits
 
 
 class CRDModule(torch.nn.Module):

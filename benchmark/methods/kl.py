@@ -1,5 +1,5 @@
-"""KL-Dist (paper.md 2.1): the student matches the teacher's softened distribution everywhere."""
-from benchmark.losses import distill_kl
+"""KL-Dist (docs/methods.md#kl): the student matches the teacher's softened distribution everywhere."""
+from benchmark.methods.losses import distill_kl
 from benchmark.methods.base import TransferMethod, register_method
 
 

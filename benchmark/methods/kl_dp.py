@@ -1,9 +1,9 @@
-"""KL-Dist + data partitioning (paper.md 2.5), supervised and unsupervised.
+"""KL-Dist + data partitioning (docs/methods.md#kl-dp), supervised and unsupervised.
 
 Each sample is distilled from whichever of the teacher and the frozen initial student is the
 more confident, so the student learns the teacher's complementary knowledge and keeps its own.
 """
-from benchmark.losses import dp_kl
+from benchmark.methods.losses import dp_kl
 from benchmark.methods.base import TransferMethod, register_method
 
 

@@ -4,7 +4,7 @@ The teacher's architecture, initialised from the unit's seed (`pretrained=False`
 with KL (or KL + DP with `dp: true`) under the same optimiser and budget: what a student gains
 from distillation that carries no knowledge.
 """
-from benchmark.losses import distill_kl, dp_kl
+from benchmark.methods.losses import distill_kl, dp_kl
 from benchmark.methods.base import TransferMethod, register_method
 
 

@@ -1,6 +1,6 @@
 """Control: self-distillation, the target is always the frozen initial student (the official
 `self-dist` strategy): what training the student longer against itself does."""
-from benchmark.losses import distill_kl
+from benchmark.methods.losses import distill_kl
 from benchmark.methods.base import TransferMethod, register_method
 
 

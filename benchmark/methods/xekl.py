@@ -1,5 +1,5 @@
-"""XE-KL-Dist (paper.md 2.2): alpha x KL to the teacher + (1 - alpha) x cross-entropy."""
-from benchmark.losses import distill_kl, xe
+"""XE-KL-Dist (docs/methods.md#xe-kl): alpha x KL to the teacher + (1 - alpha) x cross-entropy."""
+from benchmark.methods.losses import distill_kl, xe
 from benchmark.methods.base import TransferMethod, register_method
 
 

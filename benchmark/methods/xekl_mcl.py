@@ -1,4 +1,4 @@
-"""XE-KL-Dist + MCL (paper.md 2.4): momentum weight interpolation (Stojanovski et al.).
+"""XE-KL-Dist + MCL (docs/methods.md#xe-kl-mcl): momentum weight interpolation (Stojanovski et al.).
 
 Loss alpha x KL + (1 - alpha) x XE, the KL only on samples that are not negative flips of the
 *adapting* student (it is right, the teacher wrong), averaged over the samples kept, on the
@@ -9,7 +9,7 @@ theta_slow <- tau theta_slow + (1 - tau) theta every N optimiser steps, every st
 Default: theta_slow starts as a copy of the initial student; it is updated after every N-th
 step of the run (steps counted across epochs); integer buffers follow the fast weights; the
 evaluated model is a copy holding theta_slow, so the fast weights are untouched.
-compat="fantasticgains" (paper.md 7): XE on probabilities; the update runs when the batch index
+compat="fantasticgains" (docs/compat.md): XE on probabilities; the update runs when the batch index
 *within the epoch* j satisfies j % N == 0 (j = 0 included); theta_slow = student.state_dict()
 shares memory with the live weights until its first update (so it really starts after step 0),
 and every entry is interpolated (integer buffers as floats); evaluation loads theta_slow into
@@ -22,7 +22,7 @@ import copy
 
 import torch
 
-from benchmark.losses import distill_kl, flip_masks, xe
+from benchmark.methods.losses import distill_kl, flip_masks, xe
 from benchmark.methods.base import TransferMethod, register_method
 
 

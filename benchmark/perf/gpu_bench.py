@@ -12,8 +12,8 @@ channels_last, on one fixed random batch already on the device (no data loading)
 Then the harness itself, end to end: `trainer.Trainer` on `batches.OnlineBatches` over an
 in-memory uint8 split (loader workers, pinned memory, per-batch teacher and frozen-student
 forwards, each model normalising the batch itself), one epoch of `HARNESS_BATCHES` batches after
-a warm-up epoch: `harness_identity` without augmentation, `harness_augmented` with paper.md 3.3's
-augmentation on the GPU (`benchmark.augment`: what a real run pays).
+a warm-up epoch: `harness_identity` without augmentation, `harness_augmented` with docs/protocol.md#training's
+augmentation on the GPU (`benchmark.data.augment`: what a real run pays).
 
 Blocks of steps alternate between the variants; the figures are medians over blocks, with
 CUDA synchronised around each block. `--device cpu` (or `quick`) dry-runs the code path with
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.gpu import Runtime
-from benchmark.imagefolder import default_workers
+from benchmark.models.gpu import Runtime
+from benchmark.data.imagefolder import default_workers
 
 PAIRS = (("resnet50", "resnet18"), ("convnext_tiny", "resnet50"),
          ("vit_small_patch16_224", "resnet50"), ("resnet50", "vit_small_patch16_224"))
@@ -46,7 +46,7 @@ def make_steps(teacher_name, student_name, device, batch, size, amp, channels_la
                num_classes=1000, seed=0):
     """{variant: step()} closures over one student per variant (so optimiser state and BN
     statistics never mix), one teacher and one frozen initial student."""
-    from benchmark.losses import dp_kl
+    from benchmark.methods.losses import dp_kl
     torch.manual_seed(seed)
     teacher = _model(teacher_name, device, channels_last, num_classes).eval().requires_grad_(False)
     student0 = _model(student_name, device, channels_last, num_classes)
@@ -102,10 +102,10 @@ def time_blocks(steps: dict, device, block: int, blocks: int, warmup: int) -> di
 def harness_images_per_s(teacher_name, student_name, runtime, batch, size, n_batches,
                          augment: bool, num_classes=1000, seed=0) -> float:
     """images/s of the harness's KL+DP epoch (`trainer.Trainer` on `OnlineBatches`)."""
-    from benchmark.batches import Frozen, OnlineBatches
-    from benchmark.data import Dataset
+    from benchmark.training.batches import Frozen, OnlineBatches
+    from benchmark.data.datasets import Dataset
     from benchmark.methods import get_method, resolve_params
-    from benchmark.trainer import Trainer
+    from benchmark.training.trainer import Trainer
     from pairs.catalog import ModelEntry
     entries = {name: ModelEntry(name, name, "timm", num_classes, input_size=(3, size, size))
                for name in (teacher_name, student_name)}

@@ -27,19 +27,19 @@ SIZES = {"short": dict(epochs=1, train_samples=2048), "zoo": {}}
 
 
 def output_cache() -> dict:
-    """The per-process cache of frozen models' outputs in benchmark.loading."""
-    from benchmark import loading
+    """The per-process cache of frozen models' outputs in benchmark.models.loading."""
+    from benchmark.models import loading
     for name in ("_TRAIN_OUTPUTS", "_TRAIN_LOGITS"):
         if isinstance(getattr(loading, name, None), dict):
             return getattr(loading, name)
-    raise RuntimeError("benchmark.loading has no output cache this benchmark knows")
+    raise RuntimeError("benchmark.models.loading has no output cache this benchmark knows")
 
 
 class CountForwardPasses:
     """Counts, per model name, the frozen-output computations (cache misses) of `loading`."""
 
     def __init__(self):
-        from benchmark import loading
+        from benchmark.models import loading
         self.loading, self.counts = loading, {}
 
     def __enter__(self):
@@ -57,9 +57,9 @@ class CountForwardPasses:
 
 def prepare(zoo, teacher, students, params, cache, folder: Path, method: str = METHOD):
     """The transfer units and a results folder holding the models' cached predictions."""
-    from benchmark.launch import pending_units
+    from benchmark.launch.launcher import pending_units
     from benchmark.methods import resolve_params
-    from benchmark.units import run_predict
+    from benchmark.units.predict import run_predict
     from pairs.plan import make_plan
     methods = {method: resolve_params(method, zoo.transfer_defaults, params)}
     plan = make_plan(zoo, [(teacher, s) for s in students], methods, [0])
@@ -73,7 +73,7 @@ def prepare(zoo, teacher, students, params, cache, folder: Path, method: str = M
 def run_mode(mode: str, units, base: Path, folder: Path, cache, threads: int, rep: int):
     """Seconds to run the units in `mode`, frozen-output computations per model, and each
     unit's final student accuracy."""
-    from benchmark.jobs import run_task
+    from benchmark.launch.jobs import run_task
     from results import read_table
     results = folder / f"{mode}-{rep}"
     shutil.copytree(base, results)
@@ -100,8 +100,8 @@ def run_mode(mode: str, units, base: Path, folder: Path, cache, threads: int, re
 def run(config, record):
     import torch
 
-    from benchmark.loading import train_logits
-    from benchmark.microzoo import ensure_zoo_weights
+    from benchmark.models.loading import train_logits
+    from benchmark.models.microzoo import ensure_zoo_weights
     from pairs import get_zoo
     zoo = get_zoo("tiny" if config.quick else "micro")
     teacher, students = (QUICK_TEACHER, QUICK_STUDENTS) if config.quick else (TEACHER, STUDENTS)

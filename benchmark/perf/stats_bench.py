@@ -11,7 +11,7 @@ per-sample difficulty). For every ordered pair:
   counts and the long `class_flips` table of P x K rows, built frame by frame as `run_stats`
   writes it, without the Parquet write).
 
-Beside them, `reference_pair` is the official code's way (paper.md 1.1, 7): Python loops over
+Beside them, `reference_pair` is the official code's way (docs/definitions.md#complementary-knowledge, docs/compat.md): Python loops over
 samples (`get_flips`, then `get_flips_per_class`) and `scipy.stats.entropy`, timed on a few
 pairs; both must agree, and the per-pair speed-up has a target of 1000x.
 
@@ -89,7 +89,7 @@ def reference_pair(student_preds, teacher_preds, labels, num_classes: int = 1000
 
 def core_statistics(preds, labels, num_classes, teachers, students) -> dict:
     """rho_pos, rho_neg (% of N) and per-class flip entropies of every pair, vectorised."""
-    from benchmark.stats import class_entropy, class_flip_counts
+    from benchmark.measures.stats import class_entropy, class_flip_counts
     pos, neg = class_flip_counts(preds == labels, labels, num_classes, teachers, students)
     n = labels.size
     out = {"pos_flips": pos.sum(axis=1, dtype=np.int64) / n * 100,
@@ -106,7 +106,7 @@ def core_statistics(preds, labels, num_classes, teachers, students) -> dict:
 
 def full_statistics(preds, p_max, labels, num_classes, teachers, students) -> dict:
     """`pair_statistics` (both tables); returns the pair_stats columns the reference checks."""
-    from benchmark.stats import pair_statistics
+    from benchmark.measures.stats import pair_statistics
     names = [f"m{i}" for i in range(len(preds))]
     pair_stats, class_flips = pair_statistics(preds, p_max, labels, num_classes, teachers,
                                               students, names, "synthetic")

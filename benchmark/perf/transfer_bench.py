@@ -50,7 +50,7 @@ def bare_step(student, optimizer, method, idx, train_x, train_y, refs, mean, std
 
 
 def epoch_batches(n_samples: int, batch_size: int, seed: int, epoch: int):
-    from benchmark.batches import epoch_order
+    from benchmark.training.batches import epoch_order
     return epoch_order(n_samples, batch_size, seed, epoch)
 
 
@@ -60,10 +60,10 @@ def compare(zoo, teacher_name, student_name, method_name, cache, steps, reps, se
     batches (order alternating); one warm-up epoch first. Also the largest parameter
     difference between the two students at the end (0: the same math, bit for bit)."""
     from benchmark import data
-    from benchmark.batches import CachedBatches
-    from benchmark.loading import load_model, train_logits
+    from benchmark.training.batches import CachedBatches
+    from benchmark.models.loading import load_model, train_logits
     from benchmark.methods import get_method, resolve_params
-    from benchmark.trainer import Trainer
+    from benchmark.training.trainer import Trainer
 
     teacher, entry = zoo.get(teacher_name), zoo.get(student_name)
     dataset = data.load_dataset(zoo.dataset, cache)
@@ -128,7 +128,7 @@ def compare(zoo, teacher_name, student_name, method_name, cache, steps, reps, se
 
 
 def run(config, record):
-    from benchmark.microzoo import ensure_zoo_weights
+    from benchmark.models.microzoo import ensure_zoo_weights
     from pairs import get_zoo
     zoo = get_zoo("tiny" if config.quick else "micro")
     ensure_zoo_weights(zoo, config.cache, progress=False)

@@ -1,5 +1,4 @@
-"""Predict before you train: transferability and complementarity predictors from cached
-features (issue 10).
+"""Predict before you train: transferability and complementarity predictors from cached features.
 
 - `scores`: the math (TMI, LogME, H-score, LEEP, NCE, linear CKA, kappa), pure functions.
 - `compute`: every model's and pair's scores at once -> `model_predictors`, `pair_predictors`.
@@ -7,9 +6,9 @@ features (issue 10).
   -> `teacher_sets`.
 - `run`: a zoo's features units, predictors and teacher sets into a results folder
   (`ktbench predictors`).
-Names load on first use (PEP 562), so `benchmark.predictors.cli` stays light for the CLI.
+Names load on first use.
 """
-import importlib
+from benchmark.lazy import lazy_exports
 
 _NAMES = {
     "PredictorOptions": "compute", "PredictorResult": "compute",
@@ -18,9 +17,4 @@ _NAMES = {
     "run_predictors": "run", "ensure_features": "run",
 }
 __all__ = sorted(_NAMES)
-
-
-def __getattr__(name):
-    if name in _NAMES:
-        return getattr(importlib.import_module(f"benchmark.predictors.{_NAMES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _NAMES)

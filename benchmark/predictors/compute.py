@@ -13,7 +13,7 @@ busy 2-core machine two OpenBLAS threads made the CKA product 40x slower (14 s a
   one product of the packed Gram matrices [M, n(n+1)/2]; feature route (cheaper when feature
   dimensions are small next to n): ||Xs^T Xt||_F^2 per unordered pair. Both exact, the cheaper
   (counted in multiply-adds) is taken.
-- kappa: Cohen's kappa of correctness, from `benchmark.stats.class_flip_counts` over one class
+- kappa: Cohen's kappa of correctness, from `benchmark.measures.stats.class_flip_counts` over one class
   (the flips rho_pos, rho_neg of the pair on this split).
 - leep_err, nce_err: the teacher's per-sample LEEP / NCE terms (its transferability to the
   split's labels) averaged over the samples the student gets wrong: one [M, N] x [N, M] product.
@@ -29,7 +29,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from benchmark.predictors import scores
-from benchmark.stats import class_flip_counts
+from benchmark.measures.stats import class_flip_counts
 from results.schema import TABLES
 
 CKA_SAMPLES = 1024

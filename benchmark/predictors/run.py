@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from benchmark import microzoo
-from benchmark.features import (TRANSFER_SAMPLES, done_feature_keys, features_unit, load_split,
+from benchmark.models import microzoo
+from benchmark.units.features import (TRANSFER_SAMPLES, done_feature_keys, features_unit, load_split,
                                 run_features)
 from benchmark.predictors.compute import PredictorOptions, compute_predictors
 from benchmark.predictors.teachers import DRAWS, LAMBDA, teacher_set_table

@@ -15,7 +15,7 @@ Per model, from its pooled features F [N, D] (or logits [N, Z]) on a labelled sp
 Per pair of models:
 - `linear_cka`: linear CKA (Kornblith et al., ICML 2019) of two feature matrices.
 - `kappa_from_flips`: Cohen's kappa of the two models' correctness, from the flip counts of
-  `benchmark.stats` (agreement = 1 - rho_pos - rho_neg).
+  `benchmark.measures.stats` (agreement = 1 - rho_pos - rho_neg).
 """
 import functools
 import math

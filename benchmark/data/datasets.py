@@ -1,0 +1,136 @@
+"""Datasets by name, built once and cached; `normalize` is the one door into every model.
+
+A dataset is registered by name with its definition (everything that changes its arrays) and a
+builder; a name *prefix* (`imagefolder:`) registers datasets on first use, from the name alone.
+"""
+import os
+import shutil
+import uuid
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from pairs.keys import unit_key
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    num_classes: int
+    train_x: torch.Tensor        # uint8 [N, C, H, W]
+    train_y: torch.Tensor        # int64 [N]
+    eval_x: torch.Tensor
+    eval_y: torch.Tensor
+    train_sources: torch.Tensor  # int64 [N]: index of the source image each sample came from
+    eval_sources: torch.Tensor
+
+
+@dataclass(frozen=True)
+class _Builder:
+    definition: dict                       # everything that changes the data; hashed into the file name
+    build: Callable[[dict], dict]          # definition -> arrays named as Dataset's tensor fields
+
+
+@dataclass(frozen=True)
+class _Source:
+    register: Callable[[str], str]         # a prefixed name -> registered under that name
+    classes: Callable[[str], tuple]        # a prefixed name -> its class names, without building
+
+
+_DATASETS: dict[str, _Builder] = {}
+_SOURCES: dict[str, _Source] = {}
+_ARRAYS = ("train_x", "train_y", "eval_x", "eval_y", "train_sources", "eval_sources")
+
+
+def register_dataset(name: str, **definition):
+    def wrap(build: Callable[[dict], dict]):
+        _DATASETS[name] = _Builder(definition, build)
+        return build
+    return wrap
+
+
+def register_source(prefix: str, register: Callable[[str], str],
+                    classes: Callable[[str], tuple]) -> None:
+    """Datasets named `<prefix>...`: `register(name)` registers one on first use, `classes(name)`
+    gives its class names without building it."""
+    _SOURCES[prefix] = _Source(register, classes)
+
+
+def _source_of(name: str) -> _Source | None:
+    return next((s for prefix, s in _SOURCES.items() if name.startswith(prefix)), None)
+
+
+def list_datasets() -> list[str]:
+    return sorted(_DATASETS)
+
+
+def cache_path(name: str, cache: Path) -> Path:
+    """The dataset's folder in the cache: one `.npy` file per array."""
+    builder = _DATASETS[name]
+    digest = unit_key("dataset", name=name, **builder.definition).split("-", 1)[1]
+    # names such as `imagefolder:/data/x` carry path characters; the digest keeps them apart
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[-60:]
+    return Path(cache) / "data" / f"{safe}-{digest}"
+
+
+def load_dataset(name: str, cache: Path) -> Dataset:
+    """The dataset, built into the cache on first use. Arrays are memory-mapped: jobs on a node
+    share one copy in the page cache, and a large decoded set is read as batches touch it."""
+    source = _source_of(name)
+    if name not in _DATASETS and source:
+        source.register(name)
+    if name not in _DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; datasets: {', '.join(list_datasets())}")
+    builder = _DATASETS[name]
+    path = cache_path(name, cache)
+    if not path.exists():
+        _save_arrays_atomic(path, builder.build(builder.definition))
+    with warnings.catch_warnings():    # read-only maps: torch warns that it cannot write them
+        warnings.simplefilter("ignore", UserWarning)
+        arrays = {k: torch.from_numpy(np.load(path / f"{k}.npy", mmap_mode="r",
+                                              allow_pickle=False)) for k in _ARRAYS}
+    return Dataset(name=name, num_classes=builder.definition["num_classes"], **arrays)
+
+
+def num_classes_of(name: str) -> int:
+    """A dataset's number of classes without building it (an image folder: its class folders)."""
+    if name in _DATASETS:
+        return _DATASETS[name].definition["num_classes"]
+    source = _source_of(name)
+    if source:
+        return len(source.classes(name))
+    raise KeyError(f"unknown dataset {name!r}; datasets: {', '.join(list_datasets())}")
+
+
+def normalize(x_uint8: torch.Tensor, mean, std) -> torch.Tensor:
+    """(x / 255 - mean) / std per channel, as float32, on x's device."""
+    return standardize(x_uint8.float() / 255.0, mean, std)
+
+
+def standardize(x01: torch.Tensor, mean, std) -> torch.Tensor:
+    """(x - mean) / std per channel of float images in [0, 1], on x's device."""
+    mean = torch.as_tensor(mean, dtype=x01.dtype, device=x01.device).view(1, -1, 1, 1)
+    std = torch.as_tensor(std, dtype=x01.dtype, device=x01.device).view(1, -1, 1, 1)
+    return (x01 - mean) / std
+
+
+def _save_arrays_atomic(path: Path, arrays: dict) -> None:
+    """The arrays as `.npy` files in a temporary folder beside `path`, then renamed to it: a
+    killed build never leaves a half dataset, and of two concurrent builders one wins."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.mkdir()
+        for key in _ARRAYS:
+            np.save(tmp / f"{key}.npy", np.ascontiguousarray(arrays[key]), allow_pickle=False)
+        try:
+            os.rename(tmp, path)
+        except OSError:                # another process renamed its copy first
+            if not path.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,58 @@
+"""What one submitit task runs: a packed list of units, each isolated from the others' failures.
+
+Paths arrive as strings and are resolved here, at run time, so a requeued task on another node
+finds its checkpoints and caches where they are now. `UnitTask` is what the launcher submits: a
+`submitit.helpers.Checkpointable`, so on preemption or time-out submitit requeues it with the
+same arguments, it skips the units that finished and each transfer unit resumes from its own
+checkpoint.
+"""
+from pathlib import Path
+
+import submitit
+import torch
+
+from benchmark.units.dispatch import record_failure, run_unit
+from results import connect
+
+
+def _job_id() -> str:
+    try:
+        return submitit.JobEnvironment().job_id
+    except RuntimeError:   # not inside a submitit job (tests calling run_task directly)
+        return ""
+
+
+def _complete_keys(results_dir: Path) -> set:
+    """Keys of predict and transfer units with a complete result."""
+    con = connect(results_dir)
+    try:
+        return set(con.execute(
+            "SELECT key FROM transfer_runs WHERE status IN ('ok', 'diverged') "
+            "UNION ALL SELECT key FROM models").df()["key"])
+    finally:
+        con.close()
+
+
+def run_task(units: list[dict], results_dir: str, cache: str, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    results_dir, cache = Path(results_dir), Path(cache)
+    job_id = _job_id()
+    complete = _complete_keys(results_dir)   # finished before a requeue, or by another launch
+    counts = {"ok": 0, "diverged": 0, "skipped": 0, "failed": 0}
+    for unit in units:
+        if unit["key"] in complete:
+            counts["skipped"] += 1
+            continue
+        try:
+            counts[run_unit(unit, results_dir, cache, job_id)] += 1
+        except Exception as e:   # one bad unit must not take its task-mates down
+            record_failure(unit, results_dir, e, job_id)
+            counts["failed"] += 1
+    return counts
+
+
+class UnitTask(submitit.helpers.Checkpointable):
+    """`run_task` as a submitit callable that is requeued, not lost, on preemption or time-out."""
+
+    def __call__(self, units: list[dict], results_dir: str, cache: str, threads: int) -> dict:
+        return run_task(units, results_dir, cache, threads)

@@ -1,0 +1,62 @@
+"""Where a plan stands: done / running / pending / failed units per stage.
+
+done: a complete result in Parquet. running: held by a live job (queued, running or requeued;
+from the launch manifests and the executor). failed: a transfer unit whose last run failed
+(retried with `--retry-failed`). pending: the rest, what a relaunch submits (a predict or stats
+unit that failed leaves no result, so it shows as pending; its job log says why).
+"""
+import time
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from benchmark.launch.launcher import STAGES, pending_units
+from benchmark.launch.submissions import live_unit_ids, unit_ids
+from pairs.plan import teacher_student_pairs
+from results import connect
+
+STATUS_COLUMNS = ["done", "running", "pending", "failed"]
+
+
+def _failed_keys(results_dir) -> set:
+    con = connect(results_dir)
+    try:
+        return set(con.execute("SELECT key FROM transfer_runs WHERE status = 'failed'")
+                   .df()["key"])
+    finally:
+        con.close()
+
+
+def plan_status(plan: pd.DataFrame, results_dir) -> pd.DataFrame:
+    """One row per stage (predict counts models, stats counts pairs, transfer counts units)."""
+    pairs = teacher_student_pairs(plan)
+    totals = {"predict": len(set(pairs["teacher"]) | set(pairs["student"])),
+              "stats": len(pairs), "transfer": len(plan)}
+    # live jobs first: a job that ends between the two reads has written its results before
+    live = live_unit_ids(results_dir)
+    unfinished = pending_units(plan, results_dir, retry_failed=True)
+    failed_keys = _failed_keys(results_dir)
+    rows = {}
+    for stage in STAGES:
+        ids = {i for unit in unfinished[stage] for i in unit_ids(unit)}
+        running = ids & live.get(stage, set())
+        failed = (ids - running) & failed_keys if stage == "transfer" else set()
+        rows[stage] = {"done": totals[stage] - len(ids), "running": len(running),
+                       "pending": len(ids - running - failed), "failed": len(failed)}
+    return pd.DataFrame.from_dict(rows, orient="index")[STATUS_COLUMNS]
+
+
+def wait_for_plan(plan: pd.DataFrame, results_dir, poll_s: float = 2.0,
+                  progress: bool = True) -> pd.DataFrame:
+    """Poll until no live job holds a unit of `plan`; a bar counts finished (done or failed)
+    units over all stages. Returns the final status."""
+    status = plan_status(plan, results_dir)
+    total = int(status.to_numpy().sum())
+    with tqdm(total=total, desc="plan", unit="unit", disable=not progress) as bar:
+        while True:
+            finished = int(status["done"].sum() + status["failed"].sum())
+            bar.update(finished - bar.n)
+            if status["running"].sum() == 0:
+                return status
+            time.sleep(poll_s)
+            status = plan_status(plan, results_dir)

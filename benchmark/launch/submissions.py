@@ -1,0 +1,112 @@
+"""Which units went to which job: one JSON manifest per submitted stage.
+
+Manifests live in `<results>/jobs/launches/`, beside submitit's job folders. A relaunch and
+`ktbench status` read them to tell the units held by a live job (queued, running or requeued)
+from the units no job holds any more.
+"""
+import json
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from results.store import atomic_path
+
+
+def jobs_dir(results_dir) -> Path:
+    """submitit's folder: one subfolder per job (`%j`)."""
+    return Path(results_dir) / "jobs"
+
+
+def remove_stray_job_folder(results_dir) -> None:
+    """submitit's local job controller creates its folder pattern verbatim (`jobs/%j`) beside
+    the real job folders; the empty stray is removed (a controller still starting may make it
+    again, empty)."""
+    try:
+        (jobs_dir(results_dir) / "%j").rmdir()
+    except OSError:      # absent, or (never seen) not empty: leave it
+        pass
+
+
+def _manifests_dir(results_dir) -> Path:
+    return jobs_dir(results_dir) / "launches"
+
+
+def pair_id(teacher: str, student: str, compat: str) -> str:
+    return f"{teacher}|{student}|{compat}"
+
+
+def unit_ids(unit: dict) -> list[str]:
+    """The ids a unit stands for: its key, or one id per pair of a stats unit."""
+    if unit["stage"] == "stats":
+        return [pair_id(t, s, unit["compat"]) for t, s in unit["pairs"]]
+    return [unit["key"]]
+
+
+def record_submission(results_dir, executor: str, stage: str, job_ids: list[str],
+                      tasks: list[list[dict]]) -> Path:
+    """Write the manifest of one stage's submission, atomically; names sort by time."""
+    manifest = {"executor": executor, "stage": stage, "submitted_at": time.time(),
+                "tasks": {job_id: [i for unit in task for i in unit_ids(unit)]
+                          for job_id, task in zip(job_ids, tasks)}}
+    final = _manifests_dir(results_dir) / f"{time.time_ns()}-{stage}-{uuid.uuid4().hex[:8]}.json"
+    with atomic_path(final) as tmp:
+        tmp.write_text(json.dumps(manifest))
+    return final
+
+
+def _slurm_live(job_ids: set[str], results_dir, attempts: int = 3) -> set[str]:
+    """Jobs SLURM still knows as queued, running, requeued or completing (`squeue`). Without
+    SLURM client commands none is live; a controller that does not answer is an error (taking
+    its jobs for ended would end a wait early or submit their units twice)."""
+    for attempt in range(attempts):
+        try:
+            out = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True,
+                                 text=True, timeout=60, check=True).stdout
+            return job_ids & set(out.split())
+        except FileNotFoundError:
+            return set()
+        except subprocess.SubprocessError as e:
+            error = e
+            time.sleep(1 + attempt)
+    raise RuntimeError(f"squeue failed {attempts} times, cannot tell which jobs are live: "
+                       f"{getattr(error, 'stderr', '') or error}")
+
+
+def _local_live(job_ids: set[str], results_dir) -> set[str]:
+    """Local jobs (job id = process id) whose process runs and has left no result yet."""
+    live = set()
+    for job_id in job_ids:
+        if any((jobs_dir(results_dir) / job_id).glob("*_result.pkl")):
+            continue
+        try:
+            os.kill(int(job_id), 0)
+        except (ValueError, ProcessLookupError, PermissionError):
+            continue
+        live.add(job_id)
+    return live
+
+
+# executor -> (job ids, results folder) -> the live ones; debug jobs end with their launcher
+LIVE_JOBS = {"slurm": _slurm_live, "local": _local_live, "debug": lambda job_ids, _: set()}
+
+
+def live_unit_ids(results_dir) -> dict[str, set[str]]:
+    """Per stage, the unit ids whose latest submission is a live job."""
+    latest: dict[tuple[str, str], tuple[str, str]] = {}    # (stage, id) -> (executor, job)
+    for path in sorted(_manifests_dir(results_dir).glob("*.json")):
+        manifest = json.loads(path.read_text())
+        for job_id, ids in manifest["tasks"].items():
+            for unit_id in ids:
+                latest[(manifest["stage"], unit_id)] = (manifest["executor"], job_id)
+    by_executor: dict[str, set[str]] = {}
+    for executor, job_id in latest.values():
+        by_executor.setdefault(executor, set()).add(job_id)
+    live = {(executor, job_id) for executor, job_ids in by_executor.items()
+            for job_id in LIVE_JOBS[executor](job_ids, results_dir)}
+    ids: dict[str, set[str]] = {}
+    for (stage, unit_id), job in latest.items():
+        if job in live:
+            ids.setdefault(stage, set()).add(unit_id)
+    return ids

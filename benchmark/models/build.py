@@ -1,0 +1,74 @@
+"""Building catalog models through timm, and batched predictions.
+
+One path for every zoo: `timm.create_model` with either timm's own pretrained source (the hub)
+or a local weight file through `pretrained_cfg_overlay`, as a real timm zoo is loaded.
+"""
+from pathlib import Path
+
+import timm
+import torch
+
+from benchmark.models import archs  # noqa: F401  (registers the micro zoo's own timm entry points)
+from benchmark.data.datasets import normalize
+from pairs.catalog import ModelEntry
+
+
+def create_model(entry: ModelEntry, weights: Path | None = None,
+                 pretrained: bool = True) -> torch.nn.Module:
+    """The entry's timm model in eval mode: from `weights` (a local file), else timm's hub,
+    or randomly initialised with `pretrained=False`."""
+    options = dict(num_classes=entry.num_classes, in_chans=entry.in_chans, **entry.kwargs)
+    if pretrained and weights is not None:
+        # num_classes must be in the overlay too: otherwise timm compares against the default
+        # config's 1000 classes, silently drops the trained classifier and re-initialises it.
+        options["pretrained_cfg_overlay"] = dict(
+            file=str(weights), num_classes=entry.num_classes, input_size=tuple(entry.input_size),
+            mean=tuple(entry.mean), std=tuple(entry.std))
+    model = timm.create_model(entry.arch, pretrained=pretrained, **options)
+    return model.eval()
+
+
+def count_params_m(model: torch.nn.Module) -> float:
+    return sum(p.numel() for p in model.parameters()) / 1e6
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def predict_logits(model: torch.nn.Module, x_uint8: torch.Tensor, mean, std,
+                   batch_size: int = 512, precision: str | None = None) -> torch.Tensor:
+    """float32 logits [N, C] on the CPU for uint8 images [N, C, H, W], in batches on the
+    model's device (under CUDA autocast at `precision`, if given)."""
+    from benchmark.models.gpu import autocast, to_device
+    device = _device(model)
+    with torch.inference_mode(), autocast(precision, device):
+        batches = [model(normalize(to_device(x_uint8[i:i + batch_size], device), mean, std))
+                   .float().cpu() for i in range(0, len(x_uint8), batch_size)]
+    # Joined outside inference mode: a plain tensor that autograd may save (as distillation targets).
+    return torch.cat(batches)
+
+
+def features_and_logits(model: torch.nn.Module, x: torch.Tensor):
+    """(pooled pre-logits features, logits) of a timm model in one pass: the feature extractor
+    (`forward_features` + `forward_head(pre_logits=True)`) and the classifier on top, which is
+    exactly `model(x)` split in two (contrastive distillation trains both parts)."""
+    feats = model.forward_head(model.forward_features(x), pre_logits=True)
+    return feats, model.get_classifier()(feats)
+
+
+def predict_outputs(model: torch.nn.Module, x_uint8: torch.Tensor, mean, std,
+                    kind: str = "logits", batch_size: int = 512) -> torch.Tensor:
+    """float32 `logits` or pooled `features` [N, D] on the CPU for uint8 images, in batches on
+    the model's device."""
+    from benchmark.models.gpu import to_device
+    if kind == "logits":
+        return predict_logits(model, x_uint8, mean, std, batch_size)
+    if kind != "features":
+        raise ValueError(f"unknown output kind {kind!r}; use logits or features")
+    device = _device(model)
+    with torch.inference_mode():
+        batches = [features_and_logits(model, normalize(to_device(x_uint8[i:i + batch_size],
+                                                                  device), mean, std))[0]
+                   .float().cpu() for i in range(0, len(x_uint8), batch_size)]
+    return torch.cat(batches)

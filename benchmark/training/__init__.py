@@ -1,0 +1,7 @@
+"""Training: where a transfer step's batches and frozen outputs come from (`batches`) and the
+trainer that steps one method on them (`trainer`)."""
+from benchmark.training.batches import Batch, CachedBatches, Frozen, OnlineBatches, epoch_order
+from benchmark.training.trainer import Trainer, predict_eval
+
+__all__ = ["Batch", "CachedBatches", "Frozen", "OnlineBatches", "Trainer", "epoch_order",
+           "predict_eval"]

@@ -1,0 +1,15 @@
+"""Units of work, how one runs: `predict` (a model's eval predictions), `stats` (all planned
+pairs' complementary knowledge), `transfer` (one training run; `checkpoint` keeps its state),
+`multi` (multi-teacher runs, planned by `multi_plan`), `features` (cached features for the
+predictors), `baselines` (random-init flips); `dispatch` runs any unit by its stage.
+Names load on first use.
+"""
+from benchmark.lazy import lazy_exports
+
+_NAMES = {
+    "run_unit": "dispatch", "record_failure": "dispatch", "run_predict": "predict",
+    "run_stats": "stats", "run_transfer": "transfer", "run_multi": "multi",
+    "run_features": "features", "make_multi_plan": "multi_plan",
+}
+__all__ = sorted(_NAMES)
+__getattr__ = lazy_exports(__name__, _NAMES)

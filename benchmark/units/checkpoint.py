@@ -1,0 +1,28 @@
+"""Where a transfer unit keeps its state: the per-epoch checkpoint it resumes from and the final
+student it keeps; both written atomically."""
+from pathlib import Path
+
+import torch
+from safetensors.torch import save
+
+from results.store import atomic_path
+
+
+def checkpoint_path(results_dir, key: str) -> Path:
+    return Path(results_dir) / "checkpoints" / f"{key}.pt"
+
+
+def student_path(results_dir, key: str) -> Path:
+    """The final student weights of a unit that keeps them (safetensors)."""
+    return Path(results_dir) / "students" / f"{key}.safetensors"
+
+
+def save_checkpoint(path: Path, state: dict):
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def save_student(path: Path, model: torch.nn.Module):
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(save({k: v.detach().contiguous().clone() for k, v in
+                              model.state_dict().items()}))

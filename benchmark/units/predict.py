@@ -1,0 +1,48 @@
+"""The predict unit: one model's eval predictions, cached forever under its key."""
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark import data, models
+from benchmark.models.loading import load_model, resolve_weights
+from benchmark.models.weights import check_reported_top1
+from pairs.catalog import get_zoo
+from results import write_part
+
+
+def run_predict(unit: dict, results_dir, cache: Path) -> str:
+    t0 = time.perf_counter()
+    entry = get_zoo(unit["zoo"]).get(unit["model"])
+    dataset = data.load_dataset(unit["dataset"], cache)
+    model = load_model(entry, cache)
+    probs = models.predict_logits(model, dataset.eval_x, entry.mean, entry.std).softmax(1)
+    labels = dataset.eval_y
+    p_max, pred = probs.max(1)
+    predictions = pd.DataFrame({
+        "model": entry.name, "dataset": dataset.name, "sample": np.arange(len(labels)),
+        "label": labels.numpy(), "pred": pred.numpy(),
+        "p_true": probs.gather(1, labels.view(-1, 1)).squeeze(1).numpy(), "p_max": p_max.numpy(),
+    })
+    top1 = 100.0 * float((pred == labels).float().mean())
+    # docs/protocol.md#evaluation: flagged in the job's log (and the model_accuracy table); strict: stop here
+    warning = check_reported_top1(entry.name, top1, entry.top1_reported,
+                                  strict=bool(unit.get("strict_top1")))
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    weights = resolve_weights(entry, cache)
+    row = {
+        "key": unit["key"], "model": entry.name, "zoo": unit["zoo"], "family": entry.family,
+        "arch": entry.arch, "params_m": models.count_params_m(model),
+        "source": str(weights) if weights else "hub", "dataset": dataset.name,
+        "num_classes": dataset.num_classes,
+        "top1": top1,
+        "top1_reported": entry.top1_reported, "img_size": entry.input_size[-1],
+        "n_eval": len(labels), "seconds": time.perf_counter() - t0,
+    }
+    # predictions first: a `models` row is the mark that the unit is complete
+    write_part(results_dir, "predictions", predictions, unit["key"])
+    write_part(results_dir, "models", pd.DataFrame([row]), unit["key"])
+    return "ok"
