@@ -5,8 +5,6 @@ resolved (defaults included), so the key changes whenever anything that changes 
 """
 import hashlib
 import json
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ import pyarrow.parquet as pq
 
 from pairs.catalog import Zoo
 from pairs.keys import unit_key
+from results.store import atomic_path
 
 # version 2 added `teachers` (comma-joined, ordered; == teacher for a single-teacher unit) and
 # `mode` ('' for single-teacher units; sequential, sequential_desc, parallel or soup, see
@@ -100,15 +99,10 @@ def _transfer_keys(teacher, student, fingerprints, dataset, method_names, params
 
 def write_plan(plan: pd.DataFrame, path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(plan[PLAN_COLUMNS], preserve_index=False)
     table = table.replace_schema_metadata({b"ktbench_plan_version": PLAN_VERSION.encode()})
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
