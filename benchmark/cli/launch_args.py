@@ -17,7 +17,8 @@ def add_launch_arguments(p: argparse.ArgumentParser):
                                              "SLURM)")
     p.add_argument("--units-per-task", type=int, help="pack this many units into each task")
     p.add_argument("--threads", type=int, help="torch threads per task")
-    p.add_argument("--time", help="time limit per task: minutes or [D-]HH:MM[:SS] "
+    p.add_argument("--time", help="time limit per task, as sbatch: minutes, MM:SS, HH:MM:SS, "
+                                  "D-HH[:MM[:SS]] "
                                   "(default 24:00:00)")
     p.add_argument("--retry-failed", action="store_true", default=None,
                    help="run failed units again")

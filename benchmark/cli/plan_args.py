@@ -68,7 +68,8 @@ def add_strategy_arguments(p: argparse.ArgumentParser):
     g.add_argument("--paper-teachers", type=int, default=PairRequest.n_teachers,
                    help="paper: number of teachers (the 3 the paper names, then random)")
     g.add_argument("--stats-metric", default=PairRequest.metric,
-                   help="top-stats: the pair_stats column to rank by (default pos_flips)")
+                   help="top-stats: the pair_stats column to rank by (default pos_flips); "
+                        "top-predictor, top-teachers: a predictors_pairs column, NAME or -NAME")
 
 
 def catalog_filter(args) -> CatalogFilter:

@@ -59,7 +59,7 @@ def parse_time_min(text: str) -> int:
     rounded up."""
     match = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text.strip())
     if not match:
-        raise ValueError(f"time {text!r} is not minutes, [D-]HH:MM[:SS] or MM:SS")
+        raise ValueError(f"time {text!r} is not minutes, MM:SS, HH:MM:SS or D-HH[:MM[:SS]]")
     days, first, second, third = (int(g) if g else 0 for g in match.groups())
     if match.group(1):                       # D-HH[:MM[:SS]]
         seconds = ((days * 24 + first) * 60 + second) * 60 + third
