@@ -17,7 +17,7 @@ from benchmark.cli import predictors as cli_predictors
 from pairs import get_zoo
 from pairs.plan import PlanError, make_plan, random_pairs, read_plan, write_plan
 from pairs.strategies import plan_pairs
-from results import connect, default_results_dir
+from results import TABLES, connect, default_results_dir
 from results.verify import quarantine_unreadable
 
 DEMO_METHODS = "kl,kl_dp,kl_dp_unsup"
@@ -143,6 +143,23 @@ def cmd_verify(args):
             print(problem.line())
     print(report.summary() + (" (moved aside)" if args.fix and report.problems else ""))
     return 1 if report.problems and not args.fix else 0
+
+
+def cmd_compact(args):
+    from results.compact import Busy, compact
+    results_dir = _results(args)
+    t0 = time.perf_counter()
+    try:
+        reports = compact(results_dir, args.table, wait=False)
+    except Busy as e:
+        print(f"{e}: waiting for it")
+        reports = compact(results_dir, args.table)
+    for report in reports:
+        print(report.line())
+    if not reports:
+        print(f"nothing to compact in {results_dir}")
+    print(f"({time.perf_counter() - t0:.1f} s)")
+    return 0
 
 
 def cmd_status(args):
@@ -334,6 +351,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fix", action="store_true", help="move bad files aside (they rerun)")
     _add_common(p)
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("compact", help="merge each table's parts into a few large files "
+                                       "(safe beside running jobs)")
+    p.add_argument("--table", action="append", choices=list(TABLES), metavar="NAME",
+                   help="only this table (repeatable); default every table")
+    _add_common(p)
+    p.set_defaults(func=cmd_compact)
 
     p = sub.add_parser("methods", help="transfer methods and their defaults")
     p.set_defaults(func=cmd_methods)
