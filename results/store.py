@@ -11,7 +11,7 @@ import os
 import re
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import duckdb
 import pandas as pd
@@ -81,16 +81,24 @@ def read_table(results_dir, table: str, columns: list[str] | None = None) -> pd.
     return query(results_dir, f'SELECT {selected} FROM "{table}"', tables=[table])
 
 
-def query(results_dir, sql: str, params=None, tables=None, attempts: int = 5) -> pd.DataFrame:
-    """The result of `sql` over the views of `tables` (default: the tables it names), as pandas.
-    A view lists its files when it is bound: a file that a compaction removed since makes the
-    read fail, and it is simply listed and read again."""
-    tables = tables_in(sql) if tables is None else tables
+def query(results_dir, sql: str, params=None, tables=None) -> pd.DataFrame:
+    """The result of `sql` over the views of `tables` (default: the tables it names), as
+    pandas (see `read_views`)."""
+    return read_views(results_dir, lambda con: con.execute(sql, params or []).df(),
+                      tables_in(sql) if tables is None else tables)
+
+
+def read_views(results_dir, read: Callable, tables=None, connect_views: Callable | None = None,
+               attempts: int = 5):
+    """`read(con)` over a fresh connection with the views of `tables` (`connect`, or
+    `connect_views(results_dir, tables)`). A view lists its files when it is bound: a file that
+    a compaction removed since makes the read fail, and it simply runs again on a fresh
+    listing."""
     for attempt in range(attempts):
         con = None
         try:
-            con = connect(results_dir, tables)
-            return con.execute(sql, params or []).df()
+            con = (connect_views or connect)(results_dir, tables)
+            return read(con)
         except duckdb.IOException:
             if attempt == attempts - 1:
                 raise

@@ -15,7 +15,8 @@ from benchmark.training.trainer import predict_eval
 from benchmark.units.baselines import RANDOM_SUFFIX, random_init_baseline
 from benchmark.cli.main import main
 from benchmark.data.datasets import load_dataset
-from benchmark.launch.launcher import LaunchOptions, launch, pending_units
+from benchmark.launch.launcher import LaunchOptions, launch
+from benchmark.launch.pending import pending_units
 from benchmark.models.loading import load_model
 from benchmark.methods import resolve_params
 from benchmark.units.multi import soup_state, teacher_order

@@ -6,7 +6,8 @@ import pytest
 
 from analysis import run_tables
 from benchmark.units import transfer
-from benchmark.launch.launcher import LaunchOptions, launch, pending_units
+from benchmark.launch.launcher import LaunchOptions, launch
+from benchmark.launch.pending import pending_units
 from benchmark.methods import resolve_params
 from benchmark.units.predict import run_predict
 from pairs.plan import all_pairs, make_plan

@@ -17,7 +17,7 @@ from benchmark.cli import predictors as cli_predictors
 from pairs import get_zoo
 from pairs.plan import PlanError, make_plan, random_pairs, read_plan, write_plan
 from pairs.strategies import plan_pairs
-from results import TABLES, connect, default_results_dir
+from results import TABLES, default_results_dir, query
 from results.verify import quarantine_unreadable
 
 DEMO_METHODS = "kl,kl_dp,kl_dp_unsup"
@@ -122,10 +122,17 @@ def _launch(plan, args) -> dict:
     summary = launch(plan, results_dir, _cache(args), options)
     for stage, counts in summary.items():
         print(f"{stage:>9}: {counts['submitted']} submitted"
-              + (f", {counts['failed']} failed" if options.wait else ""))
+              + (f", {counts['failed']} failed" if options.wait else "")
+              + (f", {counts['held']} held by {_jobs(counts['held_by'])} of another launch"
+                 if counts["held"] else ""))
     if not options.wait:
         print(f"follow it with: ktbench status PLAN --wait --results {results_dir}")
     return summary
+
+
+def _jobs(job_ids: list[str], shown: int = 5) -> str:
+    more = f" and {len(job_ids) - shown} more" if len(job_ids) > shown else ""
+    return f"live job{'s' * (len(job_ids) > 1)} {', '.join(job_ids[:shown])}{more}"
 
 
 def cmd_launch(args):
@@ -175,12 +182,9 @@ def cmd_status(args):
         return 1 if args.wait and status["failed"].sum() else 0
     if args.wait:
         raise UserError("--wait needs a PLAN")
-    else:
-        con = connect(results_dir)
-        for table in ("models", "pair_stats", "transfer_runs"):
-            n = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            print(f"{table:>14}: {n} rows")
-        con.close()
+    for table in ("models", "pair_stats", "transfer_runs"):
+        n = query(results_dir, f"SELECT count(*) AS n FROM {table}")["n"][0]
+        print(f"{table:>14}: {n} rows")
     return 0
 
 
@@ -260,10 +264,15 @@ def cmd_demo(args):
     print(f"demo: micro zoo ({len(zoo.models)} models on {zoo.dataset}), {len(plan)} transfer "
           f"units -> {plan_path}")
     summary = _launch(plan, args)
-    cmd_tables(argparse.Namespace(results=str(results_dir), format="markdown", out=None,
-                                  table=list(DEMO_TABLES)))
-    print(f"\nevery table: ktbench tables --results {results_dir}; figures and tables in one "
-          f"page: ktbench report --results {results_dir}")
+    held = sum(c["held"] for c in summary.values())
+    if held:
+        print(f"\n{held} unit(s) still run in another launch's jobs: the tables would be "
+              f"incomplete. When they end: ktbench tables --results {results_dir}")
+    else:
+        cmd_tables(argparse.Namespace(results=str(results_dir), format="markdown", out=None,
+                                      table=list(DEMO_TABLES)))
+        print(f"\nevery table: ktbench tables --results {results_dir}; figures and tables in "
+              f"one page: ktbench report --results {results_dir}")
     print(f"\nParquet results: {results_dir.resolve()}  ({time.perf_counter() - t0:.0f} s)")
     print(f"query them: ktbench query --results {results_dir} \"SELECT * FROM transfer_runs\"")
     return 1 if any(c["failed"] for c in summary.values()) else 0

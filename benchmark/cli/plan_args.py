@@ -10,7 +10,7 @@ from pairs.catalog_table import CATALOG_COLUMNS, CatalogFilter, catalog_table, f
 from pairs.cost import estimate_gpu_hours
 from pairs.plan import teacher_student_pairs
 from pairs.strategies import STRATEGIES, STRATUM_KEYS, PairRequest
-from results import connect
+from results import query
 
 SHOW_COLUMNS = ["name", "family", "params_m", "top1", "top5", "img_size", "test_img_size",
                 "crop_pct", "interpolation", "num_classes", "label_offset", "weights"]
@@ -76,19 +76,11 @@ def catalog_filter(args) -> CatalogFilter:
                          params_m=args.params_m, top1=args.top1, families=args.family)
 
 
-def _results_table(results_dir, sql: str, params: list) -> pd.DataFrame:
-    con = connect(results_dir)
-    try:
-        return con.execute(sql, params).df()
-    finally:
-        con.close()
-
-
 def models_table(zoo, args, results_dir) -> pd.DataFrame:
     """The zoo's catalog with measured top-1 and size from the results folder where the catalog
     has none, filtered by the command line."""
     table = catalog_table(zoo)
-    measured = _results_table(results_dir, "SELECT model, top1, params_m FROM models "
+    measured = query(results_dir, "SELECT model, top1, params_m FROM models "
                               "WHERE dataset = ?", [zoo.dataset]).set_index("model")
     for column in ("top1", "params_m"):
         table[column] = table[column].fillna(table["name"].map(measured[column]))
@@ -104,7 +96,7 @@ def strategy_name(args) -> str | None:
 def pair_request(args, zoo, results_dir) -> PairRequest:
     stats = None
     if strategy_name(args) == "top-stats":
-        stats = _results_table(results_dir, "SELECT * FROM pair_stats WHERE dataset = ?",
+        stats = query(results_dir, "SELECT * FROM pair_stats WHERE dataset = ?",
                                [zoo.dataset])
     return PairRequest(n=args.pairs, seed=args.seed, teachers=args.teachers,
                        students=args.students, strata=args.strata, gap_bins=args.gap_bins,
@@ -131,7 +123,7 @@ def show_table(table: pd.DataFrame, fmt: str) -> pd.DataFrame:
 
 def dry_run_summary(plan: pd.DataFrame, table: pd.DataFrame, results_dir) -> pd.DataFrame:
     """Units per stage, how many have no result yet in `results_dir`, and estimated GPU-hours."""
-    from benchmark.launch.launcher import pending_units     # imports torch
+    from benchmark.launch.pending import pending_units
     pending = pending_units(plan, results_dir)
     hours = estimate_gpu_hours(plan, table)
     pairs = teacher_student_pairs(plan)
