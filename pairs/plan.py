@@ -158,11 +158,13 @@ def soup_singles(zoo: Zoo, soup: dict) -> pd.DataFrame:
                      soup["compat"] or None)
 
 
-def soup_ingredients(plan: pd.DataFrame, zoo: Zoo) -> set[str]:
-    """Keys of the single-teacher units whose students the plan's soups average (a soup runs
-    those missing from the plan itself, keeping their students)."""
-    soups = plan[plan["mode"] == "soup"]
-    return {key for soup in soups.to_dict("records") for key in soup_singles(zoo, soup)["key"]}
+def soup_ingredients(plan: pd.DataFrame, zoo: Zoo) -> pd.DataFrame:
+    """The single-teacher units whose students the plan's soups average, one row each (a soup
+    runs those missing from the plan itself, keeping their students)."""
+    soups = plan[plan["mode"] == "soup"].to_dict("records")
+    if not soups:
+        return pd.DataFrame(columns=PLAN_COLUMNS)
+    return pd.concat([soup_singles(zoo, soup) for soup in soups]).drop_duplicates("key")
 
 
 def kept_students(plan: pd.DataFrame, zoo: Zoo, policy: str = "soup") -> set[str]:
@@ -174,4 +176,4 @@ def kept_students(plan: pd.DataFrame, zoo: Zoo, policy: str = "soup") -> set[str
         return set()
     if policy == "all":
         return set(plan.loc[plan["mode"] == "", "key"])
-    return soup_ingredients(plan, zoo) & set(plan["key"])
+    return set(soup_ingredients(plan, zoo)["key"]) & set(plan["key"])

@@ -15,7 +15,7 @@ from benchmark.version import code_version
 from benchmark.cli.launch_args import add_launch_arguments, options_from_args
 from benchmark.cli import predictors as cli_predictors
 from pairs import get_zoo
-from pairs.plan import PlanError, make_plan, random_pairs, read_plan, write_plan
+from pairs.plan import KEEP_STUDENTS, PlanError, make_plan, random_pairs, read_plan, write_plan
 from pairs.strategies import plan_pairs
 from results import TABLES, default_results_dir, query
 from results.verify import quarantine_unreadable
@@ -104,10 +104,14 @@ def cmd_plan(args):
           + (f"; {n_multi} multi-teacher" if n_multi else "") + ")"
           + ("" if args.dry_run else f" -> {args.out}"))
     if args.dry_run:
-        summary = plan_args.dry_run_summary(plan, table, results_dir)
-        print(format_table(summary.round({"gpu_hours": 2})))
+        students = plan_args.kept_student_models(plan, zoo, args.keep_students)
+        summary = plan_args.dry_run_summary(plan, table, results_dir, students)
+        print(format_table(summary.round({"gpu_hours": 2, "disk_gb": 3})))
         print(f"estimated GPU-hours in all: {summary['gpu_hours'].sum():.2f} "
               "(a rough cost model, see pairs/cost.py)")
+        print(f"estimated disk in all: {summary['disk_gb'].sum():.3f} GB, "
+              f"{summary['disk_gb'].iloc[-1]:.3f} GB of it final students "
+              f"(--keep-students {args.keep_students})")
         return 0
     write_plan(plan, args.out)
     return 0
@@ -283,7 +287,7 @@ def cmd_bench(args):
     out = Path(args.out) if args.out else _results(args)
     _check_writable(out)
     config = BenchConfig(cache=_cache(args), quick=args.quick, threads=args.threads,
-                         repeats=args.repeats, device=args.device)
+                         repeats=args.repeats, device=args.device, units=args.units)
     return run_benchmarks(args.names, out, config)
 
 
@@ -336,7 +340,10 @@ def parser() -> argparse.ArgumentParser:
                         "sequential_desc, parallel, soup")
     p.add_argument("--out")
     p.add_argument("--dry-run", action="store_true",
-                   help="print units per stage and estimated GPU-hours; write nothing")
+                   help="print units per stage, estimated GPU-hours and disk; write nothing")
+    p.add_argument("--keep-students", choices=KEEP_STUDENTS, default="soup",
+                   help="for the disk estimate: which units will keep their final student "
+                        "(launch --keep-students; default soup)")
     plan_args.add_catalog_arguments(p)
     plan_args.add_strategy_arguments(p)
     _add_common(p, methods=True)
@@ -404,12 +411,15 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="performance benchmarks with targets -> OUT/benchmarks/")
     p.add_argument("names", nargs="*", metavar="NAME",
-                   help="stats, transfer, sharing, gpu (default: these), demo (opt-in, minutes)")
+                   help="stats, transfer, sharing, gpu (default: these); demo, scale (opt-in, "
+                        "minutes)")
     p.add_argument("--out", help="folder for the benchmarks table (default: the results folder)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: check the harness only")
     p.add_argument("--threads", type=int, help="torch threads (default: 1 for transfer steps)")
     p.add_argument("--repeats", type=int, help="repetitions per measurement")
     p.add_argument("--device", help="gpu benchmark's device, e.g. cpu for a dry run")
+    p.add_argument("--units", type=int, help="scale benchmark: transfer units in its results "
+                                             "folder (default 100000)")
     _add_common(p)
     p.set_defaults(func=cmd_bench)
     return ap

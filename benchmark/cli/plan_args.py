@@ -7,8 +7,8 @@ import pandas as pd
 
 from pairs import get_zoo, list_zoos
 from pairs.catalog_table import CATALOG_COLUMNS, CatalogFilter, catalog_table, filter_catalog
-from pairs.cost import estimate_gpu_hours
-from pairs.plan import teacher_student_pairs
+from pairs.cost import estimate_disk_bytes, estimate_gpu_hours
+from pairs.plan import kept_students, soup_ingredients, teacher_student_pairs
 from pairs.strategies import STRATEGIES, STRATUM_KEYS, PairRequest
 from results import query
 
@@ -121,18 +121,33 @@ def show_table(table: pd.DataFrame, fmt: str) -> pd.DataFrame:
     return table[SHOW_COLUMNS].dropna(axis=1, how="all")
 
 
-def dry_run_summary(plan: pd.DataFrame, table: pd.DataFrame, results_dir) -> pd.DataFrame:
-    """Units per stage, how many have no result yet in `results_dir`, and estimated GPU-hours."""
+def kept_student_models(plan: pd.DataFrame, zoo, policy: str) -> pd.Series:
+    """The student model of every final student the plan keeps under `policy`
+    (`launch --keep-students`): the units it marks, and the soups' ingredients."""
+    kept = plan[plan["key"].isin(kept_students(plan, zoo, policy))]
+    ingredients = soup_ingredients(plan, zoo)
+    return pd.concat([kept, ingredients]).drop_duplicates("key")["student"]
+
+
+def dry_run_summary(plan: pd.DataFrame, table: pd.DataFrame, results_dir,
+                    students: pd.Series) -> pd.DataFrame:
+    """Units per stage, how many have no result yet in `results_dir`, estimated GPU-hours and
+    disk, and a last row for the final students kept (`students`)."""
     from benchmark.launch.pending import pending_units
     pending = pending_units(plan, results_dir)
     hours = estimate_gpu_hours(plan, table)
+    disk = estimate_disk_bytes(plan, table, students)
     pairs = teacher_student_pairs(plan)
     return pd.DataFrame([
         {"stage": "predict", "units": len(set(pairs["teacher"]) | set(pairs["student"])),
-         "unit": "models", "pending": len(pending["predict"]), "gpu_hours": hours["predict"]},
+         "unit": "models", "pending": len(pending["predict"]), "gpu_hours": hours["predict"],
+         "disk_gb": disk["predict"] / 1e9},
         {"stage": "stats", "units": len(pairs),
          "unit": "pairs", "pending": sum(len(u["pairs"]) for u in pending["stats"]),
-         "gpu_hours": hours["stats"]},
+         "gpu_hours": hours["stats"], "disk_gb": disk["stats"] / 1e9},
         {"stage": "transfer", "units": len(plan), "unit": "runs",
-         "pending": len(pending["transfer"]), "gpu_hours": hours["transfer"]},
-    ])
+         "pending": len(pending["transfer"]), "gpu_hours": hours["transfer"],
+         "disk_gb": disk["transfer"] / 1e9},
+        {"stage": "(kept)", "units": len(students), "unit": "students", "pending": None,
+         "gpu_hours": 0.0, "disk_gb": disk["students"] / 1e9},
+    ]).astype({"pending": "Int64"})

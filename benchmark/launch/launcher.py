@@ -23,11 +23,6 @@ import pandas as pd
 import submitit
 from tqdm.auto import tqdm
 
-from benchmark import data
-
-from benchmark.models import microzoo, weights
-from benchmark.data.imagefolder import check_classes
-from benchmark.launch.jobs import UnitTask
 from benchmark.launch.slurm import SlurmOptions, array_chunks, cluster_max_array_size, submitit_parameters
 from benchmark.launch.pending import DONE_TABLE, STAGE_TABLES, STAGES, pending_units, zoo_of
 from benchmark.launch.submissions import (jobs_dir, live_units, record_submission,
@@ -131,6 +126,7 @@ def _submit(stage: str, tasks: list[list], options: LaunchOptions, results_dir: 
             cache: Path, threads: int, dependency: str | None = None) -> list:
     """Submit a stage's tasks as job arrays of at most the array limit; record which job
     holds which units."""
+    from benchmark.launch.jobs import UnitTask      # torch: only when something runs
     cpus = options.slurm.cpus or threads
     limit = _ARRAY_LIMITS[options.executor](options)
     arrays = array_chunks(tasks, limit) if limit < len(tasks) else [tasks]
@@ -201,6 +197,9 @@ def launch(plan: pd.DataFrame, results_dir, cache: Path, options: LaunchOptions)
 def _preflight(plan: pd.DataFrame, cache: Path, options: LaunchOptions):
     """Every missing weight, or a head that does not fit the dataset's classes, in one line,
     before any job (and GPU time) is spent."""
+    from benchmark import data                      # torch: only when something runs
+    from benchmark.data.imagefolder import check_classes
+    from benchmark.models import microzoo, weights
     zoo = zoo_of(plan)
     pairs = teacher_student_pairs(plan)
     used = set(pairs["teacher"]) | set(pairs["student"])
