@@ -161,10 +161,13 @@ def cmd_compact(args):
     results_dir = _results(args)
     t0 = time.perf_counter()
     try:
-        reports = compact(results_dir, args.table, wait=False)
-    except Busy as e:
-        print(f"{e}: waiting for it")
-        reports = compact(results_dir, args.table)
+        try:
+            reports = compact(results_dir, args.table, wait=False)
+        except Busy as e:
+            print(f"{e}: waiting for it")
+            reports = compact(results_dir, args.table)
+    except PermissionError as e:
+        raise UserError(f"cannot compact {results_dir} ({e.strerror}: {e.filename})") from None
     for report in reports:
         print(report.line())
     if not reports:

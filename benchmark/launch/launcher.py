@@ -16,6 +16,7 @@ the summary counts them and names those jobs. A plan with nothing to submit need
 import dataclasses
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -215,8 +216,8 @@ def _compact(results_dir: Path, stage: str):
     leaves them as they are (with a warning: the results are complete either way)."""
     try:
         compact(results_dir, STAGE_TABLES[stage], wait=False)
-    except (Busy, CompactError) as e:
-        tqdm.write(f"ktbench: warning: {stage} results not compacted: {e}")
+    except (Busy, CompactError, OSError) as e:
+        tqdm.write(f"ktbench: warning: {stage} results not compacted: {e}", file=sys.stderr)
 
 
 def _with_options(units: list[dict], options: LaunchOptions, kept: set) -> list[dict]:
