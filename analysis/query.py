@@ -13,6 +13,8 @@ import duckdb
 import pandas as pd
 
 from results import connect
+from results.store import read_views
+from results.views import tables_in
 
 _READ = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 _OUTPUTS = (".csv", ".parquet", ".md", ".tex")
@@ -45,10 +47,11 @@ def check_read_only(sql: str) -> None:
                      f"this is {name} ({_first_word(sql) or '?'})")
 
 
-def connect_read_only(results_dir) -> duckdb.DuckDBPyConnection:
-    """`results.connect`, then locked: file access only under the folder, no extensions, no SET."""
+def connect_read_only(results_dir, tables=None) -> duckdb.DuckDBPyConnection:
+    """`results.connect` (the views of `tables`, default all), then locked: file access only
+    under the folder, no extensions, no SET."""
     folder = Path(results_dir).resolve()
-    con = connect(folder)
+    con = connect(folder, tables)
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
     con.execute("SET allowed_directories = ?", [[str(folder) + "/"]])
@@ -65,13 +68,11 @@ def _one_line(error) -> str:
 def run_query(results_dir, sql: str) -> pd.DataFrame:
     """The result of one read statement over the results views, as pandas."""
     check_read_only(sql)
-    con = connect_read_only(results_dir)
     try:
-        return con.execute(sql).df()
+        return read_views(results_dir, lambda con: con.execute(sql).df(), tables_in(sql),
+                          connect_read_only)
     except duckdb.Error as e:
         raise QueryError(_one_line(e)) from None
-    finally:
-        con.close()
 
 
 def write_result(df: pd.DataFrame, out) -> Path:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from results import connect
+from results.store import read_views
+from results.views import tables_in
 
 SQL_DIR = Path(__file__).parent / "sql"
 # In the order of the report: the paper's transfer results, then complementary knowledge, then
@@ -47,14 +48,13 @@ def sql_caption(name: str) -> str:
 
 
 def run_tables(results_dir, names=TABLE_NAMES, con=None) -> dict[str, pd.DataFrame]:
-    """Every table (or those named) as pandas, from one snapshot of the results folder."""
-    own = con is None
-    con = connect(results_dir) if own else con
-    try:
+    """Every table (or those named) as pandas, from one snapshot of the results folder (binding
+    only the views they read), or over the views of `con`."""
+    def read(con):
         return {name: con.execute(sql_text(name)).df() for name in names}
-    finally:
-        if own:
-            con.close()
+    if con is not None:
+        return read(con)
+    return read_views(results_dir, read, tables_in(" ".join(sql_text(n) for n in names)))
 
 
 def format_cell(value) -> str:

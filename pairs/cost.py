@@ -54,3 +54,32 @@ def estimate_gpu_hours(plan: pd.DataFrame, catalog: pd.DataFrame) -> dict[str, f
     hours = {"predict": predict_s / 3600, "stats": 0.0, "transfer": transfer_s / 3600}
     hours["total"] = sum(hours.values())
     return hours
+
+
+# bytes on disk (`ktbench plan --dry-run`): a kept student is its float32 weights; a row of each
+# table as it lands compacted (measured by `ktbench bench scale`)
+STUDENT_BYTES_PER_PARAM = 4.0
+ROW_BYTES = {"predictions": 8.0, "models": 200.0, "pair_stats": 60.0, "class_flips": 3.0,
+             "transfer_epochs": 150.0, "transfer_runs": 400.0}
+
+
+def estimate_disk_bytes(plan: pd.DataFrame, catalog: pd.DataFrame,
+                        students: pd.Series) -> dict[str, float]:
+    """{"predict", "stats", "transfer", "students", "total"} bytes the plan leaves in the results
+    folder: each stage's result rows, and the final students kept (`students`: the student
+    model of each kept one); NaN where the dataset's size is unknown."""
+    dataset = plan["dataset"].iloc[0]
+    n_eval = DATASET_SIZES.get(dataset, (math.nan, math.nan))[1]
+    pairs = teacher_student_pairs(plan)
+    models = set(pairs["teacher"]) | set(pairs["student"])
+    classes = catalog.loc[catalog["name"].isin(models), "num_classes"].max()
+    epochs = plan["params"].map(lambda p: json.loads(p).get("epochs", 1)).to_numpy(float)
+    size = {
+        "predict": len(models) * (n_eval * ROW_BYTES["predictions"] + ROW_BYTES["models"]),
+        "stats": len(pairs) * (ROW_BYTES["pair_stats"] + classes * ROW_BYTES["class_flips"]),
+        "transfer": float((ROW_BYTES["transfer_runs"]
+                           + epochs * ROW_BYTES["transfer_epochs"]).sum()),
+        "students": float(_params(catalog, students).sum() * 1e6 * STUDENT_BYTES_PER_PARAM),
+    }
+    size["total"] = sum(size.values())
+    return size

@@ -23,6 +23,9 @@ PLAN_VERSION = "2"
 READABLE_PLAN_VERSIONS = ("1", PLAN_VERSION)
 PLAN_COLUMNS = ["plan", "key", "zoo", "dataset", "teacher", "student", "method", "params",
                 "seed", "compat", "teachers", "mode"]
+# which transfer units keep their final student (results/students/<key>.safetensors):
+# none, the ingredients of the plan's soups, or every single-teacher unit
+KEEP_STUDENTS = ("none", "soup", "all")
 
 
 class PlanError(ValueError):
@@ -137,3 +140,34 @@ def teacher_student_pairs(plan: pd.DataFrame) -> pd.DataFrame:
     lists = plan["teachers"].where(plan["teachers"].astype(bool), plan["teacher"])
     pairs = plan[["student", "compat"]].assign(teacher=lists.str.split(",")).explode("teacher")
     return pairs[["teacher", "student", "compat"]].drop_duplicates().reset_index(drop=True)
+
+
+def soup_singles(zoo: Zoo, soup: dict) -> pd.DataFrame:
+    """The single-teacher units a soup unit averages: the same student, method, params, seed
+    and compat, one per teacher of its list, with the keys a plan gives them (so a plan's own
+    runs are reused)."""
+    teachers = [t for t in str(soup["teachers"]).split(",") if t]
+    return make_plan(zoo, [(t, soup["student"]) for t in teachers],
+                     {soup["method"]: json.loads(soup["params"])}, [int(soup["seed"])],
+                     soup["compat"] or None)
+
+
+def soup_ingredients(plan: pd.DataFrame, zoo: Zoo) -> pd.DataFrame:
+    """The single-teacher units whose students the plan's soups average, one row each (a soup
+    runs those missing from the plan itself, keeping their students)."""
+    soups = plan[plan["mode"] == "soup"].to_dict("records")
+    if not soups:
+        return pd.DataFrame(columns=PLAN_COLUMNS)
+    return pd.concat([soup_singles(zoo, soup) for soup in soups]).drop_duplicates("key")
+
+
+def kept_students(plan: pd.DataFrame, zoo: Zoo, policy: str = "soup") -> set[str]:
+    """Keys of the plan's units that keep their final student under `policy` (KEEP_STUDENTS)."""
+    if policy not in KEEP_STUDENTS:
+        raise ValueError(f"--keep-students must be one of {', '.join(KEEP_STUDENTS)}, "
+                         f"got {policy!r}")
+    if policy == "none":
+        return set()
+    if policy == "all":
+        return set(plan.loc[plan["mode"] == "", "key"])
+    return set(soup_ingredients(plan, zoo)["key"]) & set(plan["key"])

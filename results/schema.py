@@ -68,6 +68,9 @@ TABLES: dict[str, pa.Schema] = {
         # the batch size the run trained with (below the planned one after out-of-memory
         # halvings on a GPU) and how many halvings it took
         ("batch_size", _i32), ("oom_retries", _i32),
+        # bytes the unit left on disk beside its rows: its kept student (a failed unit: the
+        # checkpoint a retry resumes from)
+        ("disk_bytes", _i64),
     ]),
     # predictors (benchmark/features.py, benchmark/predictors/): one row per model and split of
     # stored feature arrays (<results>/<path>/<split>_{features,logits,labels}.npy) ...
@@ -95,9 +98,23 @@ TABLES: dict[str, pa.Schema] = {
     ]),
 }
 
-# columns appended to a table after its first release: parts written before lack them (the
-# views give NULLs there) and are still valid
-ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"transfer_runs": ("batch_size", "oom_retries")}
+# columns appended to a table after its first release, at the end of its schema and in the order
+# they came: parts written before lack the newest ones (the views give NULLs there) and are still
+# valid (`valid_columns`)
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "transfer_runs": ("batch_size", "oom_retries", "disk_bytes")}
+
+# a table's compacted files (results.compact) are `<table>/compacted-<generation>-<id>.parquet`;
+# no part may take a name with this prefix
+COMPACTED_PREFIX = "compacted-"
+
+
+def valid_columns(table: str) -> list[list[str]]:
+    """The column lists a file of `table` may have: the schema's, or the schema's without the
+    last few added columns (a file written before they existed)."""
+    names = TABLES[table].names
+    first = len(names) - len(ADDED_COLUMNS.get(table, ()))
+    return [names[:n] for n in range(first, len(names) + 1)]
 
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "models": ("model", "dataset"),

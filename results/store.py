@@ -1,24 +1,25 @@
 """Atomic Parquet part files and DuckDB views over them.
 
-A table is a folder of part files named by the key of the unit that wrote them. A part is
-written to a hidden temporary file in the same folder and renamed into place, so a killed writer
-never leaves a half file where the `*.parquet` glob can see it, and a unit that runs twice
-replaces its own part instead of adding a second one.
+A table is a folder of part files named by the key of the unit that wrote them (and, once
+compacted, of a few large files holding many parts' rows: `results.compact`). A part is written
+to a hidden temporary file in the same folder and renamed into place, so a killed writer never
+leaves a half file where the `*.parquet` glob can see it, and a unit that runs twice replaces its
+own part instead of adding a second one.
 """
 import contextlib
 import os
 import re
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from results.schema import TABLES
-from results.views import VIEWS_SQL
+from results.schema import COMPACTED_PREFIX, TABLES
+from results.views import GUARD, render_view, tables_in
 
 _PART_NAME = re.compile(r"^[A-Za-z0-9_.=-]+$")
 
@@ -51,42 +52,78 @@ def atomic_path(final, suffix: str = "") -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_part(results_dir, table: str, df: pd.DataFrame, part: str) -> Path:
-    """Write `df` as part `part` of `table`, atomically; columns must match the table schema."""
-    if not _PART_NAME.match(part):
-        raise ValueError(f"part name {part!r} must be letters, digits, '_', '.', '=' or '-'")
+def write_part(results_dir, table: str, df: pd.DataFrame | pa.Table, part: str) -> Path:
+    """Write `df` (pandas, or Arrow) as part `part` of `table`, atomically; columns must match
+    the table schema."""
+    if not _PART_NAME.match(part) or part.startswith(COMPACTED_PREFIX):
+        raise ValueError(f"part name {part!r} must be letters, digits, '_', '.', '=' or '-', "
+                         f"not starting with {COMPACTED_PREFIX!r}")
     schema = TABLES[table]
-    missing = set(schema.names) - set(df.columns)
-    extra = set(df.columns) - set(schema.names)
+    columns = df.column_names if isinstance(df, pa.Table) else df.columns
+    missing = set(schema.names) - set(columns)
+    extra = set(columns) - set(schema.names)
     if missing or extra:
         raise ValueError(f"{table}: columns missing {sorted(missing)}, unexpected {sorted(extra)}")
-    arrow = pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False)
+    if isinstance(df, pa.Table):
+        arrow = df.select(schema.names).cast(schema)
+    else:
+        arrow = pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False)
     final = table_dir(results_dir, table) / f"{part}.parquet"
     with atomic_path(final) as tmp, open(tmp, "wb") as f:
         pq.write_table(arrow, f)
     return final
 
 
-def read_table(results_dir, table: str) -> pd.DataFrame:
-    """The whole table as pandas, one row per natural key (see `connect`)."""
-    con = connect(results_dir)
-    try:
-        return con.execute(f'SELECT * FROM "{table}"').df()
-    finally:
-        con.close()
+def read_table(results_dir, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """The whole table (or these columns of it) as pandas, one row per natural key (see
+    `connect`)."""
+    selected = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+    return query(results_dir, f'SELECT {selected} FROM "{table}"', tables=[table])
 
 
-def connect(results_dir) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with one view per table over the results folder.
+def query(results_dir, sql: str, params=None, tables=None) -> pd.DataFrame:
+    """The result of `sql` over the views of `tables` (default: the tables it names), as
+    pandas (see `read_views`)."""
+    return read_views(results_dir, lambda con: con.execute(sql, params or []).df(),
+                      tables_in(sql) if tables is None else tables)
+
+
+def read_views(results_dir, read: Callable, tables=None, connect_views: Callable | None = None,
+               attempts: int = 5):
+    """`read(con)` over a fresh connection with the views of `tables` (`connect`, or
+    `connect_views(results_dir, tables)`). A view lists its files when it is bound: a file that
+    a compaction removed since makes the read fail, and it simply runs again on a fresh
+    listing."""
+    for attempt in range(attempts):
+        con = None
+        try:
+            con = (connect_views or connect)(results_dir, tables)
+            return read(con)
+        except duckdb.IOException:
+            if attempt == attempts - 1:
+                raise
+        finally:
+            if con is not None:
+                con.close()
+
+
+def connect(results_dir, tables=None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with one view per table over the results folder (or only the views of
+    `tables`: a view lists and binds its table's files, which costs time on a folder of many
+    parts, so bind those a statement reads; `results.views.tables_in(sql)` names them).
 
     The views are those of `results/views.sql` (rendered from the schema; the same file serves
     the duckdb CLI). Each keeps one row per natural key (`TABLE_KEYS`): a part rewritten by a
-    relaunch or written twice by racing jobs counts once. A table with no parts yet is an empty
-    view with the right columns, so SQL over a fresh folder runs and returns nothing.
+    relaunch or written twice by racing jobs counts once, and a part beats the compacted copy of
+    its key. A table with no files yet is an empty view with the right columns, so SQL over a
+    fresh folder runs and returns nothing.
     """
+    names = list(TABLES) if tables is None else list(dict.fromkeys(tables))
+    for table in names:
+        table_dir(results_dir, table)          # an unknown table is a KeyError
     con = duckdb.connect(":memory:")
     con.execute("SET VARIABLE results = ?", [str(results_dir)])
-    con.execute(VIEWS_SQL.read_text())
+    con.execute(GUARD + "".join(render_view(t) for t in names))
     return con
 
 
@@ -95,15 +132,12 @@ def predictions_matrix(results_dir, dataset: str, models: list[str]):
 
     Raises KeyError naming the models whose predictions are missing.
     """
-    con = connect(results_dir)
-    try:
-        con.register("_wanted", pd.DataFrame({"model": models, "row": range(len(models))}))
-        df = con.execute(
-            "SELECT w.row, p.sample, p.label, p.pred, p.p_max FROM predictions p "
-            "JOIN _wanted w USING (model) WHERE p.dataset = ? ORDER BY w.row, p.sample",
-            [dataset]).df()
-    finally:
-        con.close()
+    # the filter on the view's partition columns reaches the Parquet scan (row groups of other
+    # models are skipped)
+    df = query(results_dir,
+               "SELECT list_position($models, model) - 1 AS row, sample, label, pred, p_max "
+               "FROM predictions WHERE dataset = $dataset AND list_contains($models, model) "
+               "ORDER BY row, sample", {"models": list(models), "dataset": dataset})
     missing = sorted(set(models) - set(models[i] for i in df["row"].unique()))
     if missing:
         raise KeyError(f"no predictions on {dataset!r} for {', '.join(missing)}; run predict first")

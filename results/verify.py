@@ -20,7 +20,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from results.schema import ADDED_COLUMNS, TABLES
+from results.schema import TABLES, valid_columns
 
 MAGIC = b"PAR1"
 STALE_TMP_S = 3600
@@ -72,6 +72,15 @@ def footer_ok(path: Path) -> str | None:
     return None
 
 
+def columns_problem(names: list[str], table: str) -> str | None:
+    """None when a file of `table` may have these columns (`results.schema.valid_columns`)."""
+    if names in valid_columns(table):
+        return None
+    missing = sorted(set(TABLES[table].names) - set(names))
+    extra = sorted(set(names) - set(TABLES[table].names))
+    return f"schema differs from results/schema.py (missing {missing}, unexpected {extra})"
+
+
 def _part_problem(path: Path, table: str) -> str | None:
     if reason := footer_ok(path):
         return reason
@@ -80,12 +89,7 @@ def _part_problem(path: Path, table: str) -> str | None:
         names = pq.read_table(path).schema.names
     except Exception as e:   # any pyarrow failure means the part is unusable
         return f"not readable by pyarrow ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
-    earlier = [n for n in TABLES[table].names if n not in ADDED_COLUMNS.get(table, ())]
-    if names not in (TABLES[table].names, earlier):
-        missing = sorted(set(TABLES[table].names) - set(names))
-        extra = sorted(set(names) - set(TABLES[table].names))
-        return f"schema differs from results/schema.py (missing {missing}, unexpected {extra})"
-    return None
+    return columns_problem(names, table)
 
 
 def _checkpoint_problem(path: Path, full: bool) -> str | None:

@@ -1,23 +1,34 @@
 """`views.sql`: the one definition of the DuckDB views over a results folder.
 
 The file beside this module is rendered from the table contract (`results.schema`): for every
-table, a view that reads the table's part files, keeps one row per natural key, and still has
-every column of the schema when a table has no part yet (an empty view) or when older parts lack
-a newer column (NULLs). It needs nothing but the results folder's path, so the same file serves
+table, a view that reads the table's files, keeps one row per natural key, and still has every
+column of the schema when a table has no file yet (an empty view) or when older files lack a
+newer column (NULLs). It needs nothing but the results folder's path, so the same file serves
 `results.connect` and anyone with DuckDB alone:
 
     duckdb -c "SET VARIABLE results = 'ktbench-results'" -c ".read results/views.sql" \\
            -c "SELECT * FROM transfer_runs"
 
+A table's files are its compacted files (`compacted-<generation>-*.parquet`, see
+`results.compact`), oldest generation first, then its parts. When files hold the same natural
+key, the row read last wins: a part beats any compacted copy of its key (a part written after a
+compaction is a newer result, e.g. a rerun), a later generation beats an earlier one, and within
+a file a later row beats an earlier one.
+
+`render_view(table)` is one table's view alone (`results.connect(DIR, tables=...)` binds only the
+views a statement reads); `tables_in(sql)` names the tables a statement may read.
+
 After a change to `results.schema`, render it again: `python -m results.views`
 (tests/test_analysis.py checks that the file is current).
 """
+import functools
+import re
 import sys
 from pathlib import Path
 
 import duckdb
 
-from results.schema import TABLE_KEYS, TABLES
+from results.schema import COMPACTED_PREFIX, TABLE_KEYS, TABLES
 
 VIEWS_SQL = Path(__file__).with_name("views.sql")
 
@@ -32,53 +43,76 @@ _HEADER = """\
 --   con = duckdb.connect(); con.execute("SET VARIABLE results = ?", [folder])
 --   con.execute(open("results/views.sql").read())
 --
--- Each table is a folder of part files, <results>/<table>/*.parquet (hidden temporary files are
--- never matched). The part list is taken when this file runs (a snapshot): run it again to see
--- parts written since. A table without parts is an empty view that still has every column.
+-- Each table is a folder of Parquet files, <results>/<table>/*.parquet (hidden temporary files
+-- are never matched): compacted files (compacted-<generation>-*.parquet) and parts. The file list
+-- is taken when this file runs (a snapshot): run it again to see files written since. Where
+-- files hold the same natural key, the row read last wins (files in the order compacted by
+-- generation, then parts; rows in file order): a part written after a compaction beats the
+-- compacted copy of its key. A table without files is an empty view that still has every column.
 """
 # Fails at once, with a message, when the folder was not given.
-_GUARD = """
+GUARD = """
 SET VARIABLE kt_results = coalesce(getvariable('results'),
     error('set the results folder first: SET VARIABLE results = ''DIR'''));
 """
 
 
-def _duckdb_types(schema) -> list[tuple[str, str]]:
-    rel = duckdb.connect(":memory:").from_arrow(schema.empty_table())
-    return [(name, str(kind)) for name, kind in zip(rel.columns, rel.types)]
+@functools.cache
+def _duckdb_types(table: str) -> tuple[tuple[str, str], ...]:
+    rel = duckdb.connect(":memory:").from_arrow(TABLES[table].empty_table())
+    return tuple((name, str(kind)) for name, kind in zip(rel.columns, rel.types))
 
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _view(table: str, schema) -> str:
-    parts = f"kt_parts_{table}"
-    columns = _duckdb_types(schema)
+def rows_sql(table: str, files_variable: str) -> str:
+    """Every row of the files listed in the DuckDB variable `files_variable`, with the table's
+    columns (NULLs where a file lacks one) and each row's place: `kt_file` (index in the list)
+    and `kt_row` (row in its file)."""
+    columns = _duckdb_types(table) + (("kt_file", "BIGINT"), ("kt_row", "BIGINT"))
     typed_empty = ",\n           ".join(f"NULL::{kind} AS {_quote(name)}" for name, kind in columns)
-    keys = ", ".join(_quote(k) for k in TABLE_KEYS[table])
-    first = _quote(columns[0][0])
-    read = (f"SELECT * FROM read_parquet(getvariable(''{parts}''), union_by_name = true)")
+    read = ("SELECT *, file_index AS kt_file, file_row_number AS kt_row "
+            f"FROM read_parquet(getvariable(''{files_variable}''), union_by_name = true)")
     return f"""
-SET VARIABLE {parts} = (
-    SELECT coalesce(list(file ORDER BY file), [])
-    FROM glob(getvariable('kt_results') || '/{table}/*.parquet'));
-CREATE OR REPLACE VIEW {_quote(table)} AS
-SELECT * FROM (
     SELECT {typed_empty}
     WHERE false
     UNION ALL BY NAME
-    SELECT * FROM query(CASE WHEN len(getvariable('{parts}')) > 0
+    SELECT * FROM query(CASE WHEN len(getvariable('{files_variable}')) > 0
         THEN '{read}'
-        ELSE 'SELECT NULL AS {first} WHERE false' END)
-)
-QUALIFY row_number() OVER (PARTITION BY {keys}) = 1;
+        ELSE 'SELECT NULL AS kt_file WHERE false' END)
+"""
+
+
+@functools.cache
+def render_view(table: str) -> str:
+    """The SQL of one table's view (it needs `GUARD` run first)."""
+    parts = f"kt_parts_{table}"
+    keys = ", ".join(_quote(k) for k in TABLE_KEYS[table])
+    return f"""
+SET VARIABLE {parts} = (
+    SELECT coalesce(list(file ORDER BY starts_with(parse_filename(file), '{COMPACTED_PREFIX}') DESC,
+                                       file), [])
+    FROM glob(getvariable('kt_results') || '/{table}/*.parquet'));
+CREATE OR REPLACE VIEW {_quote(table)} AS
+SELECT * EXCLUDE (kt_file, kt_row) FROM ({rows_sql(table, parts)})
+QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY kt_file DESC, kt_row DESC) = 1;
 """
 
 
 def render_views_sql() -> str:
     """The text of views.sql for the current schema."""
-    return _HEADER + _GUARD + "".join(_view(t, schema) for t, schema in TABLES.items())
+    return _HEADER + GUARD + "".join(render_view(t) for t in TABLES)
+
+
+_TABLE_WORDS = {t: re.compile(rf"\b{t}\b", re.IGNORECASE) for t in TABLES}
+
+
+def tables_in(sql: str) -> list[str]:
+    """The tables whose names appear in `sql` as words: every view it may read (a name in a
+    string or a column alias binds one view too many, never one too few)."""
+    return [t for t, word in _TABLE_WORDS.items() if word.search(sql)]
 
 
 def main(argv=None) -> int:

@@ -8,18 +8,22 @@
 --   con = duckdb.connect(); con.execute("SET VARIABLE results = ?", [folder])
 --   con.execute(open("results/views.sql").read())
 --
--- Each table is a folder of part files, <results>/<table>/*.parquet (hidden temporary files are
--- never matched). The part list is taken when this file runs (a snapshot): run it again to see
--- parts written since. A table without parts is an empty view that still has every column.
+-- Each table is a folder of Parquet files, <results>/<table>/*.parquet (hidden temporary files
+-- are never matched): compacted files (compacted-<generation>-*.parquet) and parts. The file list
+-- is taken when this file runs (a snapshot): run it again to see files written since. Where
+-- files hold the same natural key, the row read last wins (files in the order compacted by
+-- generation, then parts; rows in file order): a part written after a compaction beats the
+-- compacted copy of its key. A table without files is an empty view that still has every column.
 
 SET VARIABLE kt_results = coalesce(getvariable('results'),
     error('set the results folder first: SET VARIABLE results = ''DIR'''));
 
 SET VARIABLE kt_parts_models = (
-    SELECT coalesce(list(file ORDER BY file), [])
+    SELECT coalesce(list(file ORDER BY starts_with(parse_filename(file), 'compacted-') DESC,
+                                       file), [])
     FROM glob(getvariable('kt_results') || '/models/*.parquet'));
 CREATE OR REPLACE VIEW "models" AS
-SELECT * FROM (
+SELECT * EXCLUDE (kt_file, kt_row) FROM (
     SELECT NULL::VARCHAR AS "key",
            NULL::VARCHAR AS "model",
            NULL::VARCHAR AS "zoo",
@@ -33,40 +37,46 @@ SELECT * FROM (
            NULL::DOUBLE AS "top1_reported",
            NULL::INTEGER AS "img_size",
            NULL::INTEGER AS "n_eval",
-           NULL::DOUBLE AS "seconds"
+           NULL::DOUBLE AS "seconds",
+           NULL::BIGINT AS "kt_file",
+           NULL::BIGINT AS "kt_row"
     WHERE false
     UNION ALL BY NAME
     SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_models')) > 0
-        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_models''), union_by_name = true)'
-        ELSE 'SELECT NULL AS "key" WHERE false' END)
+        THEN 'SELECT *, file_index AS kt_file, file_row_number AS kt_row FROM read_parquet(getvariable(''kt_parts_models''), union_by_name = true)'
+        ELSE 'SELECT NULL AS kt_file WHERE false' END)
 )
-QUALIFY row_number() OVER (PARTITION BY "model", "dataset") = 1;
+QUALIFY row_number() OVER (PARTITION BY "model", "dataset" ORDER BY kt_file DESC, kt_row DESC) = 1;
 
 SET VARIABLE kt_parts_predictions = (
-    SELECT coalesce(list(file ORDER BY file), [])
+    SELECT coalesce(list(file ORDER BY starts_with(parse_filename(file), 'compacted-') DESC,
+                                       file), [])
     FROM glob(getvariable('kt_results') || '/predictions/*.parquet'));
 CREATE OR REPLACE VIEW "predictions" AS
-SELECT * FROM (
+SELECT * EXCLUDE (kt_file, kt_row) FROM (
     SELECT NULL::VARCHAR AS "model",
            NULL::VARCHAR AS "dataset",
            NULL::INTEGER AS "sample",
            NULL::INTEGER AS "label",
            NULL::INTEGER AS "pred",
            NULL::FLOAT AS "p_true",
-           NULL::FLOAT AS "p_max"
+           NULL::FLOAT AS "p_max",
+           NULL::BIGINT AS "kt_file",
+           NULL::BIGINT AS "kt_row"
     WHERE false
     UNION ALL BY NAME
     SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_predictions')) > 0
-        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_predictions''), union_by_name = true)'
-        ELSE 'SELECT NULL AS "model" WHERE false' END)
+        THEN 'SELECT *, file_index AS kt_file, file_row_number AS kt_row FROM read_parquet(getvariable(''kt_parts_predictions''), union_by_name = true)'
+        ELSE 'SELECT NULL AS kt_file WHERE false' END)
 )
-QUALIFY row_number() OVER (PARTITION BY "model", "dataset", "sample") = 1;
+QUALIFY row_number() OVER (PARTITION BY "model", "dataset", "sample" ORDER BY kt_file DESC, kt_row DESC) = 1;
 
 SET VARIABLE kt_parts_pair_stats = (
-    SELECT coalesce(list(file ORDER BY file), [])
+    SELECT coalesce(list(file ORDER BY starts_with(parse_filename(file), 'compacted-') DESC,
+                                       file), [])
     FROM glob(getvariable('kt_results') || '/pair_stats/*.parquet'));
 CREATE OR REPLACE VIEW "pair_stats" AS
-SELECT * FROM (
+SELECT * EXCLUDE (kt_file, kt_row) FROM (
     SELECT NULL::VARCHAR AS "teacher",
            NULL::VARCHAR AS "student",
            NULL::VARCHAR AS "dataset",
@@ -82,39 +92,45 @@ SELECT * FROM (
            NULL::INTEGER AS "pos_classes_top5",
            NULL::INTEGER AS "pos_classes_top20",
            NULL::INTEGER AS "pos_classes_top50",
-           NULL::DOUBLE AS "ensemble_acc"
+           NULL::DOUBLE AS "ensemble_acc",
+           NULL::BIGINT AS "kt_file",
+           NULL::BIGINT AS "kt_row"
     WHERE false
     UNION ALL BY NAME
     SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_pair_stats')) > 0
-        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_pair_stats''), union_by_name = true)'
-        ELSE 'SELECT NULL AS "teacher" WHERE false' END)
+        THEN 'SELECT *, file_index AS kt_file, file_row_number AS kt_row FROM read_parquet(getvariable(''kt_parts_pair_stats''), union_by_name = true)'
+        ELSE 'SELECT NULL AS kt_file WHERE false' END)
 )
-QUALIFY row_number() OVER (PARTITION BY "teacher", "student", "dataset", "compat") = 1;
+QUALIFY row_number() OVER (PARTITION BY "teacher", "student", "dataset", "compat" ORDER BY kt_file DESC, kt_row DESC) = 1;
 
 SET VARIABLE kt_parts_class_flips = (
-    SELECT coalesce(list(file ORDER BY file), [])
+    SELECT coalesce(list(file ORDER BY starts_with(parse_filename(file), 'compacted-') DESC,
+                                       file), [])
     FROM glob(getvariable('kt_results') || '/class_flips/*.parquet'));
 CREATE OR REPLACE VIEW "class_flips" AS
-SELECT * FROM (
+SELECT * EXCLUDE (kt_file, kt_row) FROM (
     SELECT NULL::VARCHAR AS "teacher",
            NULL::VARCHAR AS "student",
            NULL::VARCHAR AS "dataset",
            NULL::INTEGER AS "class",
            NULL::INTEGER AS "pos",
-           NULL::INTEGER AS "neg"
+           NULL::INTEGER AS "neg",
+           NULL::BIGINT AS "kt_file",
+           NULL::BIGINT AS "kt_row"
     WHERE false
     UNION ALL BY NAME
     SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_class_flips')) > 0
-        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_class_flips''), union_by_name = true)'
-        ELSE 'SELECT NULL AS "teacher" WHERE false' END)
+        THEN 'SELECT *, file_index AS kt_file, file_row_number AS kt_row FROM read_parquet(getvariable(''kt_parts_class_flips''), union_by_name = true)'
+        ELSE 'SELECT NULL AS kt_file WHERE false' END)
 )
-QUALIFY row_number() OVER (PARTITION BY "teacher", "student", "dataset", "class") = 1;
+QUALIFY row_number() OVER (PARTITION BY "teacher", "student", "dataset", "class" ORDER BY kt_file DESC, kt_row DESC) = 1;
 
 SET VARIABLE kt_parts_transfer_epochs = (
-    SELECT coalesce(list(file ORDER BY file), [])
+    SELECT coalesce(list(file ORDER BY starts_with(parse_filename(file), 'compacted-') DESC,
+                                       file), [])
     FROM glob(getvariable('kt_results') || '/transfer_epochs/*.parquet'));
 CREATE OR REPLACE VIEW "transfer_epochs" AS
-SELECT * FROM (
+SELECT * EXCLUDE (kt_file, kt_row) FROM (
     SELECT NULL::VARCHAR AS "key",
            NULL::INTEGER AS "epoch",
            NULL::DOUBLE AS "student_acc",
@@ -141,20 +157,23 @@ SELECT * FROM (
            NULL::VARCHAR AS "step_teacher",
            NULL::DOUBLE AS "dist_delta_step",
            NULL::DOUBLE AS "knowledge_gain_step",
-           NULL::DOUBLE AS "knowledge_loss_step"
+           NULL::DOUBLE AS "knowledge_loss_step",
+           NULL::BIGINT AS "kt_file",
+           NULL::BIGINT AS "kt_row"
     WHERE false
     UNION ALL BY NAME
     SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_transfer_epochs')) > 0
-        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_transfer_epochs''), union_by_name = true)'
-        ELSE 'SELECT NULL AS "key" WHERE false' END)
+        THEN 'SELECT *, file_index AS kt_file, file_row_number AS kt_row FROM read_parquet(getvariable(''kt_parts_transfer_epochs''), union_by_name = true)'
+        ELSE 'SELECT NULL AS kt_file WHERE false' END)
 )
-QUALIFY row_number() OVER (PARTITION BY "key", "epoch") = 1;
+QUALIFY row_number() OVER (PARTITION BY "key", "epoch" ORDER BY kt_file DESC, kt_row DESC) = 1;
 
 SET VARIABLE kt_parts_transfer_runs = (
-    SELECT coalesce(list(file ORDER BY file), [])
+    SELECT coalesce(list(file ORDER BY starts_with(parse_filename(file), 'compacted-') DESC,
+                                       file), [])
     FROM glob(getvariable('kt_results') || '/transfer_runs/*.parquet'));
 CREATE OR REPLACE VIEW "transfer_runs" AS
-SELECT * FROM (
+SELECT * EXCLUDE (kt_file, kt_row) FROM (
     SELECT NULL::VARCHAR AS "key",
            NULL::VARCHAR AS "plan",
            NULL::VARCHAR AS "teacher",
@@ -184,20 +203,24 @@ SELECT * FROM (
            NULL::TIMESTAMP WITH TIME ZONE AS "started_at",
            NULL::TIMESTAMP WITH TIME ZONE AS "finished_at",
            NULL::INTEGER AS "batch_size",
-           NULL::INTEGER AS "oom_retries"
+           NULL::INTEGER AS "oom_retries",
+           NULL::BIGINT AS "disk_bytes",
+           NULL::BIGINT AS "kt_file",
+           NULL::BIGINT AS "kt_row"
     WHERE false
     UNION ALL BY NAME
     SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_transfer_runs')) > 0
-        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_transfer_runs''), union_by_name = true)'
-        ELSE 'SELECT NULL AS "key" WHERE false' END)
+        THEN 'SELECT *, file_index AS kt_file, file_row_number AS kt_row FROM read_parquet(getvariable(''kt_parts_transfer_runs''), union_by_name = true)'
+        ELSE 'SELECT NULL AS kt_file WHERE false' END)
 )
-QUALIFY row_number() OVER (PARTITION BY "key") = 1;
+QUALIFY row_number() OVER (PARTITION BY "key" ORDER BY kt_file DESC, kt_row DESC) = 1;
 
 SET VARIABLE kt_parts_features = (
-    SELECT coalesce(list(file ORDER BY file), [])
+    SELECT coalesce(list(file ORDER BY starts_with(parse_filename(file), 'compacted-') DESC,
+                                       file), [])
     FROM glob(getvariable('kt_results') || '/features/*.parquet'));
 CREATE OR REPLACE VIEW "features" AS
-SELECT * FROM (
+SELECT * EXCLUDE (kt_file, kt_row) FROM (
     SELECT NULL::VARCHAR AS "key",
            NULL::VARCHAR AS "model",
            NULL::VARCHAR AS "dataset",
@@ -207,20 +230,23 @@ SELECT * FROM (
            NULL::INTEGER AS "num_logits",
            NULL::VARCHAR AS "path",
            NULL::DOUBLE AS "top1",
-           NULL::DOUBLE AS "seconds"
+           NULL::DOUBLE AS "seconds",
+           NULL::BIGINT AS "kt_file",
+           NULL::BIGINT AS "kt_row"
     WHERE false
     UNION ALL BY NAME
     SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_features')) > 0
-        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_features''), union_by_name = true)'
-        ELSE 'SELECT NULL AS "key" WHERE false' END)
+        THEN 'SELECT *, file_index AS kt_file, file_row_number AS kt_row FROM read_parquet(getvariable(''kt_parts_features''), union_by_name = true)'
+        ELSE 'SELECT NULL AS kt_file WHERE false' END)
 )
-QUALIFY row_number() OVER (PARTITION BY "key", "split") = 1;
+QUALIFY row_number() OVER (PARTITION BY "key", "split" ORDER BY kt_file DESC, kt_row DESC) = 1;
 
 SET VARIABLE kt_parts_model_predictors = (
-    SELECT coalesce(list(file ORDER BY file), [])
+    SELECT coalesce(list(file ORDER BY starts_with(parse_filename(file), 'compacted-') DESC,
+                                       file), [])
     FROM glob(getvariable('kt_results') || '/model_predictors/*.parquet'));
 CREATE OR REPLACE VIEW "model_predictors" AS
-SELECT * FROM (
+SELECT * EXCLUDE (kt_file, kt_row) FROM (
     SELECT NULL::VARCHAR AS "model",
            NULL::VARCHAR AS "dataset",
            NULL::VARCHAR AS "split",
@@ -231,20 +257,23 @@ SELECT * FROM (
            NULL::DOUBLE AS "logme",
            NULL::DOUBLE AS "hscore",
            NULL::DOUBLE AS "leep",
-           NULL::DOUBLE AS "nce"
+           NULL::DOUBLE AS "nce",
+           NULL::BIGINT AS "kt_file",
+           NULL::BIGINT AS "kt_row"
     WHERE false
     UNION ALL BY NAME
     SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_model_predictors')) > 0
-        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_model_predictors''), union_by_name = true)'
-        ELSE 'SELECT NULL AS "model" WHERE false' END)
+        THEN 'SELECT *, file_index AS kt_file, file_row_number AS kt_row FROM read_parquet(getvariable(''kt_parts_model_predictors''), union_by_name = true)'
+        ELSE 'SELECT NULL AS kt_file WHERE false' END)
 )
-QUALIFY row_number() OVER (PARTITION BY "model", "dataset", "split") = 1;
+QUALIFY row_number() OVER (PARTITION BY "model", "dataset", "split" ORDER BY kt_file DESC, kt_row DESC) = 1;
 
 SET VARIABLE kt_parts_pair_predictors = (
-    SELECT coalesce(list(file ORDER BY file), [])
+    SELECT coalesce(list(file ORDER BY starts_with(parse_filename(file), 'compacted-') DESC,
+                                       file), [])
     FROM glob(getvariable('kt_results') || '/pair_predictors/*.parquet'));
 CREATE OR REPLACE VIEW "pair_predictors" AS
-SELECT * FROM (
+SELECT * EXCLUDE (kt_file, kt_row) FROM (
     SELECT NULL::VARCHAR AS "teacher",
            NULL::VARCHAR AS "student",
            NULL::VARCHAR AS "dataset",
@@ -254,20 +283,23 @@ SELECT * FROM (
            NULL::DOUBLE AS "cka",
            NULL::DOUBLE AS "kappa",
            NULL::DOUBLE AS "leep_err",
-           NULL::DOUBLE AS "nce_err"
+           NULL::DOUBLE AS "nce_err",
+           NULL::BIGINT AS "kt_file",
+           NULL::BIGINT AS "kt_row"
     WHERE false
     UNION ALL BY NAME
     SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_pair_predictors')) > 0
-        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_pair_predictors''), union_by_name = true)'
-        ELSE 'SELECT NULL AS "teacher" WHERE false' END)
+        THEN 'SELECT *, file_index AS kt_file, file_row_number AS kt_row FROM read_parquet(getvariable(''kt_parts_pair_predictors''), union_by_name = true)'
+        ELSE 'SELECT NULL AS kt_file WHERE false' END)
 )
-QUALIFY row_number() OVER (PARTITION BY "teacher", "student", "dataset", "split") = 1;
+QUALIFY row_number() OVER (PARTITION BY "teacher", "student", "dataset", "split" ORDER BY kt_file DESC, kt_row DESC) = 1;
 
 SET VARIABLE kt_parts_teacher_sets = (
-    SELECT coalesce(list(file ORDER BY file), [])
+    SELECT coalesce(list(file ORDER BY starts_with(parse_filename(file), 'compacted-') DESC,
+                                       file), [])
     FROM glob(getvariable('kt_results') || '/teacher_sets/*.parquet'));
 CREATE OR REPLACE VIEW "teacher_sets" AS
-SELECT * FROM (
+SELECT * EXCLUDE (kt_file, kt_row) FROM (
     SELECT NULL::VARCHAR AS "dataset",
            NULL::VARCHAR AS "split",
            NULL::VARCHAR AS "student",
@@ -279,11 +311,13 @@ SELECT * FROM (
            NULL::DOUBLE AS "score",
            NULL::DOUBLE AS "oracle_acc",
            NULL::DOUBLE AS "lam",
-           NULL::INTEGER AS "draws"
+           NULL::INTEGER AS "draws",
+           NULL::BIGINT AS "kt_file",
+           NULL::BIGINT AS "kt_row"
     WHERE false
     UNION ALL BY NAME
     SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_teacher_sets')) > 0
-        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_teacher_sets''), union_by_name = true)'
-        ELSE 'SELECT NULL AS "dataset" WHERE false' END)
+        THEN 'SELECT *, file_index AS kt_file, file_row_number AS kt_row FROM read_parquet(getvariable(''kt_parts_teacher_sets''), union_by_name = true)'
+        ELSE 'SELECT NULL AS kt_file WHERE false' END)
 )
-QUALIFY row_number() OVER (PARTITION BY "dataset", "split", "student", "k", "strategy") = 1;
+QUALIFY row_number() OVER (PARTITION BY "dataset", "split", "student", "k", "strategy" ORDER BY kt_file DESC, kt_row DESC) = 1;

@@ -1,15 +1,18 @@
 """Launcher pieces that need no SLURM: packing, array chunks, options and config files,
 manifests of live jobs, and the per-stage status of a plan."""
 import json
+import os
 import subprocess
+import time
 
 import pytest
 
 from benchmark.launch import submissions
-from benchmark.cli.main import parser
+from benchmark.cli.main import main, parser
 from benchmark.cli.launch_args import options_from_args
 from benchmark.launch.jobs import UnitTask
-from benchmark.launch.launcher import _ARRAY_LIMITS, LaunchOptions, _tasks, launch, pack, pending_units
+from benchmark.launch.launcher import _ARRAY_LIMITS, LaunchOptions, _tasks, launch, pack
+from benchmark.launch.pending import pending_units
 from benchmark.launch.config import read_config
 from benchmark.methods import resolve_params
 from benchmark.launch.slurm import (SlurmOptions, array_chunks, cluster_max_array_size, parse_time_min,
@@ -152,6 +155,27 @@ def test_local_jobs_are_live_while_their_process_runs(tmp_path):
     assert submissions.LIVE_JOBS["local"]({str(os.getpid())}, tmp_path) == set()
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc")
+def test_a_local_job_is_its_process_not_its_pid(tmp_path):
+    """A zombie, or another process that got the job's PID, does not hold the job's units."""
+    me = str(os.getpid())
+    started = submissions.process_start(me)
+    live = submissions.LIVE_JOBS["local"]
+    assert live({me: started}, tmp_path) == {me}
+    assert live({me: started + 1}, tmp_path) == set()           # same PID, another process
+    child = subprocess.Popen(["true"])                         # never waited for: a zombie
+    while open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+        time.sleep(0.01)
+    os.kill(child.pid, 0)                                      # what the old check relied on
+    assert live({str(child.pid): submissions.process_start(str(child.pid))}, tmp_path) == set()
+    child.wait()
+    # the manifest records a local job's start, so a relaunch can tell
+    path = submissions.record_submission(tmp_path, "local", "transfer", [me],
+                                         [[{"stage": "transfer", "key": "k"}]])
+    assert json.loads(path.read_text())["started"] == {me: started}
+    assert submissions.live_units(tmp_path) == {"transfer": {"k": me}}
+
+
 def _plan(zoo, epochs=1):
     names = [m.name for m in zoo.models]
     methods = {"kl": resolve_params("kl", zoo.transfer_defaults, {"epochs": epochs})}
@@ -177,9 +201,42 @@ def test_status_and_busy_units(tiny_zoo, cache, tmp_path, monkeypatch):
 
     monkeypatch.setitem(submissions.LIVE_JOBS, "slurm", lambda ids, _: set())
     summary = launch(plan, tmp_path, cache, LaunchOptions(executor="debug", progress=False))
-    assert summary["transfer"] == {"submitted": 2, "failed": 0}
+    assert summary["transfer"] == {"submitted": 2, "failed": 0, "held": 0, "held_by": []}
     status = plan_status(plan, tmp_path)
     assert status["done"].tolist() == [3, 2, 2] and status.drop(columns="done").sum().sum() == 0
+    # each stage's parts were compacted when it ended; the views and a relaunch see it all
+    assert [p.name[:10] for p in (tmp_path / "transfer_runs").iterdir()] == ["compacted-"]
+    again = launch(plan, tmp_path, cache, LaunchOptions(executor="debug", progress=False))
+    assert all(stage["submitted"] == 0 for stage in again.values())
+
+
+def test_a_relaunch_names_the_jobs_holding_units(tiny_zoo, cache, tmp_path, monkeypatch, capsys):
+    plan = _plan(tiny_zoo)
+    held = plan["key"][0]
+    submissions.record_submission(tmp_path, "slurm", "transfer", ["7_3"],
+                                  [[{"stage": "transfer", "key": held}]])
+    monkeypatch.setitem(submissions.LIVE_JOBS, "slurm", lambda ids, _: set(ids))
+    from pairs.plan import write_plan
+    write_plan(plan, tmp_path / "plan.parquet")
+    assert main(["launch", str(tmp_path / "plan.parquet"), "--results", str(tmp_path),
+                 "--cache", str(cache), "--executor", "debug", "--quiet", "--no-compact"]) == 0
+    out = capsys.readouterr().out
+    assert "transfer: 1 submitted, 0 failed, 1 held by live job 7_3 of another launch" in out
+    assert "predict: 3 submitted, 0 failed\n" in out
+    assert (tmp_path / "transfer_runs" / f"{plan['key'][1]}.parquet").is_file()   # not compacted
+    assert not (tmp_path / "transfer_runs" / f"{held}.parquet").exists()
+
+
+def test_demo_says_which_units_another_launch_holds(monkeypatch, tmp_path, capsys):
+    from benchmark.launch import launcher
+    summary = {stage: {"submitted": 0, "failed": 0, "held": 0, "held_by": []}
+               for stage in ("predict", "stats", "transfer")}
+    summary["transfer"].update(held=18, held_by=["4242", "4243"])
+    monkeypatch.setattr(launcher, "launch", lambda *a, **k: summary)
+    assert main(["demo", "--results", str(tmp_path / "r"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "18 held by live jobs 4242, 4243 of another launch" in out
+    assert "18 unit(s) still run in another launch's jobs" in out and "## success_rate" not in out
 
 
 def test_slurm_jobs_unknown_when_squeue_fails(monkeypatch, tmp_path):

@@ -15,7 +15,8 @@ from benchmark.training.trainer import predict_eval
 from benchmark.units.baselines import RANDOM_SUFFIX, random_init_baseline
 from benchmark.cli.main import main
 from benchmark.data.datasets import load_dataset
-from benchmark.launch.launcher import LaunchOptions, launch, pending_units
+from benchmark.launch.launcher import LaunchOptions, launch
+from benchmark.launch.pending import pending_units
 from benchmark.models.loading import load_model
 from benchmark.methods import resolve_params
 from benchmark.units.multi import soup_state, teacher_order
@@ -71,7 +72,7 @@ def test_bad_multi_plans_are_refused(tiny_zoo, kwargs, match):
 
 def test_multi_teacher_modes_end_to_end(multi_results, tiny_zoo, cache):
     plan, folder, summary = multi_results
-    assert summary["transfer"] == {"submitted": 6, "failed": 0}
+    assert summary["transfer"] == {"submitted": 6, "failed": 0, "held": 0, "held_by": []}
     assert summary["predict"]["submitted"] == 3           # every teacher of the list
     stats = read_table(folder, "pair_stats")
     assert {(t, STUDENT) for t in TEACHERS} <= set(zip(stats["teacher"], stats["student"]))
@@ -113,6 +114,13 @@ def test_multi_teacher_modes_end_to_end(multi_results, tiny_zoo, cache):
     expected = 100.0 * float(np.mean(preds == dataset.eval_y.numpy()))
     assert runs.loc[key, "student_acc"] == pytest.approx(expected)
     assert runs.loc[key, "epochs"] == 1
+    # only the soup's ingredients kept their students (--keep-students soup, the default), and
+    # each run row says what its unit left on disk
+    kept = sorted(p.name.split(".")[0] for p in (folder / "students").iterdir())
+    assert kept == sorted(single.values())
+    for key in runs.index:
+        path = transfer.student_path(folder, key)
+        assert runs.loc[key, "disk_bytes"] == (path.stat().st_size if key in kept else 0)
     assert not list((folder / "checkpoints").glob("*.pt"))       # all removed once written
 
     again = launch(plan, folder, cache, DEBUG)

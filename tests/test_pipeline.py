@@ -1,4 +1,5 @@
 """plan -> launch -> tables on the tiny zoo, through submitit; relaunch and resume behaviour."""
+import dataclasses
 import json
 
 import pandas as pd
@@ -6,7 +7,8 @@ import pytest
 
 from analysis import run_tables
 from benchmark.units import transfer
-from benchmark.launch.launcher import LaunchOptions, launch, pending_units
+from benchmark.launch.launcher import LaunchOptions, launch
+from benchmark.launch.pending import pending_units
 from benchmark.methods import resolve_params
 from benchmark.units.predict import run_predict
 from pairs.plan import all_pairs, make_plan
@@ -24,11 +26,13 @@ def _plan(zoo, methods=("kl", "kl_dp"), epochs=1, pairs=None):
 def test_plan_launch_tables_then_relaunch_does_nothing(tiny_zoo, cache, tmp_path):
     plan = _plan(tiny_zoo)
     summary = launch(plan, tmp_path, cache, DEBUG)
-    assert summary == {"predict": {"submitted": 3, "failed": 0},
-                       "stats": {"submitted": 1, "failed": 0},
-                       "transfer": {"submitted": 4, "failed": 0}}
+    assert summary == {"predict": {"submitted": 3, "failed": 0, "held": 0, "held_by": []},
+                       "stats": {"submitted": 1, "failed": 0, "held": 0, "held_by": []},
+                       "transfer": {"submitted": 4, "failed": 0, "held": 0, "held_by": []}}
     runs = read_table(tmp_path, "transfer_runs")
     assert sorted(runs["key"]) == sorted(plan["key"]) and set(runs["status"]) == {"ok"}
+    # no soup in the plan: no unit keeps its student (kl_dp included)
+    assert not (tmp_path / "students").exists() and (runs["disk_bytes"] == 0).all()
     epochs = read_table(tmp_path, "transfer_epochs")
     assert len(epochs) == 4 and set(epochs["epoch"]) == {0}
     # dist_delta is the change of the student's accuracy from its measured start
@@ -60,9 +64,9 @@ def test_local_executor_runs_jobs_in_subprocesses(tiny_zoo, cache, tmp_path):
     plan = _plan(tiny_zoo, methods=("kl_dp_unsup",))
     options = LaunchOptions(executor="local", tasks=1, threads=2, progress=False)
     summary = launch(plan, tmp_path, cache, options)
-    assert summary == {"predict": {"submitted": 0, "failed": 0},
-                       "stats": {"submitted": 0, "failed": 0},
-                       "transfer": {"submitted": 2, "failed": 0}}
+    assert summary == {"predict": {"submitted": 0, "failed": 0, "held": 0, "held_by": []},
+                       "stats": {"submitted": 0, "failed": 0, "held": 0, "held_by": []},
+                       "transfer": {"submitted": 2, "failed": 0, "held": 0, "held_by": []}}
     runs = read_table(tmp_path, "transfer_runs").query("method == 'kl_dp_unsup'")
     assert len(runs) == 2 and set(runs["status"]) == {"ok"}
     assert set(runs["job_id"]) == {summary_job_id(tmp_path)}
@@ -108,10 +112,14 @@ def test_failed_unit_is_recorded_and_retried_on_request(tiny_zoo, cache, tmp_pat
     plan = _plan(tiny_zoo, methods=("kl",))
     broken = plan.copy()
     broken.loc[0, "params"] = json.dumps({**json.loads(plan.loc[0, "params"]), "lr": None})
-    summary = launch(broken, tmp_path, cache, DEBUG)
-    assert summary["transfer"] == {"submitted": 2, "failed": 1}
+    summary = launch(broken, tmp_path, cache, dataclasses.replace(DEBUG, keep_students="all"))
+    assert summary["transfer"] == {"submitted": 2, "failed": 1, "held": 0, "held_by": []}
     runs = read_table(tmp_path, "transfer_runs").set_index("key")
     assert runs.loc[broken.loc[0, "key"], "status"] == "failed"
+    # --keep-students all: the unit that ran kept its student, and says how many bytes
+    ok = broken.loc[1, "key"]
+    assert runs.loc[ok, "disk_bytes"] == transfer.student_path(tmp_path, ok).stat().st_size > 0
+    assert runs.loc[broken.loc[0, "key"], "disk_bytes"] == 0
     assert "Traceback" in runs.loc[broken.loc[0, "key"], "error"]
     assert len(pending_units(broken, tmp_path)["transfer"]) == 0
     assert len(pending_units(broken, tmp_path, retry_failed=True)["transfer"]) == 1

@@ -69,9 +69,9 @@ def launched(cluster, tiny_zoo, cache, tmp_path_factory):
 def test_plan_runs_as_arrays_chunked_to_the_limit_and_relaunch_submits_nothing(
         launched, cache):
     plan, results_dir, summary = launched
-    assert summary == {"predict": {"submitted": 3, "failed": 0},
-                       "stats": {"submitted": 1, "failed": 0},
-                       "transfer": {"submitted": 2, "failed": 0}}
+    assert summary == {"predict": {"submitted": 3, "failed": 0, "held": 0, "held_by": []},
+                       "stats": {"submitted": 1, "failed": 0, "held": 0, "held_by": []},
+                       "transfer": {"submitted": 2, "failed": 0, "held": 0, "held_by": []}}
     predict = [m for m in _manifests(results_dir) if m["stage"] == "predict"]
     (jobs,) = [list(m["tasks"]) for m in predict]
     assert len(jobs) == 3 and len({j.split("_")[0] for j in jobs}) == 2   # arrays of 2 and 1
@@ -129,3 +129,61 @@ def test_interrupted_task_requeues_and_resumes_from_its_checkpoint(
     for before in saved:
         assert rows.loc[rows["epoch"] == before["epoch"], "seconds"].item() == before["seconds"]
     assert not checkpoint.exists()
+
+
+SWEEP_SEEDS = 167           # x 6 ordered pairs of the tiny zoo: 1,002 transfer units
+
+
+def test_a_sweep_of_a_thousand_units_packed_into_arrays(cluster, tiny_zoo, cache,
+                                                        tmp_path_factory):
+    """1,002 one-batch units packed 26 to a task (39 tasks) into arrays of at most 20 tasks,
+    stages chained on the cluster; a compaction while the transfer arrays run; every unit lands
+    once, status counts them, a relaunch submits nothing."""
+    from results.compact import compact
+    import pyarrow.dataset as ds
+    results_dir = tmp_path_factory.mktemp("slurm-sweep")
+    names = [m.name for m in tiny_zoo.models]
+    params = resolve_params("kl", tiny_zoo.transfer_defaults,
+                            {"epochs": 1, "train_samples": 64, "batch_size": 64})
+    plan = make_plan(tiny_zoo, all_pairs(names), {"kl": params}, seeds=range(SWEEP_SEEDS))
+    assert len(plan) == 1002
+    t0 = time.perf_counter()
+    summary = launch(plan, results_dir, cache, _options(
+        wait=False, units_per_task=26, slurm={"max_array_size": 20}))
+    submitted = time.perf_counter() - t0
+    assert [s["submitted"] for s in summary.values()] == [3, 1, 1002]
+    (transfer,) = [m for m in _manifests(results_dir) if m["stage"] == "transfer"]
+    arrays = {job.split("_")[0] for job in transfer["tasks"]}
+    assert len(transfer["tasks"]) == 39 and len(arrays) == 2
+
+    # a compaction while the transfer arrays write their parts
+    runs_dir = table_dir(results_dir, "transfer_runs")
+    deadline = time.monotonic() + 900
+    while len(list(runs_dir.glob("transfer-*.parquet")) if runs_dir.is_dir() else []) < 200:
+        assert time.monotonic() < deadline, "200 transfer results took over 15 minutes"
+        time.sleep(1)
+    middle = compact(results_dir)
+    assert any(r.table == "transfer_runs" and r.parts >= 200 for r in middle)
+
+    status = wait_for_plan(plan, results_dir, poll_s=2.0, progress=False)
+    wall = time.perf_counter() - t0
+    assert status["done"].tolist() == [3, 6, 1002]
+    assert status.drop(columns="done").to_numpy().sum() == 0
+    compact(results_dir)
+    # every unit's rows exactly once, in the files themselves (not only in the deduplicating views)
+    raw = ds.dataset(runs_dir, format="parquet").to_table(columns=["key", "status"]).to_pandas()
+    assert len(raw) == 1002 and sorted(raw["key"]) == sorted(plan["key"])
+    assert set(raw["status"]) == {"ok"}
+    epochs = ds.dataset(table_dir(results_dir, "transfer_epochs"), format="parquet").to_table(
+        columns=["key"]).to_pandas()
+    assert sorted(epochs["key"]) == sorted(plan["key"])
+    runs = read_table(results_dir, "transfer_runs", ["key", "job_id"])
+    assert runs["job_id"].str.split("_").str[0].isin(arrays).all()
+
+    manifests = len(_manifests(results_dir))
+    again = launch(plan, results_dir, cache, _options())
+    assert all(stage["submitted"] == 0 for stage in again.values())
+    assert len(_manifests(results_dir)) == manifests
+    print(f"\nslurm sweep: 1,002 units in 39 tasks, 2 transfer arrays: submitted in "
+          f"{submitted:.1f} s, all done after {wall:.1f} s; {len(raw)} transfer_runs and "
+          f"{len(epochs)} transfer_epochs rows, each once")

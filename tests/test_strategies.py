@@ -9,9 +9,9 @@ from benchmark.cli.main import main
 from pairs import get_zoo
 from pairs.catalog import ModelEntry, Zoo
 from pairs.catalog_table import catalog_table
-from pairs.cost import estimate_gpu_hours
+from pairs.cost import ROW_BYTES, estimate_disk_bytes, estimate_gpu_hours
 from pairs.keys import unit_key
-from pairs.plan import PlanError, make_plan
+from pairs.plan import PlanError, kept_students, make_plan, soup_ingredients
 from pairs.strategies import PAPER_STUDENTS, PAPER_TEACHERS, PairRequest, plan_pairs
 
 
@@ -139,4 +139,50 @@ def test_plan_dry_run_counts_stages_and_writes_nothing(capsys, tmp_path):
     out = capsys.readouterr().out
     assert code == 0 and "40 transfer units (20 pairs x 2 methods x 1 seeds)" in out
     assert "| transfer | 40" in out and "estimated GPU-hours" in out
+    assert not list(tmp_path.iterdir())
+
+
+def test_disk_estimate_counts_rows_and_kept_students():
+    table = synthetic_catalog(3).assign(params_m=[10.0, 20.0, math.nan], num_classes=1000)
+    zoo = synthetic_zoo(table)
+    plan = make_plan(zoo, [("m0000", "m0001"), ("m0001", "m0002")], {"kl": {"epochs": 3}}, [0])
+    none = estimate_disk_bytes(plan, table, pd.Series([], dtype=object))
+    two = estimate_disk_bytes(plan, table, pd.Series(["m0001", "m0002"]))
+    # a kept student is 4 bytes a parameter; an unknown size is priced as 25 M parameters
+    assert none["students"] == 0 and two["students"] == (20 + 25) * 1e6 * 4
+    rows = ROW_BYTES
+    assert none["predict"] == 3 * (50_000 * rows["predictions"] + rows["models"])
+    assert none["transfer"] == 2 * (rows["transfer_runs"] + 3 * rows["transfer_epochs"])
+    assert none["stats"] == 2 * (rows["pair_stats"] + 1000 * rows["class_flips"])
+    assert two["total"] == pytest.approx(sum(two[k] for k in ("predict", "stats", "transfer",
+                                                               "students")))
+
+
+def test_students_kept_by_policy(tiny_zoo):
+    from benchmark.units.multi_plan import make_multi_plan
+    plan = make_multi_plan(tiny_zoo, "resnet_tiny", ["efficientnet_tiny", "resmlp_tiny"],
+                           ["sequential", "soup"])
+    singles = set(plan.loc[plan["mode"] == "", "key"])
+    assert len(singles) == 2
+    assert kept_students(plan, tiny_zoo, "soup") == singles        # the soup's two ingredients
+    assert kept_students(plan, tiny_zoo, "all") == singles
+    assert kept_students(plan, tiny_zoo, "none") == set()
+    no_soup = plan[plan["mode"] != "soup"]
+    assert kept_students(no_soup, tiny_zoo, "soup") == set()
+    # a soup whose ingredients the plan lacks keeps them itself: still in the estimate
+    soup_only = plan[plan["mode"] == "soup"]
+    assert set(soup_ingredients(soup_only, tiny_zoo)["key"]) == singles
+    with pytest.raises(ValueError, match="none, soup, all"):
+        kept_students(plan, tiny_zoo, "some")
+
+
+def test_plan_dry_run_prints_the_disk_estimate(capsys, tmp_path):
+    spec = "resnet_tiny:efficientnet_tiny,resmlp_tiny"
+    assert main(["plan", "--zoo", "tiny", "--multi", spec, "--modes", "soup", "--dry-run",
+                 "--results", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "| (kept)   | 2     | students |" in out and "(--keep-students soup)" in out
+    assert main(["plan", "--zoo", "tiny", "--multi", spec, "--modes", "soup", "--dry-run",
+                 "--keep-students", "none", "--results", str(tmp_path / "r")]) == 0
+    assert "| (kept)   | 2     | students |" in capsys.readouterr().out   # the soup keeps them
     assert not list(tmp_path.iterdir())

@@ -27,6 +27,13 @@ def add_launch_arguments(p: argparse.ArgumentParser):
     p.add_argument("--strict-top1", action="store_true", default=None,
                    help="fail a model whose measured top-1 is more than 5 points off the "
                         "reported one (default: flag it in the log and the model_accuracy table)")
+    p.add_argument("--keep-students", choices=["none", "soup", "all"],
+                   help="which transfer units keep their final student on disk (about 4 bytes a "
+                        "parameter each): none, soup (default: the ingredients of the plan's "
+                        "soups) or all single-teacher units")
+    p.add_argument("--no-compact", dest="compact", action="store_false", default=None,
+                   help="leave each stage's result parts as they are (default: compact them "
+                        "when the stage ends)")
     p.add_argument("--weights-dir", help="folder of weight files named by model "
                                          "(sets $KTBENCH_WEIGHTS_DIR for the jobs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -56,7 +63,7 @@ def options_from_args(args):
     config = read_config(args.config) if args.config else {}
     overrides = {name: getattr(args, name) for name in
                  ("executor", "tasks", "units_per_task", "threads", "time", "retry_failed",
-                  "strict_top1", "wait")}
+                  "strict_top1", "wait", "compact", "keep_students")}
     slurm = {name: getattr(args, name) for name in
              ("partition", "gpus", "cpus", "mem", "account", "qos", "constraint",
               "array_parallelism", "max_array_size")}

@@ -15,9 +15,9 @@ from benchmark.version import code_version
 from benchmark.cli.launch_args import add_launch_arguments, options_from_args
 from benchmark.cli import predictors as cli_predictors
 from pairs import get_zoo
-from pairs.plan import PlanError, make_plan, random_pairs, read_plan, write_plan
+from pairs.plan import KEEP_STUDENTS, PlanError, make_plan, random_pairs, read_plan, write_plan
 from pairs.strategies import plan_pairs
-from results import connect, default_results_dir
+from results import TABLES, default_results_dir, query
 from results.verify import quarantine_unreadable
 
 DEMO_METHODS = "kl,kl_dp,kl_dp_unsup"
@@ -104,10 +104,14 @@ def cmd_plan(args):
           + (f"; {n_multi} multi-teacher" if n_multi else "") + ")"
           + ("" if args.dry_run else f" -> {args.out}"))
     if args.dry_run:
-        summary = plan_args.dry_run_summary(plan, table, results_dir)
-        print(format_table(summary.round({"gpu_hours": 2})))
+        students = plan_args.kept_student_models(plan, zoo, args.keep_students)
+        summary = plan_args.dry_run_summary(plan, table, results_dir, students)
+        print(format_table(summary.round({"gpu_hours": 2, "disk_gb": 3})))
         print(f"estimated GPU-hours in all: {summary['gpu_hours'].sum():.2f} "
               "(a rough cost model, see pairs/cost.py)")
+        print(f"estimated disk in all: {summary['disk_gb'].sum():.3f} GB, "
+              f"{summary['disk_gb'].iloc[-1]:.3f} GB of it final students "
+              f"(--keep-students {args.keep_students})")
         return 0
     write_plan(plan, args.out)
     return 0
@@ -122,10 +126,17 @@ def _launch(plan, args) -> dict:
     summary = launch(plan, results_dir, _cache(args), options)
     for stage, counts in summary.items():
         print(f"{stage:>9}: {counts['submitted']} submitted"
-              + (f", {counts['failed']} failed" if options.wait else ""))
+              + (f", {counts['failed']} failed" if options.wait else "")
+              + (f", {counts['held']} held by {_jobs(counts['held_by'])} of another launch"
+                 if counts["held"] else ""))
     if not options.wait:
         print(f"follow it with: ktbench status PLAN --wait --results {results_dir}")
     return summary
+
+
+def _jobs(job_ids: list[str], shown: int = 5) -> str:
+    more = f" and {len(job_ids) - shown} more" if len(job_ids) > shown else ""
+    return f"live job{'s' * (len(job_ids) > 1)} {', '.join(job_ids[:shown])}{more}"
 
 
 def cmd_launch(args):
@@ -145,6 +156,26 @@ def cmd_verify(args):
     return 1 if report.problems and not args.fix else 0
 
 
+def cmd_compact(args):
+    from results.compact import Busy, compact
+    results_dir = _results(args)
+    t0 = time.perf_counter()
+    try:
+        try:
+            reports = compact(results_dir, args.table, wait=False)
+        except Busy as e:
+            print(f"{e}: waiting for it")
+            reports = compact(results_dir, args.table)
+    except PermissionError as e:
+        raise UserError(f"cannot compact {results_dir} ({e.strerror}: {e.filename})") from None
+    for report in reports:
+        print(report.line())
+    if not reports:
+        print(f"nothing to compact in {results_dir}")
+    print(f"({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
 def cmd_status(args):
     from benchmark.launch.status import plan_status, wait_for_plan
     results_dir = _results(args)
@@ -158,12 +189,9 @@ def cmd_status(args):
         return 1 if args.wait and status["failed"].sum() else 0
     if args.wait:
         raise UserError("--wait needs a PLAN")
-    else:
-        con = connect(results_dir)
-        for table in ("models", "pair_stats", "transfer_runs"):
-            n = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            print(f"{table:>14}: {n} rows")
-        con.close()
+    for table in ("models", "pair_stats", "transfer_runs"):
+        n = query(results_dir, f"SELECT count(*) AS n FROM {table}")["n"][0]
+        print(f"{table:>14}: {n} rows")
     return 0
 
 
@@ -243,10 +271,15 @@ def cmd_demo(args):
     print(f"demo: micro zoo ({len(zoo.models)} models on {zoo.dataset}), {len(plan)} transfer "
           f"units -> {plan_path}")
     summary = _launch(plan, args)
-    cmd_tables(argparse.Namespace(results=str(results_dir), format="markdown", out=None,
-                                  table=list(DEMO_TABLES)))
-    print(f"\nevery table: ktbench tables --results {results_dir}; figures and tables in one "
-          f"page: ktbench report --results {results_dir}")
+    held = sum(c["held"] for c in summary.values())
+    if held:
+        print(f"\n{held} unit(s) still run in another launch's jobs: the tables would be "
+              f"incomplete. When they end: ktbench tables --results {results_dir}")
+    else:
+        cmd_tables(argparse.Namespace(results=str(results_dir), format="markdown", out=None,
+                                      table=list(DEMO_TABLES)))
+        print(f"\nevery table: ktbench tables --results {results_dir}; figures and tables in "
+              f"one page: ktbench report --results {results_dir}")
     print(f"\nParquet results: {results_dir.resolve()}  ({time.perf_counter() - t0:.0f} s)")
     print(f"query them: ktbench query --results {results_dir} \"SELECT * FROM transfer_runs\"")
     return 1 if any(c["failed"] for c in summary.values()) else 0
@@ -257,7 +290,7 @@ def cmd_bench(args):
     out = Path(args.out) if args.out else _results(args)
     _check_writable(out)
     config = BenchConfig(cache=_cache(args), quick=args.quick, threads=args.threads,
-                         repeats=args.repeats, device=args.device)
+                         repeats=args.repeats, device=args.device, units=args.units)
     return run_benchmarks(args.names, out, config)
 
 
@@ -310,7 +343,10 @@ def parser() -> argparse.ArgumentParser:
                         "sequential_desc, parallel, soup")
     p.add_argument("--out")
     p.add_argument("--dry-run", action="store_true",
-                   help="print units per stage and estimated GPU-hours; write nothing")
+                   help="print units per stage, estimated GPU-hours and disk; write nothing")
+    p.add_argument("--keep-students", choices=KEEP_STUDENTS, default="soup",
+                   help="for the disk estimate: which units will keep their final student "
+                        "(launch --keep-students; default soup)")
     plan_args.add_catalog_arguments(p)
     plan_args.add_strategy_arguments(p)
     _add_common(p, methods=True)
@@ -334,6 +370,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fix", action="store_true", help="move bad files aside (they rerun)")
     _add_common(p)
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("compact", help="merge each table's parts into a few large files "
+                                       "(safe beside running jobs)")
+    p.add_argument("--table", action="append", choices=list(TABLES), metavar="NAME",
+                   help="only this table (repeatable); default every table")
+    _add_common(p)
+    p.set_defaults(func=cmd_compact)
 
     p = sub.add_parser("methods", help="transfer methods and their defaults")
     p.set_defaults(func=cmd_methods)
@@ -371,12 +414,15 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="performance benchmarks with targets -> OUT/benchmarks/")
     p.add_argument("names", nargs="*", metavar="NAME",
-                   help="stats, transfer, sharing, gpu (default: these), demo (opt-in, minutes)")
+                   help="stats, transfer, sharing, gpu (default: these); demo, scale (opt-in, "
+                        "minutes)")
     p.add_argument("--out", help="folder for the benchmarks table (default: the results folder)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: check the harness only")
     p.add_argument("--threads", type=int, help="torch threads (default: 1 for transfer steps)")
     p.add_argument("--repeats", type=int, help="repetitions per measurement")
     p.add_argument("--device", help="gpu benchmark's device, e.g. cpu for a dry run")
+    p.add_argument("--units", type=int, help="scale benchmark: transfer units in its results "
+                                             "folder (default 100000)")
     _add_common(p)
     p.set_defaults(func=cmd_bench)
     return ap

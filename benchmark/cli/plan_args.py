@@ -7,10 +7,10 @@ import pandas as pd
 
 from pairs import get_zoo, list_zoos
 from pairs.catalog_table import CATALOG_COLUMNS, CatalogFilter, catalog_table, filter_catalog
-from pairs.cost import estimate_gpu_hours
-from pairs.plan import teacher_student_pairs
+from pairs.cost import estimate_disk_bytes, estimate_gpu_hours
+from pairs.plan import kept_students, soup_ingredients, teacher_student_pairs
 from pairs.strategies import STRATEGIES, STRATUM_KEYS, PairRequest
-from results import connect
+from results import query
 
 SHOW_COLUMNS = ["name", "family", "params_m", "top1", "top5", "img_size", "test_img_size",
                 "crop_pct", "interpolation", "num_classes", "label_offset", "weights"]
@@ -77,19 +77,11 @@ def catalog_filter(args) -> CatalogFilter:
                          params_m=args.params_m, top1=args.top1, families=args.family)
 
 
-def _results_table(results_dir, sql: str, params: list) -> pd.DataFrame:
-    con = connect(results_dir)
-    try:
-        return con.execute(sql, params).df()
-    finally:
-        con.close()
-
-
 def models_table(zoo, args, results_dir) -> pd.DataFrame:
     """The zoo's catalog with measured top-1 and size from the results folder where the catalog
     has none, filtered by the command line."""
     table = catalog_table(zoo)
-    measured = _results_table(results_dir, "SELECT model, top1, params_m FROM models "
+    measured = query(results_dir, "SELECT model, top1, params_m FROM models "
                               "WHERE dataset = ?", [zoo.dataset]).set_index("model")
     for column in ("top1", "params_m"):
         table[column] = table[column].fillna(table["name"].map(measured[column]))
@@ -105,7 +97,7 @@ def strategy_name(args) -> str | None:
 def pair_request(args, zoo, results_dir) -> PairRequest:
     stats = None
     if strategy_name(args) == "top-stats":
-        stats = _results_table(results_dir, "SELECT * FROM pair_stats WHERE dataset = ?",
+        stats = query(results_dir, "SELECT * FROM pair_stats WHERE dataset = ?",
                                [zoo.dataset])
     return PairRequest(n=args.pairs, seed=args.seed, teachers=args.teachers,
                        students=args.students, strata=args.strata, gap_bins=args.gap_bins,
@@ -130,18 +122,33 @@ def show_table(table: pd.DataFrame, fmt: str) -> pd.DataFrame:
     return table[SHOW_COLUMNS].dropna(axis=1, how="all")
 
 
-def dry_run_summary(plan: pd.DataFrame, table: pd.DataFrame, results_dir) -> pd.DataFrame:
-    """Units per stage, how many have no result yet in `results_dir`, and estimated GPU-hours."""
-    from benchmark.launch.launcher import pending_units     # imports torch
+def kept_student_models(plan: pd.DataFrame, zoo, policy: str) -> pd.Series:
+    """The student model of every final student the plan keeps under `policy`
+    (`launch --keep-students`): the units it marks, and the soups' ingredients."""
+    kept = plan[plan["key"].isin(kept_students(plan, zoo, policy))]
+    ingredients = soup_ingredients(plan, zoo)
+    return pd.concat([kept, ingredients]).drop_duplicates("key")["student"]
+
+
+def dry_run_summary(plan: pd.DataFrame, table: pd.DataFrame, results_dir,
+                    students: pd.Series) -> pd.DataFrame:
+    """Units per stage, how many have no result yet in `results_dir`, estimated GPU-hours and
+    disk, and a last row for the final students kept (`students`)."""
+    from benchmark.launch.pending import pending_units
     pending = pending_units(plan, results_dir)
     hours = estimate_gpu_hours(plan, table)
+    disk = estimate_disk_bytes(plan, table, students)
     pairs = teacher_student_pairs(plan)
     return pd.DataFrame([
         {"stage": "predict", "units": len(set(pairs["teacher"]) | set(pairs["student"])),
-         "unit": "models", "pending": len(pending["predict"]), "gpu_hours": hours["predict"]},
+         "unit": "models", "pending": len(pending["predict"]), "gpu_hours": hours["predict"],
+         "disk_gb": disk["predict"] / 1e9},
         {"stage": "stats", "units": len(pairs),
          "unit": "pairs", "pending": sum(len(u["pairs"]) for u in pending["stats"]),
-         "gpu_hours": hours["stats"]},
+         "gpu_hours": hours["stats"], "disk_gb": disk["stats"] / 1e9},
         {"stage": "transfer", "units": len(plan), "unit": "runs",
-         "pending": len(pending["transfer"]), "gpu_hours": hours["transfer"]},
-    ])
+         "pending": len(pending["transfer"]), "gpu_hours": hours["transfer"],
+         "disk_gb": disk["transfer"] / 1e9},
+        {"stage": "(kept)", "units": len(students), "unit": "students", "pending": None,
+         "gpu_hours": 0.0, "disk_gb": disk["students"] / 1e9},
+    ]).astype({"pending": "Int64"})

@@ -12,7 +12,7 @@ import submitit
 import torch
 
 from benchmark.units.dispatch import record_failure, run_unit
-from results import connect
+from results import query
 
 
 def _job_id() -> str:
@@ -24,13 +24,8 @@ def _job_id() -> str:
 
 def _complete_keys(results_dir: Path) -> set:
     """Keys of predict and transfer units with a complete result."""
-    con = connect(results_dir)
-    try:
-        return set(con.execute(
-            "SELECT key FROM transfer_runs WHERE status IN ('ok', 'diverged') "
-            "UNION ALL SELECT key FROM models").df()["key"])
-    finally:
-        con.close()
+    return set(query(results_dir, "SELECT key FROM transfer_runs WHERE status IN ('ok', "
+                                  "'diverged') UNION ALL SELECT key FROM models")["key"])
 
 
 def run_task(units: list[dict], results_dir: str, cache: str, threads: int) -> dict:

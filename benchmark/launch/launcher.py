@@ -6,14 +6,17 @@ submits nothing. Units are packed into tasks (transfer units grouped by teacher,
 computes each teacher's outputs once); on SLURM the tasks of a stage form job arrays of at most
 the cluster's MaxArraySize tasks.
 
-With `wait` (the default) the launcher submits a stage, waits for it, then submits the next.
-Without it (SLURM only) every stage is submitted at once, each stage's arrays starting after
-the previous stage's jobs end (`--dependency=afterany`), and the launcher returns at once;
-`ktbench status PLAN --wait` follows the work.
+With `wait` (the default) the launcher submits a stage, waits for it, compacts what it wrote
+(`results.compact`; `compact=False` leaves the parts), then submits the next. Without it (SLURM
+only) every stage is submitted at once, each stage's arrays starting after the previous stage's
+jobs end (`--dependency=afterany`), and the launcher returns at once; `ktbench status PLAN
+--wait` follows the work. Units held by another live launch's jobs are not submitted again:
+the summary counts them and names those jobs. A plan with nothing to submit needs no weights.
 """
 import dataclasses
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -21,23 +24,15 @@ import pandas as pd
 import submitit
 from tqdm.auto import tqdm
 
-from benchmark import data
-
-from benchmark.models import microzoo, weights
-from benchmark.data.imagefolder import check_classes
-from benchmark.launch.jobs import UnitTask
 from benchmark.launch.slurm import SlurmOptions, array_chunks, cluster_max_array_size, submitit_parameters
-from benchmark.launch.submissions import (jobs_dir, live_unit_ids, pair_id, record_submission,
-                                         remove_stray_job_folder)
-from pairs.catalog import get_zoo
-from pairs.keys import unit_key
-from pairs.plan import PlanError, teacher_student_pairs
-from results import connect, table_dir
+from benchmark.launch.pending import DONE_TABLE, STAGE_TABLES, STAGES, pending_units, zoo_of
+from benchmark.launch.submissions import (jobs_dir, live_units, record_submission,
+                                         remove_stray_job_folder, unit_ids)
+from pairs.plan import KEEP_STUDENTS, kept_students, teacher_student_pairs
+from results import table_dir
+from results.compact import Busy, CompactError, compact
 
 EXECUTORS = ("local", "debug", "slurm")
-STAGES = ("predict", "stats", "transfer")
-# the table whose part named by a unit's key marks that unit as done
-_DONE_TABLE = {"predict": "models", "stats": "pair_stats", "transfer": "transfer_runs"}
 
 
 @dataclasses.dataclass
@@ -50,6 +45,8 @@ class LaunchOptions:
     retry_failed: bool = False
     strict_top1: bool = False          # a model > 5 points off its reported top-1 fails predict
     wait: bool = True                  # False: submit all stages chained by dependencies (SLURM)
+    compact: bool = True               # compact each stage's tables when it ends (with wait)
+    keep_students: str = "soup"        # none | soup (the plan's soups' ingredients) | all
     progress: bool = True
     slurm: SlurmOptions = dataclasses.field(default_factory=SlurmOptions)
 
@@ -59,60 +56,12 @@ class LaunchOptions:
         if not self.wait and self.executor != "slurm":
             raise ValueError("not waiting (--no-wait) needs the slurm executor: local and debug "
                              "jobs end with the launcher")
+        if self.keep_students not in KEEP_STUDENTS:
+            raise ValueError(f"keep_students must be one of {', '.join(KEEP_STUDENTS)}, "
+                             f"got {self.keep_students!r}")
         for name in ("tasks", "units_per_task", "threads", "timeout_min"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-
-def _zoo_of(plan: pd.DataFrame):
-    zoos = plan["zoo"].unique()
-    if len(zoos) != 1:
-        raise PlanError(f"a plan must use one zoo, this one uses {', '.join(zoos)}")
-    return get_zoo(zoos[0])
-
-
-def pending_units(plan: pd.DataFrame, results_dir, retry_failed: bool = False,
-                  busy: dict[str, set] | None = None) -> dict[str, list]:
-    """The units of each stage that have no complete result yet, leaving out the unit ids in
-    `busy` (stage -> ids held by live jobs, see `benchmark.launch.submissions`)."""
-    busy = busy or {}
-    zoo = _zoo_of(plan)
-    dataset = zoo.dataset
-    pairs = teacher_student_pairs(plan)     # every teacher of multi-teacher units too
-    names = sorted(set(pairs["teacher"]) | set(pairs["student"]))
-    predict = [{"stage": "predict", "key": unit_key("predict", model=zoo.get(n).fingerprint(),
-                                                     dataset=dataset),
-                "zoo": zoo.name, "dataset": dataset, "model": n} for n in names]
-    con = connect(results_dir)
-    try:
-        done_predict = set(con.execute("SELECT key FROM models").df()["key"])
-        have_stats = set(map(tuple, con.execute(
-            "SELECT teacher, student, compat FROM pair_stats WHERE dataset = ?",
-            [dataset]).df().itertuples(index=False)))
-        runs = con.execute("SELECT key, status FROM transfer_runs").df()
-    finally:
-        con.close()
-    stats = []
-    for compat, group in pairs.groupby("compat"):
-        missing = sorted((t, s) for t, s, c in group.itertuples(index=False)
-                         if (t, s, c) not in have_stats
-                         and pair_id(t, s, c) not in busy.get("stats", ()))
-        if missing:
-            stats.append({"stage": "stats", "zoo": zoo.name, "dataset": dataset, "compat": compat,
-                          "pairs": missing, "key": unit_key(
-                              "stats", pairs=missing, dataset=dataset, compat=compat,
-                              predict=sorted(u["key"] for u in predict))})
-    finished = ("ok", "diverged") if retry_failed else ("ok", "diverged", "failed")
-    skip = set(runs.loc[runs["status"].isin(finished), "key"]) | busy.get("transfer", set())
-    # multi-teacher units last: a soup then finds its single-teacher runs done
-    todo = plan[~plan["key"].isin(skip)]
-    todo = todo.assign(_multi=todo["mode"].astype(bool))
-    transfer = [dict(row, stage="transfer") for row in
-                todo.sort_values(["_multi", "teacher", "key"]).drop(columns="_multi")
-                .to_dict("records")]
-    skip_predict = done_predict | busy.get("predict", set())
-    return {"predict": [u for u in predict if u["key"] not in skip_predict],
-            "stats": stats, "transfer": transfer}
 
 
 def pack(units: list, n_tasks: int) -> list[list]:
@@ -178,6 +127,7 @@ def _submit(stage: str, tasks: list[list], options: LaunchOptions, results_dir: 
             cache: Path, threads: int, dependency: str | None = None) -> list:
     """Submit a stage's tasks as job arrays of at most the array limit; record which job
     holds which units."""
+    from benchmark.launch.jobs import UnitTask      # torch: only when something runs
     cpus = options.slurm.cpus or threads
     limit = _ARRAY_LIMITS[options.executor](options)
     arrays = array_chunks(tasks, limit) if limit < len(tasks) else [tasks]
@@ -191,66 +141,107 @@ def _submit(stage: str, tasks: list[list], options: LaunchOptions, results_dir: 
     return jobs
 
 
+def _held(unfinished: dict[str, list], live: dict[str, dict[str, str]]) -> dict[str, dict]:
+    """Per stage, the unfinished unit ids that live jobs hold, and those jobs."""
+    held = {}
+    for stage in STAGES:
+        holders = live.get(stage, {})
+        ids = [i for unit in unfinished[stage] for i in unit_ids(unit) if i in holders]
+        held[stage] = {"held": len(ids), "held_by": sorted({holders[i] for i in ids})}
+    return held
+
+
 def launch(plan: pd.DataFrame, results_dir, cache: Path, options: LaunchOptions) -> dict:
-    """Run (or, without `wait`, submit) every pending unit of `plan`; returns
-    {stage: {"submitted": n, "failed": n}} (failed: 0 when not waiting)."""
+    """Run (or, without `wait`, submit) every pending unit of `plan`; returns, per stage,
+    {"submitted": n, "failed": n (0 when not waiting), "held": units held by live jobs of
+    another launch, "held_by": those jobs}."""
     results_dir = Path(results_dir)
-    zoo = _zoo_of(plan)
-    pairs = teacher_student_pairs(plan)
-    used = set(pairs["teacher"]) | set(pairs["student"])
-    # every missing weight, or a head that does not fit the dataset's classes, in one line,
-    # before any job (and GPU time) is spent
-    entries = [m for m in zoo.models if m.name in used]
-    check_classes(data.num_classes_of(zoo.dataset), entries)
-    weights.resolve_all([m for m in entries if m.recipe is None])
-    microzoo.ensure_zoo_weights(dataclasses.replace(zoo, models=tuple(entries)), cache,
-                                progress=options.progress)
-    busy = live_unit_ids(results_dir)
-    summary = {}
+    live = live_units(results_dir)
+    pending = pending_units(plan, results_dir, options.retry_failed)
+    held = _held(pending, live)
+    if any(h["held"] for h in held.values()):
+        pending = pending_units(plan, results_dir, options.retry_failed, live)
+    summary = {stage: {"submitted": 0, "failed": 0, **held[stage]} for stage in STAGES}
+    if not any(pending.values()):
+        return summary
+    _preflight(plan, cache, options)
+    kept = kept_students(plan, zoo_of(plan), options.keep_students)
     if not options.wait:
-        pending = pending_units(plan, results_dir, options.retry_failed, busy)
         dependency = None
         for stage in STAGES:
-            if units := _with_options(pending[stage], options):
+            if units := _with_options(pending[stage], options, kept):
                 tasks = _tasks(stage, units, options)
                 jobs = _submit(stage, tasks, options, results_dir, cache,
                                _threads(options, len(tasks)), dependency)
                 array_ids = sorted({job.job_id.split("_")[0] for job in jobs})
                 dependency = "afterany:" + ":".join(array_ids)
-            summary[stage] = {"submitted": len(pending[stage]), "failed": 0}
+            summary[stage]["submitted"] = len(pending[stage])
         remove_stray_job_folder(results_dir)
         return summary
     for stage in STAGES:
         # recomputed per stage: stats and transfer need the previous stage's results
-        units = _with_options(pending_units(plan, results_dir, options.retry_failed, busy)[stage],
-                              options)
-        failed = 0
+        if stage != STAGES[0]:
+            pending = pending_units(plan, results_dir, options.retry_failed, live)
+        units = _with_options(pending[stage], options, kept)
         if units:
             tasks = _tasks(stage, units, options)
             jobs = _submit(stage, tasks, options, results_dir, cache,
                            _threads(options, len(tasks)))
-            failed = _wait(jobs, tasks, stage, results_dir, options.progress)
-        summary[stage] = {"submitted": len(units), "failed": failed}
+            summary[stage]["failed"] = _wait(jobs, tasks, stage, results_dir, options.progress)
+            if options.compact:
+                _compact(results_dir, stage)
+        summary[stage]["submitted"] = len(units)
     remove_stray_job_folder(results_dir)
     return summary
 
 
-def _with_options(units: list[dict], options: LaunchOptions) -> list[dict]:
+def _preflight(plan: pd.DataFrame, cache: Path, options: LaunchOptions):
+    """Every missing weight, or a head that does not fit the dataset's classes, in one line,
+    before any job (and GPU time) is spent."""
+    from benchmark import data                      # torch: only when something runs
+    from benchmark.data.imagefolder import check_classes
+    from benchmark.models import microzoo, weights
+    zoo = zoo_of(plan)
+    pairs = teacher_student_pairs(plan)
+    used = set(pairs["teacher"]) | set(pairs["student"])
+    entries = [m for m in zoo.models if m.name in used]
+    check_classes(data.num_classes_of(zoo.dataset), entries)
+    weights.resolve_all([m for m in entries if m.recipe is None])
+    microzoo.ensure_zoo_weights(dataclasses.replace(zoo, models=tuple(entries)), cache,
+                                progress=options.progress)
+
+
+def _compact(results_dir: Path, stage: str):
+    """Compact the stage's tables; a compaction already running, or a part it cannot read,
+    leaves them as they are (with a warning: the results are complete either way)."""
+    try:
+        compact(results_dir, STAGE_TABLES[stage], wait=False)
+    except (Busy, CompactError, OSError) as e:
+        tqdm.write(f"ktbench: warning: {stage} results not compacted: {e}", file=sys.stderr)
+
+
+def _with_options(units: list[dict], options: LaunchOptions, kept: set) -> list[dict]:
     """Units carrying the launch options that change how (not what) they run."""
-    return [dict(u, strict_top1=True) for u in units] if options.strict_top1 else units
+    marks = {"strict_top1": True} if options.strict_top1 else {}
+    return [dict(u, **marks, **({"keep_student": True} if u["key"] in kept else {}))
+            for u in units]
 
 
 def _wait(jobs, tasks: list[list], stage: str, results_dir: Path, progress: bool) -> int:
-    """Wait for the stage's jobs with a bar over its units; returns the number of failed units."""
-    done_dir = table_dir(results_dir, _DONE_TABLE[stage])
-    keys = [u["key"] for task in tasks for u in task]
-    with tqdm(total=len(keys), desc=stage, unit="unit", disable=not progress) as bar:
+    """Wait for the stage's jobs with a bar over its units (a unit counts once its part shows
+    or its task's job ended: a compaction may merge the part before the bar sees it); returns
+    the number of failed units."""
+    done_dir = table_dir(results_dir, DONE_TABLE[stage])
+    settled: set[str] = set()
+    total = sum(len(task) for task in tasks)
+    with tqdm(total=total, desc=stage, unit="unit", disable=not progress) as bar:
         while True:
-            finished = all(job.done() for job in jobs)
-            done = sum((done_dir / f"{k}.parquet").is_file() for k in keys)
-            if done > bar.n:
-                bar.update(done - bar.n)
-            if finished:
+            ended = [job.done() for job in jobs]
+            for job_ended, task in zip(ended, tasks):
+                settled.update(u["key"] for u in task if u["key"] not in settled and (
+                    job_ended or (done_dir / f"{u['key']}.parquet").is_file()))
+            bar.update(len(settled) - bar.n)
+            if all(ended):
                 break
             time.sleep(0.5)
     failed = 0

@@ -10,21 +10,16 @@ import time
 import pandas as pd
 from tqdm.auto import tqdm
 
-from benchmark.launch.launcher import STAGES, pending_units
+from benchmark.launch.pending import STAGES, pending_units
 from benchmark.launch.submissions import live_unit_ids, unit_ids
 from pairs.plan import teacher_student_pairs
-from results import connect
+from results import query
 
 STATUS_COLUMNS = ["done", "running", "pending", "failed"]
 
 
 def _failed_keys(results_dir) -> set:
-    con = connect(results_dir)
-    try:
-        return set(con.execute("SELECT key FROM transfer_runs WHERE status = 'failed'")
-                   .df()["key"])
-    finally:
-        con.close()
+    return set(query(results_dir, "SELECT key FROM transfer_runs WHERE status = 'failed'")["key"])
 
 
 def plan_status(plan: pd.DataFrame, results_dir) -> pd.DataFrame:

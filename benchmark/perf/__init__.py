@@ -6,6 +6,7 @@ per benchmark run to `<out>/benchmarks/`, so past runs can be queried like resul
 
     ktbench bench                       # stats, transfer, sharing, gpu (skipped without CUDA)
     ktbench bench demo --out DIR        # the slow, opt-in `ktbench demo` cold/warm timing
+    ktbench bench scale --units 100000  # a results folder at sweep scale, before and after compaction
     duckdb -c "SELECT * FROM read_parquet('DIR/benchmarks/*.parquet')"
 
 These machines are shared and noisy: compare figures as ratios taken within one run (the
@@ -26,13 +27,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-# name -> module; `demo` is opt-in (minutes), the rest run by default
+# name -> module; `demo` and `scale` are opt-in (minutes), the rest run by default
 BENCHMARKS = {
     "stats": "benchmark.perf.stats_bench",
     "transfer": "benchmark.perf.transfer_bench",
     "sharing": "benchmark.perf.sharing_bench",
     "gpu": "benchmark.perf.gpu_bench",
     "demo": "benchmark.perf.demo_bench",
+    "scale": "benchmark.perf.scale_bench",
 }
 DEFAULT_BENCHMARKS = ("stats", "transfer", "sharing", "gpu")
 
@@ -59,6 +61,7 @@ class BenchConfig:
     threads: int | None = None         # torch threads (default: torch's own)
     repeats: int | None = None         # override each benchmark's repetitions
     device: str | None = None          # gpu benchmark: force a device (e.g. "cpu" to dry-run)
+    units: int | None = None           # scale benchmark: transfer units in the folder
 
 
 class Record:

@@ -57,7 +57,7 @@ class CountForwardPasses:
 
 def prepare(zoo, teacher, students, params, cache, folder: Path, method: str = METHOD):
     """The transfer units and a results folder holding the models' cached predictions."""
-    from benchmark.launch.launcher import pending_units
+    from benchmark.launch.pending import pending_units
     from benchmark.methods import resolve_params
     from benchmark.units.predict import run_predict
     from pairs.plan import make_plan

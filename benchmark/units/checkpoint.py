@@ -17,6 +17,13 @@ def student_path(results_dir, key: str) -> Path:
     return Path(results_dir) / "students" / f"{key}.safetensors"
 
 
+def kept_bytes(results_dir, key: str, checkpoint: bool = True) -> int:
+    """Bytes a unit keeps on disk beside its rows: its student, and its checkpoint (a failed
+    unit's, which a retry resumes from)."""
+    paths = [student_path(results_dir, key)] + [checkpoint_path(results_dir, key)] * checkpoint
+    return sum(p.stat().st_size for p in paths if p.is_file())
+
+
 def save_checkpoint(path: Path, state: dict):
     with atomic_path(path) as tmp:
         torch.save(state, tmp)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark.units.checkpoint import kept_bytes
 from benchmark.units.features import run_features
 from benchmark.units.multi import run_multi
 from benchmark.units.predict import run_predict
@@ -37,5 +38,6 @@ def record_failure(unit: dict, results_dir, error: BaseException, job_id: str = 
     row.update(teachers=unit.get("teachers") or unit["teacher"], mode=unit.get("mode") or "")
     row.update(compat=unit["compat"] or "", status="failed", epochs=0, job_id=job_id,
                error="".join(traceback.format_exception(error)), host=socket.gethostname(),
-               code_version=code_version(), started_at=now, finished_at=now)
+               code_version=code_version(), started_at=now, finished_at=now,
+               disk_bytes=kept_bytes(results_dir, unit["key"]))
     write_part(results_dir, "transfer_runs", pd.DataFrame([row]), unit["key"])

@@ -16,13 +16,12 @@ uses `teachers[0]`, except in sequential steps, which use the step's teacher).
   earlier teacher). `teacher_input` is the share routed to any teacher.
 - `soup`: the uniform average of the final students of the single-teacher runs of the same
   method, params and seed, one per teacher, evaluated without training. Those single-teacher
-  units keep their final student in `results/students/<key>.safetensors` (kl_dp and kl_dp_unsup
-  always do); a soup whose ingredient is missing runs that unit itself first, recording its
-  results under its own key, so a soup is correct in any launch order (a single-teacher unit that
-  completed without keeping its student, e.g. under older code, is run again, to the same
-  numbers).
+  units keep their final student in `results/students/<key>.safetensors` (a launch marks them:
+  `--keep-students`, by default the ingredients of the plan's soups); a soup whose ingredient is
+  missing runs that unit itself first, recording its results under its own key and keeping its
+  student, so a soup is correct in any launch order (a single-teacher unit that completed
+  without keeping its student is run again, to the same numbers).
 """
-import json
 import time
 from pathlib import Path
 
@@ -150,15 +149,10 @@ def run_sequential(unit, results_dir, cache, job_id=""):
 # ---------------------------------------------------------------------------------------- soup
 
 def single_units(unit: dict) -> list[dict]:
-    """The single-teacher units a soup averages: same student, method, params, seed and compat,
-    one per teacher, with the keys a plan gives them (so a plan's own runs are reused)."""
+    """The single-teacher units a soup averages (`pairs.plan.soup_singles`), as units."""
     from pairs.catalog import get_zoo
-    from pairs.plan import make_plan
-    zoo = get_zoo(unit["zoo"])
-    names = [t for t in str(unit["teachers"]).split(",") if t]
-    plan = make_plan(zoo, [(t, unit["student"]) for t in names],
-                     {unit["method"]: json.loads(unit["params"])}, [int(unit["seed"])],
-                     unit["compat"] or None)
+    from pairs.plan import soup_singles
+    plan = soup_singles(get_zoo(unit["zoo"]), unit)
     return [dict(row, stage="transfer", plan=unit["plan"]) for row in plan.to_dict("records")]
 
 

@@ -34,14 +34,11 @@ from benchmark.methods import TransferMethod, get_method, reference_spec
 from benchmark.measures.metrics import transfer_metrics
 from benchmark.training.trainer import Trainer, predict_eval
 from benchmark.units import checkpoint
-from benchmark.units.checkpoint import checkpoint_path, save_student, student_path
+from benchmark.units.checkpoint import checkpoint_path, kept_bytes, save_student, student_path
 from benchmark.version import code_version
 from pairs.catalog import ModelEntry, get_zoo
 from results import TABLES, metric_column, predictions_matrix, write_part
 
-# single-teacher units of these methods keep their final student (results/students/<key>), the
-# ingredients of multi-teacher soups
-KEEP_STUDENT_METHODS = ("kl_dp", "kl_dp_unsup")
 _STEP_METRICS = ("dist_delta", "knowledge_gain", "knowledge_loss")
 # units planned before these params existed ran unaugmented, in fp32; their keys stay as planned
 _PARAMS_OF_OLDER_PLANS = {"augment": False, "precision": "32"}
@@ -229,6 +226,7 @@ def write_results(ctx: RunContext, rows: list, status: str, results_dir, job_id:
         "job_id": job_id, "code_version": code_version(),
         "started_at": ctx.started, "finished_at": datetime.now(timezone.utc),
         **(batch or {"batch_size": ctx.params["batch_size"], "oom_retries": 0}),
+        "disk_bytes": kept_bytes(results_dir, unit["key"], checkpoint=False),
     }
     write_part(results_dir, "transfer_runs", pd.DataFrame([run]), unit["key"])
 
@@ -237,8 +235,8 @@ def run_transfer(unit: dict, results_dir, cache: Path, job_id: str = "",
                  keep_student: bool | None = None) -> str:
     """Run (or resume) one transfer unit; returns its status (`ok` or `diverged`).
 
-    `keep_student` saves the final (evaluated) student to `student_path`; by default only
-    single-teacher units of KEEP_STUDENT_METHODS do (the ingredients of soups).
+    `keep_student` saves the final (evaluated) student to `student_path`; by default the
+    unit's own `keep_student` (set by the launch, `--keep-students`) decides.
     """
     ctx = load_context(unit, results_dir, cache)
     teacher = ctx.teachers[0]
@@ -246,7 +244,7 @@ def run_transfer(unit: dict, results_dir, cache: Path, job_id: str = "",
     sources = {"teacher": Source(teacher), "student": Source(ctx.student_entry),
                "random_teacher": Source(teacher, init_seed=ctx.seed)}
     rows, status, trainer = train_run(ctx, method, sources, teacher.name, results_dir, cache)
-    if keep_student or (keep_student is None and unit["method"] in KEEP_STUDENT_METHODS):
+    if keep_student or (keep_student is None and unit.get("keep_student")):
         save_student(student_path(results_dir, unit["key"]), trainer.eval_model())
     write_results(ctx, rows, status, results_dir, job_id, batch=trainer.batch_record())
     checkpoint_path(results_dir, unit["key"]).unlink(missing_ok=True)

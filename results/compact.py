@@ -1,0 +1,286 @@
+"""Compaction: a table's many small parts merged into a few large files, safe at every instant.
+
+A table folder holds one part per unit (`<key>.parquet`); at 10^5 units every reader pays for
+10^5 files. `compact(DIR)` merges each table's parts, in bounded batches, into compacted files
+`<table>/compacted-<generation>-<id>.parquet` of about `max_rows` rows (or `max_bytes` of parts)
+each, then removes the parts it merged. The result is plain Parquet with the table's schema,
+readable by DuckDB, pandas or polars as before.
+
+Why it is safe (docs/reliability.md#compaction):
+
+- Nothing is removed before every compacted file is written, synced and renamed into place
+  (`results.store.atomic_path`), so a kill -9 at any instant leaves each row in a part, in a
+  compacted file or in both; the views keep one row per natural key, so none counts twice.
+- The views read compacted files oldest generation first, then parts, and keep the row read
+  last: a part written after a compaction (a rerun of its unit) beats the compacted copy of its
+  key, and rows keep their order inside a compacted file, so merging never changes which row
+  wins.
+- Only parts listed at the start are merged, so a part that appears during a compaction stays.
+  A part is removed only if it is still the very file that was read (same inode, size and
+  modification time): it is first renamed to a hidden `.<name>.compacting`, checked, then
+  deleted, or, when a writer replaced it since it was read, put back unless a newer part
+  already took its name. A compaction killed in between leaves the hidden file, which the next
+  compaction puts back the same way.
+- One compaction at a time per results folder (an exclusive lock on the folder).
+- A part that cannot be read stops the compaction before anything changed (`CompactError`):
+  `ktbench verify --fix` moves such parts aside.
+
+Readers list a table's files when they bind it; a file that a compaction removes after that
+makes them list again (`results.store.query` retries).
+"""
+import contextlib
+import dataclasses
+import fcntl
+import os
+import re
+import uuid
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from results.schema import COMPACTED_PREFIX, TABLES
+from results.store import atomic_path
+from results.verify import columns_problem, footer_ok
+from results.views import rows_sql
+
+MAX_ROWS = 1_000_000            # rows of one compacted file (about: whole batches)
+MAX_BYTES = 256 * 2**20         # bytes of parts merged into one compacted file
+BATCH_FILES = 2000              # files read at once
+BATCH_BYTES = 64 * 2**20        # bytes of files read at once
+_HIDDEN = ".compacting"
+_GENERATION = re.compile(rf"{COMPACTED_PREFIX}(\d+)-")
+
+
+class CompactError(ValueError):
+    """Not a results folder, or a part that cannot be read: nothing was changed."""
+
+
+class Busy(RuntimeError):
+    """Another compaction holds the folder (raised only when not waiting for it)."""
+
+
+@dataclasses.dataclass
+class TableCompaction:
+    table: str
+    parts: int = 0            # parts merged
+    merged: int = 0           # earlier compacted files merged again (small ones)
+    files: int = 0            # compacted files written
+    rows: int = 0             # rows written
+    kept: int = 0             # parts replaced by a writer while being merged: left in place
+
+    def line(self) -> str:
+        merged = f" + {self.merged} small compacted file(s)" if self.merged else ""
+        kept = f"; {self.kept} part(s) rewritten meanwhile, kept" if self.kept else ""
+        return (f"{self.table}: {self.parts} part(s){merged} -> {self.files} compacted "
+                f"file(s), {self.rows} rows{kept}")
+
+
+def is_compacted(path: Path) -> bool:
+    return path.name.startswith(COMPACTED_PREFIX)
+
+
+def _generation(path: Path) -> int:
+    found = _GENERATION.match(path.name)
+    return int(found.group(1)) if found else 0
+
+
+def _identity(stat: os.stat_result) -> tuple:
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+@dataclasses.dataclass
+class _Input:
+    path: Path
+    size: int
+    identity: tuple | None      # a part's identity when listed; None for a compacted file
+
+
+def _listing(folder: Path, max_rows: int, max_bytes: int) -> tuple[list[_Input], int]:
+    """The files to merge, in view order (compacted by generation, then parts), and the next
+    generation. Compacted files are merged again only when small and after every full one."""
+    compacted, parts = [], []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.name.endswith(".parquet"):
+                continue
+            try:
+                stat = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:      # quarantined or replaced meanwhile
+                continue
+            path = Path(entry.path)
+            if is_compacted(path):
+                compacted.append(_Input(path, stat.st_size, None))
+            else:
+                parts.append(_Input(path, stat.st_size, _identity(stat)))
+    compacted.sort(key=lambda i: i.path.name)
+    parts.sort(key=lambda i: i.path.name)
+    small = []
+    for item in reversed(compacted):
+        if item.size >= max_bytes // 2 or pq.read_metadata(item.path).num_rows >= max_rows // 2:
+            break
+        small.insert(0, item)
+    generation = max((_generation(i.path) for i in compacted), default=0) + 1
+    return small + parts, generation
+
+
+def _batches(inputs: list[_Input], limit_files: int, limit_bytes: int):
+    batch, size = [], 0
+    for item in inputs:
+        if batch and (len(batch) >= limit_files or size + item.size > limit_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += item.size
+    if batch:
+        yield batch
+
+
+def _read(con, table: str, paths: list[str]) -> pa.Table:
+    """The rows of `paths` in file order, as the table's schema. Files of one schema are read
+    as they are; files written before a column was added take the view's route (NULLs there);
+    a file that is unreadable or of a foreign schema is a CompactError."""
+    schema = TABLES[table]
+    columns = ", ".join(f'"{n}"' for n in schema.names)
+    try:
+        return con.sql(f"SELECT {columns} FROM read_parquet($paths) "
+                       "ORDER BY file_index, file_row_number",
+                       params={"paths": paths}).to_arrow_table().cast(schema)
+    except duckdb.Error:
+        pass
+    for path in paths:
+        try:
+            problem = columns_problem(pq.read_schema(path).names, table)
+        except Exception as e:     # any pyarrow failure means the part is unusable
+            problem = f"not readable ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
+        if problem:
+            raise CompactError(f"{path}: {problem}; move it aside with ktbench verify --fix")
+    con.execute("SET VARIABLE kt_batch = ?", [paths])
+    try:
+        return con.sql(f"SELECT {columns} FROM ({rows_sql(table, 'kt_batch')}) "
+                       "ORDER BY kt_file, kt_row").to_arrow_table().cast(schema)
+    except duckdb.Error as e:
+        raise CompactError(f"{table}: parts not readable together ({str(e).splitlines()[0]}); "
+                           "ktbench verify names the bad part") from None
+
+
+def _write(stack: contextlib.ExitStack, con, table: str, inputs: list[_Input],
+           generation: int, max_rows: int, max_bytes: int) -> TableCompaction:
+    """Write `inputs` as compacted files (hidden until `stack` closes, then renamed into place)."""
+    report = TableCompaction(table, parts=sum(i.identity is not None for i in inputs),
+                             merged=sum(i.identity is None for i in inputs))
+    folder = inputs[0].path.parent
+    writer, rows, size = None, 0, 0
+    for batch in _batches(inputs, BATCH_FILES, BATCH_BYTES):
+        if writer is not None and (rows >= max_rows or size >= max_bytes):
+            writer.close()
+            writer = None
+        if writer is None:
+            name = f"{COMPACTED_PREFIX}{generation:010d}-{uuid.uuid4().hex[:8]}.parquet"
+            tmp = stack.enter_context(atomic_path(folder / name))
+            writer = stack.enter_context(pq.ParquetWriter(tmp, TABLES[table]))
+            generation, rows, size = generation + 1, 0, 0
+            report.files += 1
+        data = _read(con, table, [str(i.path) for i in batch])
+        writer.write_table(data, row_group_size=128 * 1024)
+        rows, size = rows + data.num_rows, size + sum(i.size for i in batch)
+        report.rows += data.num_rows
+    writer.close()
+    return report
+
+
+def _put_back(hidden: Path, path: Path) -> None:
+    """`hidden` back at `path` unless a newer file took that name (never overwrites)."""
+    try:
+        os.link(hidden, path)
+    except FileExistsError:
+        pass
+    hidden.unlink()
+
+
+def _remove(item: _Input) -> bool:
+    """Remove a merged file; a part only if it is still the file that was read (True if a
+    writer replaced it meanwhile, so it stays)."""
+    if item.identity is None:
+        item.path.unlink(missing_ok=True)
+        return False
+    hidden = item.path.with_name(f".{item.path.name}{_HIDDEN}")
+    try:
+        os.rename(item.path, hidden)
+    except FileNotFoundError:        # moved aside (quarantine) meanwhile
+        return False
+    if _identity(os.stat(hidden)) == item.identity:
+        hidden.unlink()
+        return False
+    _put_back(hidden, item.path)
+    return True
+
+
+def restore_interrupted(folder: Path) -> None:
+    """Put back the parts a killed compaction left hidden, and remove the compacted files it
+    left half-written (run under the lock: no other compaction is writing)."""
+    for hidden in folder.glob(f".*{_HIDDEN}"):
+        _put_back(hidden, hidden.with_name(hidden.name[1:-len(_HIDDEN)]))
+    for tmp in folder.glob(f".{COMPACTED_PREFIX}*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _locked(results_dir: Path, wait: bool):
+    """The folder's compaction lock (a lock file, as NFS needs; released when the process
+    ends, however it ends)."""
+    fd = os.open(results_dir / ".compact.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise Busy(f"another compaction of {results_dir} is running") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def check_results_folder(results_dir) -> Path:
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir() or not any((results_dir / t).is_dir() for t in TABLES):
+        raise CompactError(f"{results_dir} is not a ktbench results folder (no table folder: "
+                           f"{', '.join(TABLES)})")
+    return results_dir
+
+
+def compact(results_dir, tables=None, max_rows: int = MAX_ROWS, max_bytes: int = MAX_BYTES,
+            wait: bool = True) -> list[TableCompaction]:
+    """Merge the parts of every table (or of `tables`) into compacted files; one report per
+    table that had something to merge. Raises CompactError (nothing changed) for a folder that
+    is not a results folder or a part that cannot be read, and Busy when another compaction
+    holds the folder and `wait` is false."""
+    results_dir = check_results_folder(results_dir)
+    names = list(TABLES) if tables is None else list(tables)
+    with _locked(results_dir, wait):
+        todo = []
+        for table in names:
+            folder = results_dir / table
+            if not folder.is_dir():
+                continue
+            restore_interrupted(folder)
+            inputs, generation = _listing(folder, max_rows, max_bytes)
+            if len(inputs) < 2:
+                continue
+            for item in inputs:
+                if reason := footer_ok(item.path):
+                    raise CompactError(f"{item.path}: {reason}; move it aside with ktbench "
+                                       "verify --fix")
+            todo.append((table, inputs, generation))
+        reports = []
+        con = duckdb.connect(":memory:")
+        try:
+            with contextlib.ExitStack() as stack:     # every compacted file, or none
+                for table, inputs, generation in todo:
+                    reports.append(_write(stack, con, table, inputs, generation, max_rows,
+                                          max_bytes))
+        finally:
+            con.close()
+        for report, (_, inputs, _) in zip(reports, todo):
+            report.kept = sum(_remove(item) for item in inputs)
+    return reports
