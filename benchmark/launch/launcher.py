@@ -104,11 +104,12 @@ def pending_units(plan: pd.DataFrame, results_dir, retry_failed: bool = False,
                               predict=sorted(u["key"] for u in predict))})
     finished = ("ok", "diverged") if retry_failed else ("ok", "diverged", "failed")
     skip = set(runs.loc[runs["status"].isin(finished), "key"]) | busy.get("transfer", set())
-    # multi-teacher units last: a soup then finds its single-teacher runs done
+    # multi-teacher units last: a soup then finds its single-teacher runs done; by teacher, then
+    # student, so that a task's units share frozen models (benchmark.units.group)
     todo = plan[~plan["key"].isin(skip)]
     todo = todo.assign(_multi=todo["mode"].astype(bool))
     transfer = [dict(row, stage="transfer") for row in
-                todo.sort_values(["_multi", "teacher", "key"]).drop(columns="_multi")
+                todo.sort_values(["_multi", "teacher", "student", "key"]).drop(columns="_multi")
                 .to_dict("records")]
     skip_predict = done_predict | busy.get("predict", set())
     return {"predict": [u for u in predict if u["key"] not in skip_predict],
