@@ -130,10 +130,13 @@ def show_table(table: pd.DataFrame, fmt: str) -> pd.DataFrame:
 
 
 def dry_run_summary(plan: pd.DataFrame, table: pd.DataFrame, results_dir) -> pd.DataFrame:
-    """Units per stage, how many have no result yet in `results_dir`, and estimated GPU-hours."""
+    """Units per stage, how many have no result yet in `results_dir`, and estimated GPU-hours
+    (transfer: units in lockstep groups, each frozen forward pass paid once per group)."""
     from benchmark.launch.launcher import pending_units     # imports torch
+    from benchmark.units.group import frozen_models, plan_groups
     pending = pending_units(plan, results_dir)
-    hours = estimate_gpu_hours(plan, table)
+    frozen = pd.Series([frozen_models(u) for u in plan.to_dict("records")], index=plan.index)
+    hours = estimate_gpu_hours(plan, table, frozen, plan_groups(plan, results_dir))
     pairs = teacher_student_pairs(plan)
     return pd.DataFrame([
         {"stage": "predict", "units": len(set(pairs["teacher"]) | set(pairs["student"])),

@@ -158,7 +158,9 @@ class Stream:
                 self.augmented, self.runtime.device, self.runtime.channels_last)
 
     def _images(self, x01: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> Images:
-        return Images(x01, y.to(self.runtime.device), idx.to(self.runtime.device), self.runtime)
+        device = self.runtime.device      # from pinned memory, without making the host wait
+        return Images(x01, gpu.to_device(y, device, False), gpu.to_device(idx, device, False),
+                      self.runtime)
 
     def at(self, idx: torch.Tensor) -> Images:
         """The unaugmented samples `idx`, indexed in process."""

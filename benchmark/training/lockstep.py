@@ -22,7 +22,8 @@ from typing import Callable, Protocol
 import torch
 
 from benchmark.models import gpu
-from benchmark.training.trainer import EpochRun, Trainer, may_run_out_of_memory
+from benchmark.training import trainer as training
+from benchmark.training.trainer import EpochRun, Trainer
 
 
 class RandomState:
@@ -136,7 +137,7 @@ def group_fits(trainers: list[Trainer]) -> bool:
     GPU, a `probe_group` that does not run out of memory; on a CPU, always. The probe runs with
     its own random state, so the runs are the same as without it."""
     runtime = trainers[0].runtime
-    if not may_run_out_of_memory(runtime):
+    if not training.may_run_out_of_memory(runtime):
         return True
     try:
         with torch.random.fork_rng(devices=[runtime.device] if runtime.device.type == "cuda"

@@ -16,13 +16,16 @@ one that fails stops alone (its error is its outcome) and its group-mates go on.
 """
 from pathlib import Path
 
+import pandas as pd
 import torch
 
+from benchmark.methods import get_method, reference_spec
 from benchmark.models import gpu
 from benchmark.training import lockstep
 from benchmark.units.checkpoint import checkpoint_path
 from benchmark.units.multi import parallel_run
-from benchmark.units.transfer import transfer_run, unit_params
+from benchmark.units.transfer import transfer_run, unit_params, unit_teachers
+from pairs.cost import RANDOM_INIT
 
 MAX_GROUP = 16
 # the params that fix a unit's batches and frozen outputs, besides dataset and seed
@@ -96,3 +99,23 @@ def _split(units: list[dict], results_dir, cache: Path, job_id: str) -> dict:
     return {**run_group(units[:half], results_dir, cache, job_id),
             **run_group(units[half:], results_dir, cache, job_id)}
 
+
+def plan_groups(plan: pd.DataFrame, results_dir) -> pd.Series:
+    """Each unit's lockstep group (plan's index) when a launch packs at least MAX_GROUP units
+    per task: what the cost estimate assumes."""
+    units = [dict(row, stage="transfer") for row in
+             plan.sort_values(["teacher", "student", "key"]).to_dict("records")]
+    ids = {u["key"]: i for i, g in enumerate(lockstep_groups(units, results_dir)) for u in g}
+    return plan["key"].map(ids)
+
+
+def frozen_models(unit: dict) -> list[str]:
+    """The frozen models a unit forwards, by name (a randomly initialised teacher:
+    `<name>@random`); a multi-teacher unit: its teachers and its student."""
+    teachers = unit_teachers(unit)
+    if unit.get("mode"):
+        return teachers + [unit["student"]]
+    method = get_method(unit["method"])(unit_params(unit))
+    names = {"teacher": teachers[0], "student": unit["student"],
+             "random_teacher": teachers[0] + RANDOM_INIT}
+    return list(dict.fromkeys(names[reference_spec(ref)[0]] for ref in method.references))
