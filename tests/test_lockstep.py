@@ -221,3 +221,18 @@ def test_only_units_with_the_same_batches_group(tiny_zoo, tmp_path):
     chunks = group.lockstep_groups(many, tmp_path)
     assert [len(g) for g in chunks] == [group.MAX_GROUP, 2]
     assert [u["key"] for g in chunks for u in g] == [u["key"] for u in many]
+
+
+def test_frozen_models_and_plan_groups_for_the_cost_estimate(tiny_zoo, tmp_path):
+    units = _units(tiny_zoo, [(TEACHER, STUDENTS[0])],
+                   {"kl": {}, "kl_dp": {}, "random_teacher": {"dp": True}})
+    assert [group.frozen_models(u) for u in units] == [
+        [TEACHER], [TEACHER, STUDENTS[0]], [f"{TEACHER}@random", STUDENTS[0]]]
+    multi = make_multi_plan(tiny_zoo, STUDENTS[0], [TEACHER, STUDENTS[1]], ["parallel"],
+                            singles=False).iloc[0]
+    assert group.frozen_models(dict(multi)) == [TEACHER, STUDENTS[1], STUDENTS[0]]
+    plan = pd.DataFrame(units + _units(tiny_zoo, [(TEACHER, STUDENTS[1])], {"kl": {}}))
+    plan = plan.drop(columns="stage")
+    plan.loc[3, "params"] = json.dumps({**json.loads(plan.loc[3, "params"]), "batch_size": 32})
+    groups = group.plan_groups(plan, tmp_path)
+    assert groups.tolist()[:3] == [groups[0]] * 3 and groups[3] != groups[0]

@@ -96,25 +96,27 @@ def run_lockstep(runs: list[Run], on_error: Callable[[Run, Exception], None] | N
 def _epoch(runs: list[Run], stream, epoch: int, fail) -> None:
     """One epoch of `runs` on the shared stream: per batch, every run still going steps on its
     own view of it, under its own random state."""
-    epochs = {}
+    epochs = {}                          # id(run) -> (run, its EpochRun)
     for run in runs:
         with run.rng.active():
-            epochs[run] = EpochRun(run.trainer)
+            epochs[id(run)] = run, EpochRun(run.trainer)
     t0 = time.perf_counter()
     for index, images in enumerate(stream.epoch(epoch)):
-        going = [run for run, e in epochs.items() if e.going]
+        going = [(run, e) for run, e in epochs.values() if e.going]
         if not going:
             break
-        for run in going:
+        for run, epoch_run in going:
             try:
                 batch = run.trainer.batches.view(images)
                 with run.rng.active():
-                    epochs[run].step(batch, index)
+                    epoch_run.step(batch, index)
             except Exception as e:      # the run's own failure: it stops alone
-                del epochs[run]
+                del epochs[id(run)]
                 fail(run, e)
+    for _, epoch_run in epochs.values():
+        epoch_run.losses()
     seconds = (time.perf_counter() - t0) / max(1, len(epochs))
-    for run, epoch_run in epochs.items():
+    for run, epoch_run in epochs.values():
         try:
             with run.rng.active():
                 run.end_epoch(*epoch_run.finish(epoch, seconds))

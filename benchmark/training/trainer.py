@@ -97,6 +97,7 @@ class Trainer:
             run.step(batch, index)
             if not run.going:
                 break
+        run.losses()
         return run.finish(epoch, time.perf_counter() - t0)
 
     def eval_model(self) -> torch.nn.Module:
@@ -138,7 +139,7 @@ class EpochRun:
     thus followed by one more, on weights that are lost anyway)."""
 
     def __init__(self, trainer: Trainer):
-        self.trainer, self.going = trainer, True
+        self.trainer, self.going, self._losses = trainer, True, None
         self.steps = []                  # (loss, teacher_input or None, batch size) as queued
         trainer.student.train()
 
@@ -148,10 +149,17 @@ class EpochRun:
         if len(self.steps) > 1 and not torch.isfinite(self.steps[-2][0]):
             self.going = False
 
+    def losses(self) -> torch.Tensor:
+        """The steps' losses on the host: waits for the device to finish the epoch's steps."""
+        if self._losses is None:
+            self._losses = (torch.stack([loss for loss, _, _ in self.steps]).cpu() if self.steps
+                            else torch.zeros(0))
+        return self._losses
+
     def finish(self, epoch: int, seconds: float) -> tuple[dict, str]:
-        """The epoch's row and status; `seconds`: the time the epoch is charged."""
-        steps = self.steps
-        losses = torch.stack([loss for loss, _, _ in steps]).cpu() if steps else torch.zeros(0)
+        """The epoch's row and status; `seconds`: the time the epoch is charged (taken after
+        `losses`, so that it counts the device's work)."""
+        steps, losses = self.steps, self.losses()
         finite = torch.isfinite(losses)
         status = "ok" if finite.all() else "diverged"
         steps = steps[:int((~finite).nonzero()[0])] if status == "diverged" else steps
