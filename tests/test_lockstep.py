@@ -146,8 +146,9 @@ def test_a_member_that_diverges_or_fails_stops_alone(tiny_zoo, cache, tmp_path, 
     steady_keys = {u["key"] for u in steady}
     pd.testing.assert_frame_equal(
         epochs[epochs["key"].isin(steady_keys)].reset_index(drop=True), alone[0])
-    pd.testing.assert_frame_equal(
-        ok_runs[ok_runs["key"].isin(steady_keys)].reset_index(drop=True), alone[1])
+    pd.testing.assert_frame_equal(       # (the failed row makes batch_size nullable)
+        ok_runs[ok_runs["key"].isin(steady_keys)].reset_index(drop=True), alone[1],
+        check_dtype=False)
 
 
 def test_a_group_that_does_not_fit_the_gpu_is_split(tiny_zoo, cache, tmp_path, monkeypatch):
