@@ -8,9 +8,11 @@ differ by a factor of a few), so read the result as an order of magnitude.
 
 - predict: one forward pass over the eval split per model.
 - stats: vectorised over cached predictions on the CPU; counted as zero.
-- transfer: the frozen teacher and the initial student over the transfer split once (their
-  logits are cached for the run), then per epoch a training step per transfer image and a
-  forward pass over the eval split.
+- transfer: per unit and epoch, a training step per transfer image and a forward pass over the
+  eval split; and a forward pass of each frozen model the unit's method needs (teacher, frozen
+  student, random teacher) per transfer image and epoch with augmentation (params `augment`),
+  else once over the transfer split. Units of one lockstep group (`groups`) pay for each
+  distinct frozen model once.
 """
 import json
 import math
@@ -25,6 +27,7 @@ TRAIN_STEP_FORWARDS = 3.0
 UNKNOWN_PARAMS_M = 25.0       # a model without a known parameter count costs a ResNet-50
 # (transfer images, eval images): imagenet's transfer split is the paper's 10% train subset
 DATASET_SIZES = {"imagenet": (128_116, 50_000), "digits16": (12_000, 4_000)}
+RANDOM_INIT = "@random"       # suffix of a frozen model's name: its architecture, randomly initialised
 
 
 def _params(catalog: pd.DataFrame, names: pd.Series) -> np.ndarray:
@@ -32,9 +35,13 @@ def _params(catalog: pd.DataFrame, names: pd.Series) -> np.ndarray:
     return names.map(known).fillna(UNKNOWN_PARAMS_M).to_numpy(float)
 
 
-def estimate_gpu_hours(plan: pd.DataFrame, catalog: pd.DataFrame) -> dict[str, float]:
+def estimate_gpu_hours(plan: pd.DataFrame, catalog: pd.DataFrame,
+                       frozen: pd.Series | None = None,
+                       groups: pd.Series | None = None) -> dict[str, float]:
     """{"predict", "stats", "transfer", "total"} GPU-hours of every unit of `plan`; NaN when
-    the dataset's size is unknown."""
+    the dataset's size is unknown. `frozen`: per unit (plan's index), the names of the frozen
+    models it forwards, a randomly initialised one as `<name>@random` (default: its teacher and
+    its student); `groups`: per unit, its lockstep group (default: every unit alone)."""
     dataset = plan["dataset"].iloc[0]
     if dataset not in DATASET_SIZES:
         return dict.fromkeys(("predict", "stats", "transfer", "total"), math.nan)
@@ -47,11 +54,20 @@ def estimate_gpu_hours(plan: pd.DataFrame, catalog: pd.DataFrame) -> dict[str, f
     epochs = params.map(lambda p: p.get("epochs", 1)).to_numpy(float)
     limit = params.map(lambda p: p.get("train_samples") or n_train).to_numpy(float)
     images = np.minimum(limit, n_train)
-    teacher, student = _params(catalog, plan["teacher"]), _params(catalog, plan["student"])
-    per_epoch = images * TRAIN_STEP_FORWARDS * student + n_eval * student
-    transfer_s = (images * (teacher + student) + epochs * per_epoch).sum() \
-        / FORWARD_MPARAM_IMAGES_PER_S
-    hours = {"predict": predict_s / 3600, "stats": 0.0, "transfer": transfer_s / 3600}
+    augment = params.map(lambda p: bool(p.get("augment", False))).to_numpy()
+    student = _params(catalog, plan["student"])
+    training_s = (epochs * (images * TRAIN_STEP_FORWARDS * student + n_eval * student)).sum()
+    if frozen is None:
+        frozen = pd.Series([[t, s] for t, s in zip(plan["teacher"], plan["student"])],
+                           index=plan.index)
+    passes = pd.DataFrame({
+        "group": plan["key"] if groups is None else groups, "model": frozen,
+        "images": images * np.where(augment, epochs, 1.0)}).explode("model").dropna()
+    passes = passes.drop_duplicates(["group", "model"])
+    arch = passes["model"].str.removesuffix(RANDOM_INIT)
+    frozen_s = (passes["images"].to_numpy(float) * _params(catalog, arch)).sum()
+    hours = {"predict": predict_s / 3600, "stats": 0.0,
+             "transfer": (training_s + frozen_s) / FORWARD_MPARAM_IMAGES_PER_S / 3600}
     hours["total"] = sum(hours.values())
     return hours
 

@@ -17,22 +17,26 @@ def tiny_zoo(cache):
     return zoo
 
 
-class _Killed(Exception):
-    """The process 'dies' right after a checkpoint was saved."""
+class _Killed(BaseException):
+    """The process 'dies' right after a checkpoint was saved (not an Exception: nothing that
+    isolates one unit's failure from another's catches it, as nothing catches a kill)."""
 
 
 @pytest.fixture
 def killed_after_checkpoint(monkeypatch):
-    """`killed_after_checkpoint(run)`: calls `run()` with the transfer units' checkpoint writer
-    stopping the run right after its first save, as a kill would, and checks that it stopped."""
+    """`killed_after_checkpoint(run, saves=1)`: calls `run()` with the transfer units' checkpoint
+    writer stopping the process right after its `saves`-th save, as a kill would, and checks
+    that it stopped."""
     from benchmark.units import checkpoint as module
 
-    def run_until_killed(run):
-        save = module.save_checkpoint
+    def run_until_killed(run, saves: int = 1):
+        save, done = module.save_checkpoint, []
 
         def save_then_die(path, state):
             save(path, state)
-            raise _Killed
+            done.append(path)
+            if len(done) == saves:
+                raise _Killed
 
         monkeypatch.setattr(module, "save_checkpoint", save_then_die)
         try:

@@ -125,8 +125,22 @@ def test_sharing_bench_computes_the_teacher_once_in_one_task(tiny_zoo, cache, tm
                                         dict(epochs=1, train_samples=128), cache, tmp_path,
                                         method="kl")   # the teacher's outputs only
     assert len(units) == 2
-    _, shared, acc_shared = sharing_bench.run_mode("shared", units, base, tmp_path, cache, 1, 0)
-    _, separate, acc_separate = sharing_bench.run_mode("separate", units, base, tmp_path, cache,
-                                                       1, 0)
+    _, shared, acc_shared, _ = sharing_bench.run_mode("shared", units, base, tmp_path, cache,
+                                                      1, 0)
+    _, separate, acc_separate, _ = sharing_bench.run_mode("separate", units, base, tmp_path,
+                                                          cache, 1, 0)
     assert shared["resnet_tiny"] == 1 and separate["resnet_tiny"] == 2
     assert (acc_shared.sort_index() == acc_separate.sort_index()).all()
+
+
+def test_sharing_bench_lockstep_case_counts_one_forward_per_frozen_model(tiny_zoo, cache):
+    from benchmark.perf import BenchConfig, Record
+    record = Record("sharing", "test", echo=lambda line: None)
+    with sharing_bench.on_the_cpu():
+        sharing_bench.lockstep_case(BenchConfig(cache=cache, quick=True), record, tiny_zoo,
+                                    "methods", 1)
+    figures = {row["metric"]: row for row in record.rows}
+    assert figures["frozen_forwards_per_batch_shared"]["value"] == 2      # teacher, frozen student
+    assert figures["frozen_forwards_per_batch_separate"]["value"] == 5    # 1 + 2 + 2
+    assert figures["max_student_acc_diff"]["value"] == 0
+    assert figures["cpu_time_ratio"]["value"] > 0 and not record.missed()

@@ -132,6 +132,28 @@ def test_gpu_hours_grow_with_size_and_epochs():
     assert math.isnan(unknown["total"])
 
 
+def test_gpu_hours_price_frozen_passes_once_per_lockstep_group():
+    """kl forwards its teacher, kl_dp its teacher and frozen student, per image and epoch with
+    augmentation: in one group the teacher and each student are paid for once."""
+    table = synthetic_catalog(3).assign(params_m=[10.0, 20.0, 30.0])
+    zoo = synthetic_zoo(table)
+    methods = {m: {"epochs": 2, "augment": True} for m in ("kl", "kl_dp")}
+    plan = make_plan(zoo, [("m0000", "m0001"), ("m0000", "m0002")], methods, [0])
+    frozen = pd.Series([[u.teacher] + ([u.student] if u.method == "kl_dp" else [])
+                        for u in plan.itertuples()], index=plan.index)
+    alone = estimate_gpu_hours(plan, table, frozen)["transfer"]
+    grouped = estimate_gpu_hours(plan, table, frozen, pd.Series(0, index=plan.index))
+    # frozen parameters forwarded per image and epoch: alone 10 + 10 + (10 + 20) + (10 + 30),
+    # grouped 10 + 20 + 30
+    saved_s = 2 * 128_116 * (90 - 60) / (25.6 * 3000.0)
+    assert alone - grouped["transfer"] == pytest.approx(saved_s / 3600)
+    unaugmented = plan.assign(params=plan["params"].str.replace('"augment": true',
+                                                                '"augment": false'))
+    once = estimate_gpu_hours(unaugmented, table, frozen, pd.Series(0, index=plan.index))
+    assert grouped["transfer"] - once["transfer"] == pytest.approx(
+        128_116 * 60 / (25.6 * 3000.0) / 3600)
+
+
 def test_plan_dry_run_counts_stages_and_writes_nothing(capsys, tmp_path):
     code = main(["plan", "--zoo", "micro", "--strategy", "stratified", "--pairs", "20",
                  "--strata", "family", "--methods", "kl,kl_dp", "--dry-run",

@@ -132,11 +132,14 @@ def kept_student_models(plan: pd.DataFrame, zoo, policy: str) -> pd.Series:
 
 def dry_run_summary(plan: pd.DataFrame, table: pd.DataFrame, results_dir,
                     students: pd.Series) -> pd.DataFrame:
-    """Units per stage, how many have no result yet in `results_dir`, estimated GPU-hours and
+    """Units per stage, how many have no result yet in `results_dir`, estimated GPU-hours
+    (transfer: units in lockstep groups, each frozen forward pass paid once per group) and
     disk, and a last row for the final students kept (`students`)."""
     from benchmark.launch.pending import pending_units
+    from benchmark.units.group import frozen_models, plan_groups     # imports torch
     pending = pending_units(plan, results_dir)
-    hours = estimate_gpu_hours(plan, table)
+    frozen = pd.Series([frozen_models(u) for u in plan.to_dict("records")], index=plan.index)
+    hours = estimate_gpu_hours(plan, table, frozen, plan_groups(plan, results_dir))
     disk = estimate_disk_bytes(plan, table, students)
     pairs = teacher_student_pairs(plan)
     return pd.DataFrame([

@@ -14,6 +14,7 @@ Parameters are drawn on the CPU from the caller's generator, so a batch's augmen
 function of that generator's seed, whatever the device.
 """
 import dataclasses
+import functools
 
 import torch
 
@@ -29,8 +30,10 @@ class AugmentParams:
     gray: torch.Tensor       # bool [B]
 
     def to(self, device) -> "AugmentParams":
-        return AugmentParams(*(getattr(self, f.name).to(device)
-                               for f in dataclasses.fields(self)))
+        """On `device`, through pinned memory to a GPU: the host never waits for the copy."""
+        pin = torch.device(device).type == "cuda"
+        return AugmentParams(*((v.pin_memory() if pin else v).to(device, non_blocking=pin)
+                               for v in (getattr(self, f.name) for f in dataclasses.fields(self))))
 
 
 def sample_params(n: int, generator: torch.Generator, hflip: float = 0.5, color_p: float = 0.8,
@@ -52,8 +55,13 @@ def grayscale(x: torch.Tensor) -> torch.Tensor:
     """[B, 1, H, W] luma of [B, C, H, W] (the image itself when C is 1)."""
     if x.shape[1] == 1:
         return x
-    w = torch.tensor(GRAY_WEIGHTS, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
+    return (x * _gray_weights(x.device, x.dtype)).sum(1, keepdim=True)
+
+
+@functools.lru_cache(maxsize=8)
+def _gray_weights(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Made once per device: a copy to a GPU per call would make the host wait for the GPU."""
+    return torch.tensor(GRAY_WEIGHTS, dtype=dtype).view(1, 3, 1, 1).to(device)
 
 
 def _blend(x, other, factor):

@@ -3,6 +3,7 @@
 A dataset is registered by name with its definition (everything that changes its arrays) and a
 builder; a name *prefix* (`imagefolder:`) registers datasets on first use, from the name alone.
 """
+import functools
 import os
 import shutil
 import uuid
@@ -113,9 +114,15 @@ def normalize(x_uint8: torch.Tensor, mean, std) -> torch.Tensor:
 
 def standardize(x01: torch.Tensor, mean, std) -> torch.Tensor:
     """(x - mean) / std per channel of float images in [0, 1], on x's device."""
-    mean = torch.as_tensor(mean, dtype=x01.dtype, device=x01.device).view(1, -1, 1, 1)
-    std = torch.as_tensor(std, dtype=x01.dtype, device=x01.device).view(1, -1, 1, 1)
+    mean, std = _channel_stats(tuple(mean), tuple(std), x01.device, x01.dtype)
     return (x01 - mean) / std
+
+
+@functools.lru_cache(maxsize=64)
+def _channel_stats(mean: tuple, std: tuple, device: torch.device, dtype: torch.dtype):
+    """mean and std as [1, C, 1, 1] tensors on `device`, made once: a copy to a GPU per batch
+    would make the host wait for the GPU."""
+    return tuple(torch.as_tensor(v, dtype=dtype).view(1, -1, 1, 1).to(device) for v in (mean, std))
 
 
 def _save_arrays_atomic(path: Path, arrays: dict) -> None:

@@ -1,4 +1,5 @@
-"""What one submitit task runs: a packed list of units, each isolated from the others' failures.
+"""What one submitit task runs: a packed list of units, each isolated from the others' failures;
+transfer units that see the same batches train in lockstep groups (`benchmark.units.group`).
 
 Paths arrive as strings and are resolved here, at run time, so a requeued task on another node
 finds its checkpoints and caches where they are now. `UnitTask` is what the launcher submits: a
@@ -11,7 +12,7 @@ from pathlib import Path
 import submitit
 import torch
 
-from benchmark.units.dispatch import record_failure, run_unit
+from benchmark.units.dispatch import record_failure, run_units
 from results import query
 
 
@@ -33,16 +34,14 @@ def run_task(units: list[dict], results_dir: str, cache: str, threads: int) -> d
     results_dir, cache = Path(results_dir), Path(cache)
     job_id = _job_id()
     complete = _complete_keys(results_dir)   # finished before a requeue, or by another launch
-    counts = {"ok": 0, "diverged": 0, "skipped": 0, "failed": 0}
-    for unit in units:
-        if unit["key"] in complete:
-            counts["skipped"] += 1
-            continue
-        try:
-            counts[run_unit(unit, results_dir, cache, job_id)] += 1
-        except Exception as e:   # one bad unit must not take its task-mates down
-            record_failure(unit, results_dir, e, job_id)
+    todo = [unit for unit in units if unit["key"] not in complete]
+    counts = {"ok": 0, "diverged": 0, "skipped": len(units) - len(todo), "failed": 0}
+    for unit, outcome in run_units(todo, results_dir, cache, job_id):
+        if isinstance(outcome, Exception):   # one bad unit must not take its task-mates down
+            record_failure(unit, results_dir, outcome, job_id)
             counts["failed"] += 1
+        else:
+            counts[outcome] += 1
     return counts
 
 

@@ -61,11 +61,12 @@ def pending_units(plan: pd.DataFrame, results_dir, retry_failed: bool = False,
                           "stats", pairs=todo, dataset=dataset, compat=compat,
                           predict=sorted(u["key"] for u in predict))})
     skip = done_runs | busy.get("transfer", set())
-    # multi-teacher units last: a soup then finds its single-teacher runs done
+    # multi-teacher units last: a soup then finds its single-teacher runs done; by teacher, then
+    # student, so that a task's units share frozen models (benchmark.units.group)
     todo = plan[~plan["key"].isin(skip)]
     todo = todo.assign(_multi=todo["mode"].astype(bool))
     transfer = [dict(row, stage="transfer") for row in
-                todo.sort_values(["_multi", "teacher", "key"]).drop(columns="_multi")
+                todo.sort_values(["_multi", "teacher", "student", "key"]).drop(columns="_multi")
                 .to_dict("records")]
     skip_predict = done_predict | busy.get("predict", set())
     return {"predict": [u for u in predict if u["key"] not in skip_predict],

@@ -15,6 +15,11 @@ forwards, each model normalising the batch itself), one epoch of `HARNESS_BATCHE
 a warm-up epoch: `harness_identity` without augmentation, `harness_augmented` with docs/protocol.md#training's
 augmentation on the GPU (`benchmark.data.augment`: what a real run pays).
 
+On `SHARING_PAIRS` (issue 16, `lockstep_gpu`): the augmented harness against a bare loop doing
+the same work (`harness_over_bare`, target >= 0.9), and lockstep groups against their runs one by
+one (`lockstep_time_ratio`: kl, kl_dp, kl_dp_unsup of the pair <= 0.7; kl_dp into four students
+<= 0.6), with the images/s of both.
+
 Blocks of steps alternate between the variants; the figures are medians over blocks, with
 CUDA synchronised around each block. `--device cpu` (or `quick`) dry-runs the code path with
 timm's tiny test models at 32 px, no autocast: it measures nothing real.
@@ -28,12 +33,17 @@ import torch.nn.functional as F
 
 from benchmark.models.gpu import Runtime
 from benchmark.data.imagefolder import default_workers
+from benchmark.perf import lockstep_gpu
 
 PAIRS = (("resnet50", "resnet18"), ("convnext_tiny", "resnet50"),
          ("vit_small_patch16_224", "resnet50"), ("resnet50", "vit_small_patch16_224"))
 QUICK_PAIRS = (("test_resnet", "test_efficientnet"),)
 VARIANTS = ("plain", "kl_dp_online", "kl_dp_cached")
 HARNESS_BATCHES = 20
+# issue 16: lockstep and harness-over-bare figures on these pairs; targets on the lockstep time
+# over the one-by-one time (the CPU benchmark's, `sharing`)
+SHARING_PAIRS = (("resnet50", "resnet18"), ("convnext_tiny", "resnet50"))
+LOCKSTEP_TARGETS = {"methods": 0.7, "students": 0.6}
 
 
 def _model(name: str, device, channels_last: bool, num_classes: int):
@@ -103,18 +113,12 @@ def harness_images_per_s(teacher_name, student_name, runtime, batch, size, n_bat
                          augment: bool, num_classes=1000, seed=0) -> float:
     """images/s of the harness's KL+DP epoch (`trainer.Trainer` on `OnlineBatches`)."""
     from benchmark.training.batches import Frozen, OnlineBatches
-    from benchmark.data.datasets import Dataset
     from benchmark.methods import get_method, resolve_params
     from benchmark.training.trainer import Trainer
-    from pairs.catalog import ModelEntry
-    entries = {name: ModelEntry(name, name, "timm", num_classes, input_size=(3, size, size))
+    entries = {name: lockstep_gpu.entry(name, size, num_classes)
                for name in (teacher_name, student_name)}
     torch.manual_seed(seed)
-    n = batch * n_batches
-    x = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8)
-    y = torch.randint(0, num_classes, (n,))
-    dataset = Dataset("synthetic", num_classes, x, y, x[:batch], y[:batch], torch.arange(n),
-                      torch.arange(batch))
+    dataset = lockstep_gpu.synthetic(batch * n_batches, size, num_classes, seed)
     teacher = _model(teacher_name, "cpu", False, num_classes)
     student = _model(student_name, "cpu", False, num_classes)
     frozen = {"teacher": Frozen(teacher, entries[teacher_name]),
@@ -122,12 +126,30 @@ def harness_images_per_s(teacher_name, student_name, runtime, batch, size, n_bat
     params = resolve_params("kl_dp", {"batch_size": batch, "augment": True})
     batches = OnlineBatches(dataset, entries[student_name], frozen,
                             {"teacher": ("teacher", "logits"), "frozen": ("student", "logits")},
-                            n, batch, seed, runtime, augmented=augment)
+                            len(dataset.train_y), batch, seed, runtime, augmented=augment)
     trainer = Trainer(get_method("kl_dp")(params), student, entries[student_name], dataset,
                       batches, params, seed, runtime)
     trainer.train_epoch(0)                    # warm-up: cudnn autotuning, worker start
     row, _ = trainer.train_epoch(1)
     return row["images_per_s"]
+
+
+def sharing_figures(record, teacher, student, runtime, batch, size, n_batches, dry, params,
+                    harness: float):
+    """Issue 16 on a pair: the harness's augmented step (`harness` images/s) against a bare
+    loop doing the same work, and the lockstep cases against their runs one by one
+    (`lockstep_gpu`)."""
+    case = f"{teacher}->{student}"
+    dataset = lockstep_gpu.synthetic(batch * n_batches, size, 1000)
+    bare = lockstep_gpu.bare_images_per_s(teacher, student, runtime, dataset, batch)
+    record.add(case, "bare_augmented_images_per_s", bare, "img/s", **params)
+    record.add(case, "harness_over_bare", harness / bare, "x", "" if dry else ">= 0.9", **params)
+    for name, target in LOCKSTEP_TARGETS.items():
+        figures = lockstep_gpu.lockstep_ratio(name, teacher, student, runtime, dataset, batch)
+        for metric in ("lockstep_images_per_s", "one_by_one_images_per_s"):
+            record.add(f"{case} {name}", metric, figures[metric], "img/s", **params)
+        record.add(f"{case} {name}", "lockstep_time_ratio", figures["ratio"], "x",
+                   "" if dry else f"<= {target:g}", **params)
 
 
 def run(config, record):
@@ -169,6 +191,10 @@ def run(config, record):
                 paired = s / plain if len(s) == len(plain) else s / np.median(plain)
                 record.add(case, f"{variant}_over_plain", float(np.median(paired)), "x",
                            **params)
+        if dry or (teacher, student) in SHARING_PAIRS:
+            sharing_figures(record, teacher, student, runtime, batch, size,
+                            2 if dry else HARNESS_BATCHES, dry, params,
+                            batch / seconds["harness_augmented"][0])
         if torch.device(device).type == "cuda":
             record.add(case, "max_memory_allocated", torch.cuda.max_memory_allocated() / 2**30,
                        "GiB", **params)

@@ -1,17 +1,27 @@
-"""Teacher sharing (issue 8, target 3): transfer units that share a teacher, run in one task
-against one by one.
+"""Sharing frozen models (issues 8 and 16): transfer units run in one task against one by one.
 
-`shared`: one `jobs.run_task` over all the units, as a launch packs them (sorted by teacher):
-the frozen models' outputs on the transfer split are computed once per process
-(`loading.train_logits` / `train_outputs`, cached by model fingerprint), so the teacher's forward
-pass over the split is paid once. `separate`: one `run_task` per unit with that cache cleared
-before each, as when every unit is its own job. Both start from the same cached predictions in a
-fresh results folder; their transfer results must be identical.
+`shared`: one `jobs.run_task` over all the units, as a launch packs them (sorted by teacher).
+`separate`: one `run_task` per unit with the frozen-output cache cleared before each, as when
+every unit is its own job. Both start from the same cached predictions in a fresh results
+folder; their transfer results must be identical. Two kinds of case, on the CPU (one torch
+thread, no loader workers: the process's CPU time is all the work):
 
-Two unit sizes: `short` (1 epoch over 2048 samples, the tiny zoo's size: the teacher's pass over
-the 12k-sample split weighs most) and `zoo` (the micro zoo's defaults: 2 epochs over 12k).
-Repetitions alternate the two modes; the speed-up is the median separate / shared.
+- cached outputs (`short`, `zoo`; the micro zoo's default, augmentation off): the teacher's
+  outputs over the transfer split are computed once per process (`loading.train_outputs`), so
+  its pass over the split is paid once per task. `short`: 1 epoch over 2048 samples (the teacher's
+  pass weighs most); `zoo`: the zoo's defaults (2 epochs over 12k).
+- lockstep groups (augmentation on, the paper's protocol; 1 epoch over the 12k split): units
+  with the same batches train in lockstep (`benchmark.units.group`), one forward per distinct
+  frozen model per batch. `methods`: kl, kl_dp and kl_dp_unsup of one pair; `students`: kl_dp from
+  one teacher into four students, the teacher's forward at least three times a student's
+  (measured). Targets on the CPU time shared / separate; the frozen forward passes are counted
+  (`batches.FORWARD_PASSES`: one per distinct frozen model per batch when shared).
+
+Repetitions alternate the two modes; ratios are medians. On a GPU machine these cases still run
+on the CPU; the GPU figures are the `gpu` benchmark's.
 """
+import contextlib
+import os
 import shutil
 import tempfile
 import time
@@ -24,6 +34,14 @@ STUDENTS = ("efficientnet_short", "efficientnet_long", "byobnet", "resnet_short_
 QUICK_TEACHER, QUICK_STUDENTS = "resnet_tiny", ("efficientnet_tiny", "resmlp_tiny")
 METHOD = "kl_dp"           # needs the teacher's and the frozen student's outputs
 SIZES = {"short": dict(epochs=1, train_samples=2048), "zoo": {}}
+# lockstep cases: (teacher, students, methods, target on CPU time shared / separate)
+LOCKSTEP_TEACHER = "mixer_micro"     # the micro zoo's costliest forward pass
+LOCKSTEP = {
+    "methods": (LOCKSTEP_TEACHER, STUDENTS[:1], ("kl", "kl_dp", "kl_dp_unsup"), 0.7),
+    "students": (LOCKSTEP_TEACHER, STUDENTS, (METHOD,), 0.6),
+}
+LOCKSTEP_PARAMS = dict(epochs=1, augment=True)
+FORWARD_COST_TARGET = 3.0            # `students`: teacher forward / each student's, at least
 
 
 def output_cache() -> dict:
@@ -55,14 +73,16 @@ class CountForwardPasses:
         self.loading.load_model = self.original
 
 
-def prepare(zoo, teacher, students, params, cache, folder: Path, method: str = METHOD):
-    """The transfer units and a results folder holding the models' cached predictions."""
+def prepare(zoo, teacher, students, params, cache, folder: Path, method: str = METHOD,
+            methods: tuple = ()):
+    """The transfer units (of `methods`, default `method` alone) and a results folder holding
+    the models' cached predictions."""
     from benchmark.launch.pending import pending_units
     from benchmark.methods import resolve_params
     from benchmark.units.predict import run_predict
     from pairs.plan import make_plan
-    methods = {method: resolve_params(method, zoo.transfer_defaults, params)}
-    plan = make_plan(zoo, [(teacher, s) for s in students], methods, [0])
+    resolved = {m: resolve_params(m, zoo.transfer_defaults, params) for m in methods or (method,)}
+    plan = make_plan(zoo, [(teacher, s) for s in students], resolved, [0])
     base = folder / "base"
     units = pending_units(plan, base)
     for unit in units["predict"]:
@@ -70,16 +90,19 @@ def prepare(zoo, teacher, students, params, cache, folder: Path, method: str = M
     return units["transfer"], base
 
 
-def run_mode(mode: str, units, base: Path, folder: Path, cache, threads: int, rep: int):
-    """Seconds to run the units in `mode`, frozen-output computations per model, and each
-    unit's final student accuracy."""
+def run_mode(mode: str, units, base: Path, folder: Path, cache, threads: int, rep: int,
+             clock=time.perf_counter):
+    """Seconds (by `clock`) to run the units in `mode`, frozen-output computations per model,
+    each unit's final student accuracy, and the per-batch frozen forward passes."""
     from benchmark.launch.jobs import run_task
+    from benchmark.training.batches import FORWARD_PASSES
     from results import read_table
     results = folder / f"{mode}-{rep}"
     shutil.copytree(base, results)
     cache_dict = output_cache()
+    FORWARD_PASSES.clear()
     with CountForwardPasses() as counter:
-        t0 = time.perf_counter()
+        t0 = clock()
         if mode == "shared":
             cache_dict.clear()
             counts = run_task(units, str(results), str(cache), threads)
@@ -89,12 +112,27 @@ def run_mode(mode: str, units, base: Path, folder: Path, cache, threads: int, re
                 cache_dict.clear()
                 for k, v in run_task([unit], str(results), str(cache), threads).items():
                     counts[k] = counts.get(k, 0) + v
-        seconds = time.perf_counter() - t0
+        seconds = clock() - t0
     if counts.get("ok", 0) + counts.get("diverged", 0) != len(units):
         raise RuntimeError(f"{mode}: units did not all complete: {counts}")
     runs = read_table(results, "transfer_runs").set_index("key")["student_acc"]
     shutil.rmtree(results, ignore_errors=True)
-    return seconds, dict(counter.counts), runs
+    return seconds, dict(counter.counts), runs, sum(FORWARD_PASSES.values())
+
+
+@contextlib.contextmanager
+def on_the_cpu():
+    """Runs on the CPU, loader work in process (its CPU time is the process's)."""
+    saved = {k: os.environ.get(k) for k in ("KTBENCH_DEVICE", "KTBENCH_WORKERS")}
+    os.environ.update(KTBENCH_DEVICE="cpu", KTBENCH_WORKERS="0")
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def run(config, record):
@@ -111,7 +149,10 @@ def run(config, record):
     torch_threads = torch.get_num_threads()
     try:
         torch.set_num_threads(threads)
-        _run(config, record, zoo, teacher, students, threads, sizes, train_logits)
+        with on_the_cpu():
+            _run(config, record, zoo, teacher, students, threads, sizes, train_logits)
+            for case in LOCKSTEP:
+                lockstep_case(config, record, zoo, case, threads)
     finally:
         torch.set_num_threads(torch_threads)
         output_cache().clear()
@@ -132,15 +173,7 @@ def _run(config, record, zoo, teacher, students, threads, sizes, train_logits):
             folder = Path(tmp) / size
             units, base = prepare(zoo, teacher, students, overrides, config.cache, folder)
             reps = config.repeats or (1 if config.quick or size == "zoo" else 2)
-            times = {"shared": [], "separate": []}
-            passes, accs = {}, {}
-            for rep in range(reps):
-                order = ("shared", "separate") if rep % 2 == 0 else ("separate", "shared")
-                for mode in order:
-                    seconds, counts, acc = run_mode(mode, units, base, folder, config.cache,
-                                                    threads, rep)
-                    times[mode].append(seconds)
-                    passes[mode], accs[mode] = counts, acc
+            times, passes, accs, _ = compare(units, base, folder, config.cache, threads, reps)
             shared, separate = np.array(times["shared"]), np.array(times["separate"])
             params = dict(base_params, size=size, units=len(units), reps=reps, **overrides)
             case = f"{size}: {len(units)} units, 1 teacher"
@@ -151,5 +184,87 @@ def _run(config, record, zoo, teacher, students, threads, sizes, train_logits):
                        "<= 1", **params)
             record.add(case, "teacher_passes_separate", passes["separate"].get(teacher, 0), "",
                        **params)
-            diff = (accs["shared"] - accs["separate"].reindex(accs["shared"].index)).abs().max()
-            record.add(case, "max_student_acc_diff", float(diff), "points", "<= 0", **params)
+            record.add(case, "max_student_acc_diff", _acc_diff(accs), "points", "<= 0",
+                       **params)
+
+
+def compare(units, base, folder, cache, threads, reps, clock=time.perf_counter):
+    """Both modes `reps` times, alternating: {mode: [seconds]}, and per mode, of the last
+    repetition, the load_model counts, student accuracies and per-batch frozen forwards."""
+    times, passes, accs, forwards = {"shared": [], "separate": []}, {}, {}, {}
+    for rep in range(reps):
+        for mode in (("shared", "separate") if rep % 2 == 0 else ("separate", "shared")):
+            seconds, passes[mode], accs[mode], forwards[mode] = run_mode(
+                mode, units, base, folder, cache, threads, rep, clock)
+            times[mode].append(seconds)
+    return times, passes, accs, forwards
+
+
+def _acc_diff(accs: dict) -> float:
+    return float((accs["shared"] - accs["separate"].reindex(accs["shared"].index)).abs().max())
+
+
+def lockstep_case(config, record, zoo, case: str, threads: int):
+    """A lockstep case: CPU time shared / separate, frozen forwards per batch in each mode."""
+    from benchmark.units.group import frozen_models
+    teacher, students, methods, target = LOCKSTEP[case]
+    params = dict(LOCKSTEP_PARAMS)
+    if config.quick:
+        teacher, students, params = QUICK_TEACHER, QUICK_STUDENTS[:len(students)], dict(
+            params, train_samples=256)
+    reps = config.repeats or 1
+    with tempfile.TemporaryDirectory(prefix="ktbench-lockstep-") as tmp:
+        units, base = prepare(zoo, teacher, students, params, config.cache, Path(tmp),
+                              methods=methods)
+        times, _, accs, forwards = compare(units, base, Path(tmp), config.cache, threads, reps,
+                                           clock=time.process_time)
+    n_batches = n_batches_of(units[0], zoo, config.cache)
+    frozen = len({name for u in units for name in frozen_models(u)})
+    ratio = float(np.median(np.array(times["shared"]) / np.array(times["separate"])))
+    info = dict(zoo=zoo.name, teacher=teacher, students=list(students), methods=list(methods),
+                units=len(units), threads=threads, reps=reps, batches=n_batches, **params)
+    label = f"lockstep {case}: {len(units)} units"
+    record.add(label, "cpu_s_shared", float(np.median(times["shared"])), "s", **info)
+    record.add(label, "cpu_s_separate", float(np.median(times["separate"])), "s", **info)
+    record.add(label, "cpu_time_ratio", ratio, "x", "" if config.quick else f"<= {target:g}",
+               **info)
+    record.add(label, "frozen_forwards_per_batch_shared", forwards["shared"] / n_batches, "",
+               f"<= {frozen}", **info)
+    record.add(label, "frozen_forwards_per_batch_separate", forwards["separate"] / n_batches,
+               "", **info)
+    record.add(label, "max_student_acc_diff", _acc_diff(accs), "points", "<= 0", **info)
+    if case == "students":
+        cost = forward_cost_ratio(zoo, teacher, students, config.cache)
+        record.add(label, "teacher_over_student_forward", cost, "x",
+                   "" if config.quick else f">= {FORWARD_COST_TARGET:g}", **info)
+
+
+def n_batches_of(unit, zoo, cache) -> int:
+    """The batches a unit trains on, all epochs."""
+    from benchmark import data
+    from benchmark.training.batches import epoch_order
+    from benchmark.units.transfer import n_train, unit_params
+    params = unit_params(unit)
+    n = n_train(params, data.load_dataset(zoo.dataset, cache))
+    return sum(len(epoch_order(n, params["batch_size"], int(unit["seed"]), e))
+               for e in range(params["epochs"]))
+
+
+def forward_cost_ratio(zoo, teacher, students, cache, batch_size: int = 128,
+                       reps: int = 5) -> float:
+    """CPU time of the teacher's forward pass on a batch over the costliest student's."""
+    import torch
+
+    from benchmark.models.loading import load_model
+
+    def cost(name):
+        entry = zoo.get(name)
+        model = load_model(entry, cache).eval()
+        x = torch.randn(batch_size, *entry.input_size)
+        with torch.no_grad():
+            model(x)
+            t0 = time.process_time()
+            for _ in range(reps):
+                model(x)
+        return (time.process_time() - t0) / reps
+    return cost(teacher) / max(cost(s) for s in students)

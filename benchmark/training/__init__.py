@@ -1,5 +1,6 @@
-"""Training: where a transfer step's batches and frozen outputs come from (`batches`) and the
-trainer that steps one method on them (`trainer`)."""
+"""Training: where a transfer step's batches and frozen outputs come from (`batches`), the
+trainer that steps one method on them (`trainer`), and runs stepping together over one stream of
+batches (`lockstep`)."""
 from benchmark.training.batches import Batch, CachedBatches, Frozen, OnlineBatches, epoch_order
 from benchmark.training.trainer import Trainer, predict_eval
 

@@ -1,21 +1,27 @@
 """Where a transfer step's batch and its frozen outputs come from.
 
-Two sources behind one interface (`epoch(e)` yields `Batch`es; `ref_dims` gives each reference's
-width before training, for methods that size modules by it):
+A `Stream` is the batches of an epoch before any model sees them: the order from `epoch_order`, a
+pure function of (seed, epoch), and the images as floats in [0, 1] on the run's device, augmented
+per batch (`benchmark.data.augment`) with parameters that are a pure function of (seed, epoch,
+batch index). Streams with the same `key` give the same batches, so units whose streams are equal
+can share one (`benchmark.training.lockstep`): one gather, one augmentation and one forward pass
+per distinct frozen model per batch, whatever number of units it feeds.
+
+A unit sees the stream through one of two views (`epoch(e)` yields its `Batch`es, `view(images)`
+turns a shared batch into its own; `ref_dims` gives each reference's width before training):
 
 - `CachedBatches` (params `augment: false`, the micro zoo): the transfer split as it is. Every
   frozen output a method needs is computed once over the split (`loading.train_outputs`, shared by
   the units of a task) and indexed per batch: a per-batch forward pass would give the same numbers.
-- `OnlineBatches` (`augment: true`, the paper's protocol, docs/protocol.md#training): loader workers gather
-  uint8 images (pinned, persistent across epochs); each batch is augmented on the run's device
-  (`benchmark.data.augment`), and every frozen model (teacher, frozen student, random teacher, ...)
-  forwards that same augmented batch, normalised with its own mean/std, without gradients and
-  under the run's autocast.
+- `OnlineBatches` (`augment: true`, the paper's protocol, docs/protocol.md#training): loader
+  workers gather uint8 images (pinned, persistent across epochs); every frozen model (teacher,
+  frozen student, random teacher, ...) forwards the augmented batch, normalised with its own
+  mean/std, without gradients and under the run's autocast, once per batch (`Images.outputs`).
 
-Both draw the batch order from `epoch_order`, a pure function of (seed, epoch), and a batch's
-augmentation is a pure function of (seed, epoch, batch index), so a resumed run, or one with
-another number of workers, sees the same images.
+Nothing here draws from torch's global random state (the loader has its own generator), so a
+resumed run, one with another number of workers, or one stepping in a group sees the same images.
 """
+import collections
 import dataclasses
 from typing import Iterator
 
@@ -30,6 +36,7 @@ from benchmark.models.build import features_and_logits
 from pairs.catalog import ModelEntry
 
 CPU = Runtime()
+_KINDS = {"features": 0, "logits": 1}       # output kind -> its place in a (features, logits) pass
 
 
 @dataclasses.dataclass
@@ -60,38 +67,52 @@ def _model_input(x01: torch.Tensor, entry: ModelEntry, runtime: Runtime) -> torc
 
 @dataclasses.dataclass
 class Frozen:
-    """A model playing a role on every batch, normalising with its entry's mean/std."""
+    """A model playing a role on every batch, normalising with its entry's mean/std; `name`
+    labels its forward passes (default: the entry's name)."""
     module: torch.nn.Module
     entry: ModelEntry
-
-
-class CachedBatches:
-    """Batches of the unaugmented split with references precomputed over all of it."""
-
-    def __init__(self, dataset: Dataset, entry: ModelEntry, refs: dict[str, torch.Tensor],
-                 n: int, batch_size: int, seed: int, runtime: Runtime = CPU):
-        self.dataset, self.entry, self.runtime = dataset, entry, runtime
-        self.n, self.batch_size, self.seed = n, batch_size, seed
-        self.refs = {name: r.to(runtime.device) for name, r in refs.items()}
-        self.frozen: dict[str, Frozen] = {}       # outputs precomputed: nothing runs per batch
-
-    def set_batch_size(self, batch_size: int) -> None:
-        self.batch_size = batch_size
+    name: str = ""
 
     @property
-    def ref_dims(self) -> dict[str, int]:
-        return {name: r.shape[1] for name, r in self.refs.items()}
+    def label(self) -> str:
+        return self.name or self.entry.name
 
-    def batch(self, idx: torch.Tensor) -> Batch:
-        on_device = idx.to(self.runtime.device)
-        x01 = _unit_range(self.dataset.train_x[idx], self.runtime)
-        return Batch(_model_input(x01, self.entry, self.runtime),
-                     self.dataset.train_y[idx].to(self.runtime.device), on_device,
-                     {name: r[on_device] for name, r in self.refs.items()})
 
-    def epoch(self, epoch: int) -> Iterator[Batch]:
-        for idx in epoch_order(self.n, self.batch_size, self.seed, epoch):
-            yield self.batch(idx)
+@dataclasses.dataclass
+class Images:
+    """One batch of a stream, before any model normalises it; what each model makes of it is
+    computed once, by the first unit that asks (`input_for`, `outputs`)."""
+    x01: torch.Tensor                # floats in [0, 1] on the device, augmented if the stream is
+    y: torch.Tensor
+    idx: torch.Tensor
+    runtime: Runtime
+    _inputs: dict = dataclasses.field(default_factory=dict)
+    _outputs: dict = dataclasses.field(default_factory=dict)
+
+    def input_for(self, entry: ModelEntry) -> torch.Tensor:
+        norm = (tuple(entry.mean), tuple(entry.std))
+        if norm not in self._inputs:
+            self._inputs[norm] = _model_input(self.x01, entry, self.runtime)
+        return self._inputs[norm]
+
+    def outputs(self, frozen: Frozen) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features, logits) of a frozen model on this batch, as float32; one forward pass per
+        distinct module, whichever units share it."""
+        key = id(frozen.module), tuple(frozen.entry.mean), tuple(frozen.entry.std)
+        if key not in self._outputs:
+            self._outputs[key] = _forward(frozen, self.input_for(frozen.entry), self.runtime)
+            FORWARD_PASSES[frozen.label] += 1
+        return self._outputs[key]
+
+
+# per-batch frozen forward passes of this process, by model label (for benchmarks and tests)
+FORWARD_PASSES: collections.Counter = collections.Counter()
+
+
+def _forward(frozen: Frozen, x: torch.Tensor, runtime: Runtime):
+    with torch.no_grad(), runtime.autocast():
+        feats, logits = features_and_logits(frozen.module, x)
+    return feats.float(), logits.float()
 
 
 def batch_generator(seed: int, epoch: int, index: int) -> torch.Generator:
@@ -116,51 +137,125 @@ class EpochBatches:
         return len(epoch_order(self.n, self.batch_size, self.seed, self.epoch))
 
 
-class OnlineBatches:
-    """Augmented batches with references computed per batch by the frozen models."""
+class Stream:
+    """The batches of every epoch of a run, as `Images`: gathered by loader workers (`loader`,
+    built on first use, one for the run) or indexed in process; augmented when `augmented`."""
 
-    def __init__(self, dataset: Dataset, entry: ModelEntry, frozen: dict[str, Frozen],
-                 references: dict[str, tuple[str, str]], n: int, batch_size: int, seed: int,
-                 runtime: Runtime = CPU, augmented: bool = True):
-        self.dataset, self.entry, self.runtime = dataset, entry, runtime
-        self.n, self.seed, self.augmented = n, seed, augmented
-        self.references = references                     # reference name -> (role, kind)
-        self.frozen = {role: Frozen(gpu.prepare(f.module, runtime.device, runtime.channels_last,
-                                                frozen=True), f.entry)
-                       for role, f in frozen.items()}
+    def __init__(self, dataset: Dataset, n: int, batch_size: int, seed: int,
+                 runtime: Runtime = CPU, augmented: bool = False, loader: bool = False):
+        self.dataset, self.runtime, self.augmented, self.use_loader = (dataset, runtime,
+                                                                       augmented, loader)
         self.sampler, self.loader = EpochBatches(n, batch_size, seed), None
-        probe = self._outputs(_unit_range(dataset.train_x[:2], runtime))
-        self.ref_dims = {name: out.shape[1] for name, out in probe.items()}
 
     @property
-    def batch_size(self) -> int:
-        return self.sampler.batch_size
+    def n(self) -> int:
+        return self.sampler.n
 
-    def set_batch_size(self, batch_size: int) -> None:
-        """Before the first epoch (the loader is built then)."""
-        self.sampler.batch_size = batch_size
+    @property
+    def key(self) -> tuple:
+        """What fixes the batches: streams with equal keys give equal batches."""
+        return (self.dataset.name, self.sampler.n, self.sampler.batch_size, self.sampler.seed,
+                self.augmented, self.runtime.device, self.runtime.channels_last)
 
-    def _outputs(self, x01: torch.Tensor) -> dict[str, torch.Tensor]:
-        outputs = {}
-        for role in dict.fromkeys(role for role, _ in self.references.values()):
-            f = self.frozen[role]
-            with torch.no_grad(), self.runtime.autocast():
-                feats, logits = features_and_logits(f.module,
-                                                    _model_input(x01, f.entry, self.runtime))
-            outputs[role, "features"], outputs[role, "logits"] = feats.float(), logits.float()
-        return {name: outputs[spec] for name, spec in self.references.items()}
+    def _images(self, x01: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> Images:
+        device = self.runtime.device      # from pinned memory, without making the host wait
+        return Images(x01, gpu.to_device(y, device, False), gpu.to_device(idx, device, False),
+                      self.runtime)
 
-    def epoch(self, epoch: int) -> Iterator[Batch]:
+    def at(self, idx: torch.Tensor) -> Images:
+        """The unaugmented samples `idx`, indexed in process."""
+        return self._images(_unit_range(self.dataset.train_x[idx], self.runtime),
+                            self.dataset.train_y[idx], idx)
+
+    def epoch(self, epoch: int) -> Iterator[Images]:
+        self.sampler.epoch = epoch
+        batches = self._loaded() if self.use_loader else (
+            (self.dataset.train_x[idx], self.dataset.train_y[idx], idx) for idx in
+            epoch_order(self.sampler.n, self.sampler.batch_size, self.sampler.seed, epoch))
+        for index, (x_uint8, y, idx) in enumerate(batches):
+            x01 = _unit_range(x_uint8, self.runtime)
+            if self.augmented:
+                x01 = augment(x01, batch_generator(self.sampler.seed, epoch, index))
+            yield self._images(x01, y, idx)
+
+    def _loaded(self):
         if self.loader is None:      # one loader for the run: workers start once, not per epoch
             workers = self.runtime.workers
             self.loader = torch.utils.data.DataLoader(
                 CachedDataset(self.dataset.train_x, self.dataset.train_y), num_workers=workers,
                 batch_sampler=self.sampler, pin_memory=self.runtime.device.type == "cuda",
-                persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
-        self.sampler.epoch = epoch
-        for index, (x_uint8, y, idx) in enumerate(self.loader):
-            x01 = _unit_range(x_uint8, self.runtime)
-            if self.augmented:
-                x01 = augment(x01, batch_generator(self.seed, epoch, index))
-            yield Batch(_model_input(x01, self.entry, self.runtime), y.to(self.runtime.device),
-                        idx.to(self.runtime.device), self._outputs(x01))
+                persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
+                generator=torch.Generator())     # workers' seeds: not from the global state
+        return self.loader
+
+
+class _View:
+    """A unit's view of a stream (its own until a lockstep group shares another's)."""
+    stream: Stream
+    entry: ModelEntry
+
+    @property
+    def n(self) -> int:
+        return self.stream.n
+
+    @property
+    def batch_size(self) -> int:
+        return self.stream.sampler.batch_size
+
+    def set_batch_size(self, batch_size: int) -> None:
+        """Before the first epoch (the loader is built then)."""
+        self.stream.sampler.batch_size = batch_size
+
+    def refs(self, images: Images) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def view(self, images: Images) -> Batch:
+        """This unit's batch from a batch of a stream equal to its own."""
+        return Batch(images.input_for(self.entry), images.y, images.idx, self.refs(images))
+
+    def epoch(self, epoch: int) -> Iterator[Batch]:
+        for images in self.stream.epoch(epoch):
+            yield self.view(images)
+
+
+class CachedBatches(_View):
+    """Batches of the unaugmented split with references precomputed over all of it."""
+
+    def __init__(self, dataset: Dataset, entry: ModelEntry, refs: dict[str, torch.Tensor],
+                 n: int, batch_size: int, seed: int, runtime: Runtime = CPU):
+        self.stream = Stream(dataset, n, batch_size, seed, runtime)
+        self.entry, self.runtime = entry, runtime
+        self.refs_all = {name: r.to(runtime.device) for name, r in refs.items()}
+        self.frozen: dict[str, Frozen] = {}       # outputs precomputed: nothing runs per batch
+
+    @property
+    def ref_dims(self) -> dict[str, int]:
+        return {name: r.shape[1] for name, r in self.refs_all.items()}
+
+    def refs(self, images: Images) -> dict[str, torch.Tensor]:
+        return {name: r[images.idx] for name, r in self.refs_all.items()}
+
+    def batch(self, idx: torch.Tensor) -> Batch:
+        return self.view(self.stream.at(idx))
+
+
+class OnlineBatches(_View):
+    """Augmented batches with references computed per batch by the frozen models."""
+
+    def __init__(self, dataset: Dataset, entry: ModelEntry, frozen: dict[str, Frozen],
+                 references: dict[str, tuple[str, str]], n: int, batch_size: int, seed: int,
+                 runtime: Runtime = CPU, augmented: bool = True):
+        self.stream = Stream(dataset, n, batch_size, seed, runtime, augmented, loader=True)
+        self.entry, self.runtime = entry, runtime
+        self.references = references                     # reference name -> (role, kind)
+        self.frozen = {role: dataclasses.replace(f, module=gpu.prepare(
+                           f.module, runtime.device, runtime.channels_last, frozen=True))
+                       for role, f in frozen.items()}
+        probe = self.stream.at(torch.arange(min(2, n)))
+        self.ref_dims = {name: _forward(self.frozen[role], probe.input_for(self.frozen[role].entry),
+                                        runtime)[_KINDS[kind]].shape[1]
+                         for name, (role, kind) in references.items()}
+
+    def refs(self, images: Images) -> dict[str, torch.Tensor]:
+        return {name: images.outputs(self.frozen[role])[_KINDS[kind]]
+                for name, (role, kind) in self.references.items()}

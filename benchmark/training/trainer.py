@@ -52,14 +52,20 @@ class Trainer:
         self.batches.set_batch_size(self.adaptive.size)
 
     def _probe(self, probe: torch.nn.Module, size: int) -> None:
+        self.probe_step(probe, size, self.batches.frozen.values())
+        probe.zero_grad(set_to_none=True)
+
+    def probe_step(self, model: torch.nn.Module, size: int, frozen=()) -> None:
+        """At batch size `size`: one forward and backward of `model`, a copy of the student (its
+        gradients are left in place, as a step leaves them), then one forward of each of the
+        `frozen` models (`batches.Frozen`)."""
         x = torch.zeros(size, *self.entry.input_size, device=self.runtime.device)
         x = gpu.to_device(x, self.runtime.device, self.runtime.channels_last)
         with self.runtime.autocast():
-            probe(x).float().sum().backward()
+            model(x).float().sum().backward()
             with torch.no_grad():
-                for frozen in self.batches.frozen.values():
-                    frozen.module(x)
-        probe.zero_grad(set_to_none=True)
+                for f in frozen:
+                    f.module(x)
 
     def batch_record(self) -> dict:
         """What the run's transfer_runs row records of its batch size."""
@@ -85,28 +91,14 @@ class Trainer:
         return loss.detach(), logs
 
     def train_epoch(self, epoch: int) -> tuple[dict, str]:
-        """One epoch; a non-finite loss ends it (status `diverged`). Each step's loss is read
-        only once the next step is queued, so a GPU never waits for the host between steps
-        (a non-finite step is thus followed by one more, on weights that are lost anyway)."""
-        self.student.train()
-        t0 = time.perf_counter()
-        steps = []                       # (loss, teacher_input or None, batch size) as queued
+        """One epoch over the trainer's own batches (`EpochRun`)."""
+        run, t0 = EpochRun(self), time.perf_counter()
         for index, batch in enumerate(self.batches.epoch(epoch)):
-            loss, logs = self.train_step(batch, index)
-            steps.append((loss, logs.get("teacher_input"), len(batch.y)))
-            if len(steps) > 1 and not torch.isfinite(steps[-2][0]):
+            run.step(batch, index)
+            if not run.going:
                 break
-        losses = torch.stack([loss for loss, _, _ in steps]).cpu() if steps else torch.zeros(0)
-        finite = torch.isfinite(losses)
-        status = "ok" if finite.all() else "diverged"
-        steps = steps[:int((~finite).nonzero()[0])] if status == "diverged" else steps
-        inputs = [share for _, share, _ in steps if share is not None]
-        seconds = time.perf_counter() - t0
-        seen = sum(n for _, _, n in steps)
-        row = {"epoch": epoch, "loss": losses[:len(steps)].mean().item() if steps else math.nan,
-               "teacher_input": torch.stack(inputs).float().mean().item() if inputs else math.nan,
-               "images_per_s": seen / seconds if seconds > 0 else math.nan, "seconds": seconds}
-        return row, status
+        run.losses()
+        return run.finish(epoch, time.perf_counter() - t0)
 
     def eval_model(self) -> torch.nn.Module:
         return self.method.eval_model(self.student)
@@ -138,6 +130,45 @@ class Trainer:
             self.adaptive.size = state["batch"]["batch_size"]
             self.adaptive.history = list(state["oom_history"])
             self.batches.set_batch_size(self.adaptive.size)
+
+
+class EpochRun:
+    """One epoch of a trainer, a batch at a time: `step` while `going`, then `finish`. A
+    non-finite loss ends the epoch (status `diverged`). Each step's loss is read only once the
+    next step is queued, so a GPU never waits for the host between steps (a non-finite step is
+    thus followed by one more, on weights that are lost anyway)."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer, self.going, self._losses = trainer, True, None
+        self.steps = []                  # (loss, teacher_input or None, batch size) as queued
+        trainer.student.train()
+
+    def step(self, batch: Batch, index: int) -> None:
+        loss, logs = self.trainer.train_step(batch, index)
+        self.steps.append((loss, logs.get("teacher_input"), len(batch.y)))
+        if len(self.steps) > 1 and not torch.isfinite(self.steps[-2][0]):
+            self.going = False
+
+    def losses(self) -> torch.Tensor:
+        """The steps' losses on the host: waits for the device to finish the epoch's steps."""
+        if self._losses is None:
+            self._losses = (torch.stack([loss for loss, _, _ in self.steps]).cpu() if self.steps
+                            else torch.zeros(0))
+        return self._losses
+
+    def finish(self, epoch: int, seconds: float) -> tuple[dict, str]:
+        """The epoch's row and status; `seconds`: the time the epoch is charged (taken after
+        `losses`, so that it counts the device's work)."""
+        steps, losses = self.steps, self.losses()
+        finite = torch.isfinite(losses)
+        status = "ok" if finite.all() else "diverged"
+        steps = steps[:int((~finite).nonzero()[0])] if status == "diverged" else steps
+        inputs = [share for _, share, _ in steps if share is not None]
+        seen = sum(n for _, _, n in steps)
+        row = {"epoch": epoch, "loss": losses[:len(steps)].mean().item() if steps else math.nan,
+               "teacher_input": torch.stack(inputs).float().mean().item() if inputs else math.nan,
+               "images_per_s": seen / seconds if seconds > 0 else math.nan, "seconds": seconds}
+        return row, status
 
 
 def may_run_out_of_memory(runtime: gpu.Runtime) -> bool:

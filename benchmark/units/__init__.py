@@ -1,7 +1,8 @@
 """Units of work, how one runs: `predict` (a model's eval predictions), `stats` (all planned
 pairs' complementary knowledge), `transfer` (one training run; `checkpoint` keeps its state),
 `multi` (multi-teacher runs, planned by `multi_plan`), `features` (cached features for the
-predictors), `baselines` (random-init flips); `dispatch` runs any unit by its stage.
+predictors), `baselines` (random-init flips); `group` trains the transfer units of a task that
+see the same batches in lockstep; `dispatch` runs any unit by its stage, and a task's units.
 Names load on first use.
 """
 from benchmark.lazy import lazy_exports

@@ -1,4 +1,5 @@
-"""One entry point that runs any unit by its stage, and the record a failed unit leaves."""
+"""One entry point that runs any unit by its stage, one that runs a task's units (transfer units
+in lockstep groups), and the record a failed unit leaves."""
 import socket
 import traceback
 from datetime import datetime, timezone
@@ -8,6 +9,7 @@ import pandas as pd
 
 from benchmark.units.checkpoint import kept_bytes
 from benchmark.units.features import run_features
+from benchmark.units.group import lockstep_groups, run_group, shares
 from benchmark.units.multi import run_multi
 from benchmark.units.predict import run_predict
 from benchmark.units.stats import run_stats
@@ -24,6 +26,21 @@ def run_unit(unit: dict, results_dir, cache: Path, job_id: str = "") -> str:
         runner = run_multi if unit.get("mode") else run_transfer
         return runner(unit, results_dir, cache, job_id)
     return _RUNNERS[unit["stage"]](unit, results_dir, cache)
+
+
+def run_units(units: list[dict], results_dir, cache: Path, job_id: str = ""):
+    """Run a task's units, transfer units in lockstep groups (`benchmark.units.group`); yields
+    each unit with its status, or the exception it raised: one unit's failure never stops the
+    others."""
+    for group in lockstep_groups(units, results_dir):
+        if shares(group[0]):
+            outcomes = run_group(group, results_dir, cache, job_id)
+        else:
+            try:
+                outcomes = {group[0]["key"]: run_unit(group[0], results_dir, cache, job_id)}
+            except Exception as e:       # the unit's own failure: its task-mates go on
+                outcomes = {group[0]["key"]: e}
+        yield from ((unit, outcomes[unit["key"]]) for unit in group)
 
 
 def record_failure(unit: dict, results_dir, error: BaseException, job_id: str = ""):

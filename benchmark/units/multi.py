@@ -37,8 +37,9 @@ from benchmark.units.multi_plan import check_mode
 from benchmark.training.trainer import Trainer, predict_eval
 from benchmark.units import checkpoint
 from benchmark.units.checkpoint import checkpoint_path, student_path
-from benchmark.units.transfer import (Source, evaluate_epoch, load_context, make_batches,
-                                     run_transfer, snapshot, train_run, write_results)
+from benchmark.units.transfer import (Source, UnitRun, evaluate_epoch, load_context,
+                                     make_batches, run_alone, run_transfer, snapshot,
+                                     write_results)
 
 
 def run_multi(unit: dict, results_dir, cache: Path, job_id: str = "") -> str:
@@ -71,17 +72,19 @@ class ParallelDataPartition(TransferMethod):
         return logits, {"kl": loss}, {"teacher_input": 100.0 * (source >= 0).float().mean()}
 
 
-def run_parallel(unit, results_dir, cache, job_id=""):
+def parallel_run(unit, results_dir, cache, job_id="", loaded=None) -> UnitRun:
+    """A parallel unit's run (`loaded`: frozen models shared with its lockstep group)."""
     ctx = load_context(unit, results_dir, cache)
     method = ParallelDataPartition(ctx.params, ctx.compat, n_teachers=len(ctx.teachers),
                                    supervised=unit["method"] == "kl_dp")
     sources = {"student": Source(ctx.student_entry),
                **{f"teacher{i}": Source(t) for i, t in enumerate(ctx.teachers)}}
-    rows, status, trainer = train_run(ctx, method, sources, ctx.teachers[0].name, results_dir,
-                                      cache)
-    write_results(ctx, rows, status, results_dir, job_id, batch=trainer.batch_record())
-    checkpoint_path(results_dir, unit["key"]).unlink(missing_ok=True)
-    return status
+    return UnitRun(ctx, method, sources, ctx.teachers[0].name, results_dir, cache, job_id,
+                   loaded=loaded)
+
+
+def run_parallel(unit, results_dir, cache, job_id=""):
+    return run_alone(parallel_run(unit, results_dir, cache, job_id))
 
 
 # ---------------------------------------------------------------------------------- sequential

@@ -32,6 +32,7 @@ from benchmark.training.batches import CachedBatches, Frozen, OnlineBatches
 from benchmark.models.loading import load_model, random_init_model, train_outputs
 from benchmark.methods import TransferMethod, get_method, reference_spec
 from benchmark.measures.metrics import transfer_metrics
+from benchmark.training.lockstep import RandomState, run_lockstep
 from benchmark.training.trainer import Trainer, predict_eval
 from benchmark.units import checkpoint
 from benchmark.units.checkpoint import checkpoint_path, kept_bytes, save_student, student_path
@@ -58,13 +59,34 @@ class Source:
     init_seed: int | None = None
     module: torch.nn.Module | None = None
 
-    def load(self, cache: Path) -> torch.nn.Module:
+    @property
+    def key(self) -> tuple:
+        """Sources with equal keys are the same model: a lockstep group loads it once."""
+        if self.module is not None:
+            return ("module", id(self.module))
+        return self.entry.fingerprint(), self.init_seed
+
+    @property
+    def label(self) -> str:
+        if self.init_seed is None:
+            return self.entry.name
+        return f"{self.entry.name} (random init, seed {self.init_seed})"
+
+    def load(self, cache: Path, loaded: dict | None = None) -> torch.nn.Module:
+        """The model; `loaded` (source key -> module) shares one module between the runs of a
+        lockstep group."""
         if self.module is not None:
             return self.module
+        if loaded is not None and self.key in loaded:
+            return loaded[self.key]
         if self.init_seed is not None:
-            return random_init_model(self.entry, self.init_seed)
-        with torch.random.fork_rng(devices=[]):     # building a model draws random weights
-            return load_model(self.entry, cache)
+            module = random_init_model(self.entry, self.init_seed)
+        else:
+            with torch.random.fork_rng(devices=[]):     # building a model draws random weights
+                module = load_model(self.entry, cache)
+        if loaded is not None:
+            loaded[self.key] = module
+        return module
 
 
 def n_train(params: dict, dataset: data.Dataset) -> int:
@@ -74,11 +96,11 @@ def n_train(params: dict, dataset: data.Dataset) -> int:
 
 def make_batches(method: TransferMethod, sources: dict[str, Source], entry: ModelEntry,
                  dataset: data.Dataset, params: dict, seed: int, cache: Path,
-                 runtime: gpu.Runtime) -> CachedBatches | OnlineBatches:
+                 runtime: gpu.Runtime, loaded: dict | None = None) -> CachedBatches | OnlineBatches:
     """The run's batches with the method's references: per augmented batch (params `augment`),
     else precomputed over the split (a live module's over the first n_train samples only: they
     are not cached). Leaves torch's global RNG untouched, so whether an output was cached never
-    changes a run."""
+    changes a run. `loaded`: frozen models already loaded by the run's group (`Source.load`)."""
     specs = {name: reference_spec(name) for name in method.references}
     for role, _ in specs.values():
         if role not in sources:
@@ -86,8 +108,8 @@ def make_batches(method: TransferMethod, sources: dict[str, Source], entry: Mode
                              f"does not have (roles: {', '.join(sources)})")
     n = n_train(params, dataset)
     if params["augment"]:
-        frozen = {role: Frozen(sources[role].load(cache), sources[role].entry)
-                  for role, _ in specs.values()}
+        frozen = {role: Frozen(sources[role].load(cache, loaded), sources[role].entry,
+                               sources[role].label) for role, _ in specs.values()}
         return OnlineBatches(dataset, entry, frozen, specs, n, params["batch_size"], seed, runtime)
     refs = {}
     for name, (role, kind) in specs.items():
@@ -124,6 +146,11 @@ class RunContext:
         return 100.0 * float(np.mean(self.preds[name] == self.labels))
 
 
+def unit_params(unit: dict) -> dict:
+    """A unit's params as it runs them (those of a plan older than a param: as it was planned)."""
+    return {**_PARAMS_OF_OLDER_PLANS, **json.loads(unit["params"])}
+
+
 def load_context(unit: dict, results_dir, cache: Path) -> RunContext:
     started, wall0 = datetime.now(timezone.utc), time.perf_counter()
     zoo = get_zoo(unit["zoo"])
@@ -136,7 +163,7 @@ def load_context(unit: dict, results_dir, cache: Path) -> RunContext:
     if unit["compat"]:
         preds.update(student_normalised_preds(teachers, student_entry, dataset, cache))
     return RunContext(unit=unit, student_entry=student_entry, teachers=teachers,
-                      params={**_PARAMS_OF_OLDER_PLANS, **json.loads(unit["params"])},
+                      params=unit_params(unit),
                       seed=int(unit["seed"]),
                       compat=unit["compat"] or None, dataset=dataset, labels=labels,
                       preds=preds, started=started, wall0=wall0)
@@ -174,33 +201,63 @@ def evaluate_epoch(ctx: RunContext, dist_preds: np.ndarray, row: dict, status: s
     return row, status
 
 
-def train_run(ctx: RunContext, method: TransferMethod, sources: dict[str, Source],
-              metric_teacher: str, results_dir, cache: Path) -> tuple[list, str, Trainer]:
-    """Train (or resume) one single-method run to its last epoch; returns (rows, status,
-    trainer). The checkpoint is left in place (the caller removes it once results are written)."""
-    runtime = gpu.Runtime.from_env(ctx.params["precision"])
-    batches = make_batches(method, sources, ctx.student_entry, ctx.dataset, ctx.params, ctx.seed,
-                           cache, runtime)
-    torch.manual_seed(ctx.seed)
-    student = load_model(ctx.student_entry, cache)
-    trainer = Trainer(method, student, ctx.student_entry, ctx.dataset, batches, ctx.params,
-                      ctx.seed, runtime)
-    ckpt_file = checkpoint_path(results_dir, ctx.unit["key"])
-    rows, status = [], "ok"
-    if ckpt_file.is_file():
-        state = torch.load(ckpt_file, weights_only=True, map_location="cpu")
-        trainer.load(state)
-        torch.set_rng_state(state["rng"])
-        rows, status = state["rows"], state["status"]
-    else:
-        trainer.fit_batch_size()
-    while len(rows) < ctx.params["epochs"] and status == "ok":
-        row, status = trainer.train_epoch(len(rows))
-        row, status = evaluate_epoch(ctx, trainer.predict(), row, status, metric_teacher)
-        rows.append(row)
-        checkpoint.save_checkpoint(ckpt_file, {**trainer.state(), "rng": torch.get_rng_state(),
-                                     "rows": rows, "status": status})
-    return rows, status, trainer
+class UnitRun:
+    """One unit's training run, as `lockstep.run_lockstep` drives it, alone or in a group: built,
+    or resumed from its checkpoint; after every epoch evaluated and checkpointed; once its last
+    epoch (or divergence) is recorded, finished: its student kept if `keep_student`, its results
+    written and its checkpoint removed. `loaded`: frozen models shared with its group."""
+
+    def __init__(self, ctx: RunContext, method: TransferMethod, sources: dict[str, Source],
+                 metric_teacher: str, results_dir, cache: Path, job_id: str = "",
+                 keep_student: bool = False, loaded: dict | None = None):
+        self.ctx, self.metric_teacher, self.keep_student = ctx, metric_teacher, keep_student
+        self.results_dir, self.job_id = results_dir, job_id
+        runtime = gpu.Runtime.from_env(ctx.params["precision"])
+        batches = make_batches(method, sources, ctx.student_entry, ctx.dataset, ctx.params,
+                               ctx.seed, cache, runtime, loaded)
+        torch.manual_seed(ctx.seed)
+        student = load_model(ctx.student_entry, cache)
+        self.trainer = Trainer(method, student, ctx.student_entry, ctx.dataset, batches,
+                               ctx.params, ctx.seed, runtime)
+        self.ckpt_file = checkpoint_path(results_dir, ctx.unit["key"])
+        self.rows, self.status, self.resumed = [], "ok", self.ckpt_file.is_file()
+        if self.resumed:
+            state = torch.load(self.ckpt_file, weights_only=True, map_location="cpu")
+            self.trainer.load(state)
+            torch.set_rng_state(state["rng"])
+            self.rows, self.status = state["rows"], state["status"]
+        self.rng = RandomState(runtime.device)
+
+    @property
+    def key(self) -> str:
+        return self.ctx.unit["key"]
+
+    def next_epoch(self) -> int | None:
+        return len(self.rows) if (len(self.rows) < self.ctx.params["epochs"]
+                                  and self.status == "ok") else None
+
+    def end_epoch(self, row: dict, status: str) -> None:
+        row, self.status = evaluate_epoch(self.ctx, self.trainer.predict(), row, status,
+                                          self.metric_teacher)
+        self.rows.append(row)
+        checkpoint.save_checkpoint(self.ckpt_file, {**self.trainer.state(),
+                                                    "rng": torch.get_rng_state(),
+                                                    "rows": self.rows, "status": self.status})
+
+    def finish(self) -> None:
+        if self.keep_student:
+            save_student(student_path(self.results_dir, self.key), self.trainer.eval_model())
+        write_results(self.ctx, self.rows, self.status, self.results_dir, self.job_id,
+                      batch=self.trainer.batch_record())
+        self.ckpt_file.unlink(missing_ok=True)
+
+
+def run_alone(run: UnitRun) -> str:
+    """Train one run to its end (its batch size fitted first, unless resumed); its status."""
+    if not run.resumed:
+        run.trainer.fit_batch_size()
+    run_lockstep([run])
+    return run.status
 
 
 def write_results(ctx: RunContext, rows: list, status: str, results_dir, job_id: str = "",
@@ -231,24 +288,25 @@ def write_results(ctx: RunContext, rows: list, status: str, results_dir, job_id:
     write_part(results_dir, "transfer_runs", pd.DataFrame([run]), unit["key"])
 
 
-def run_transfer(unit: dict, results_dir, cache: Path, job_id: str = "",
-                 keep_student: bool | None = None) -> str:
-    """Run (or resume) one transfer unit; returns its status (`ok` or `diverged`).
-
-    `keep_student` saves the final (evaluated) student to `student_path`; by default the
-    unit's own `keep_student` (set by the launch, `--keep-students`) decides.
-    """
+def transfer_run(unit: dict, results_dir, cache: Path, job_id: str = "",
+                 keep_student: bool | None = None, loaded: dict | None = None) -> UnitRun:
+    """A single-teacher unit's run. `keep_student` saves the final (evaluated) student to
+    `student_path`; by default the unit's own `keep_student` (set by the launch,
+    `--keep-students`) decides."""
     ctx = load_context(unit, results_dir, cache)
     teacher = ctx.teachers[0]
     method = get_method(unit["method"])(ctx.params, ctx.compat)
     sources = {"teacher": Source(teacher), "student": Source(ctx.student_entry),
                "random_teacher": Source(teacher, init_seed=ctx.seed)}
-    rows, status, trainer = train_run(ctx, method, sources, teacher.name, results_dir, cache)
-    if keep_student or (keep_student is None and unit.get("keep_student")):
-        save_student(student_path(results_dir, unit["key"]), trainer.eval_model())
-    write_results(ctx, rows, status, results_dir, job_id, batch=trainer.batch_record())
-    checkpoint_path(results_dir, unit["key"]).unlink(missing_ok=True)
-    return status
+    keep = keep_student or (keep_student is None and unit.get("keep_student"))
+    return UnitRun(ctx, method, sources, teacher.name, results_dir, cache, job_id, bool(keep),
+                   loaded)
+
+
+def run_transfer(unit: dict, results_dir, cache: Path, job_id: str = "",
+                 keep_student: bool | None = None) -> str:
+    """Run (or resume) one transfer unit alone; returns its status (`ok` or `diverged`)."""
+    return run_alone(transfer_run(unit, results_dir, cache, job_id, keep_student))
 
 
 def snapshot(model: torch.nn.Module, state: dict | None = None) -> torch.nn.Module:
