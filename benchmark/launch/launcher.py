@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from benchmark import data
 
 from benchmark.models import microzoo, weights
-from benchmark.data.imagefolder import check_classes
+from benchmark.data.datasets import check_classes
 from benchmark.launch.jobs import UnitTask
 from benchmark.launch.slurm import SlurmOptions, array_chunks, cluster_max_array_size, submitit_parameters
 from benchmark.launch.submissions import (jobs_dir, live_unit_ids, pair_id, record_submission,

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.models.gpu import Runtime
-from benchmark.data.imagefolder import default_workers
+from benchmark.data.splits import default_workers
 
 PAIRS = (("resnet50", "resnet18"), ("convnext_tiny", "resnet50"),
          ("vit_small_patch16_224", "resnet50"), ("resnet50", "vit_small_patch16_224"))
