@@ -1,5 +1,37 @@
-"""Shared fixtures: one cache for the whole session, so the tiny zoo trains once."""
+"""Shared fixtures: one cache for the whole session, so the tiny zoo trains once; a small
+ImageNet-like image folder."""
+import numpy as np
 import pytest
+
+IMAGE_CLASSES = ("n01", "n02", "n03")
+
+
+def _write_images(root, per_class, size=20, seed=0):
+    """`per_class` PNG images in each class folder of `root`, each class its own dominant colour."""
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    for c, name in enumerate(IMAGE_CLASSES):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            img = rng.integers(0, 60, (size, size + 4, 3), dtype=np.uint8)
+            img[..., c] += 150
+            Image.fromarray(img).save(root / name / f"img{i}.png")
+
+
+@pytest.fixture(scope="session")
+def write_images():
+    return _write_images
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory):
+    """`train/` (10 images per class) and `val/` (4 per class, and a file that is no image) of
+    three classes."""
+    root = tmp_path_factory.mktemp("imagenet_like")
+    _write_images(root / "train", 10, seed=0)
+    _write_images(root / "val", 4, seed=1)
+    (root / "val" / "n02" / "notes.txt").write_text("not an image")
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -15,24 +15,9 @@ from pairs.catalog import ModelEntry
 CLASSES = ("n01", "n02", "n03")
 
 
-def _write_images(root, per_class, size=20, seed=0):
-    from PIL import Image
-    rng = np.random.default_rng(seed)
-    for c, name in enumerate(CLASSES):
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            img = rng.integers(0, 60, (size, size + 4, 3), dtype=np.uint8)
-            img[..., c] += 150                        # each class has its own dominant colour
-            Image.fromarray(img).save(root / name / f"img{i}.png")
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("imagenet_like")
-    _write_images(root / "train", 10, seed=0)
-    _write_images(root / "val", 4, seed=1)
-    (root / "val" / "n02" / "notes.txt").write_text("not an image")
-    return root
+@pytest.fixture
+def folder(image_folder):
+    return image_folder
 
 
 def test_scan_follows_imagefolder(folder):
@@ -44,13 +29,13 @@ def test_scan_follows_imagefolder(folder):
     assert len(train.paths) == 30 and train.num_classes == 3
 
 
-def test_class_checks(folder, tmp_path):
+def test_class_checks(folder, tmp_path, write_images):
     entries = [ModelEntry("a", "test_resnet", "cnn", 3), ModelEntry("b", "test_resnet", "cnn", 1000)]
     with pytest.raises(ValueError, match=r"3 classes.*b \(1000\)") as err:
         check_classes(CLASSES, entries)
     assert "\n" not in str(err.value) and "a (3)" not in str(err.value)
     check_classes(3, entries[:1])
-    _write_images(tmp_path / "train", 1)
+    write_images(tmp_path / "train", 1)
     (tmp_path / "val" / "n01").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="no valid file"):
         imf.imagenet_splits(tmp_path)                                  # an empty class folder

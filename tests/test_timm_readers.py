@@ -1,0 +1,89 @@
+"""Datasets through timm's readers: the images of one image folder, written as Hugging Face
+Parquet files (`hfds:`) and as WebDataset shards (`wds:`), give the same arrays and the same
+predict, stats and transfer numbers as the folder itself."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.data.datasets import eval_split, load_dataset, num_classes_of
+from benchmark.data.imagefolder import imagenet_splits
+
+OPTIONS = "size=16,crop_pct=1"
+
+
+@pytest.fixture(scope="module")
+def hf_cache(tmp_path_factory):
+    """Hugging Face datasets prepares its Arrow files in this session's folder, not the user's."""
+    import datasets
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("hf_cache"))
+        yield
+
+
+def write_parquet(root, splits, classes, drop_label=False):
+    """`root/data/<split>-00000-of-00001.parquet`, the layout of the hub's imagenet-1k."""
+    import datasets
+    features = {"image": datasets.Image()}
+    if not drop_label:
+        features["label"] = datasets.ClassLabel(names=list(classes))
+    for name, split in splits.items():
+        rows = {"image": [{"bytes": open(p, "rb").read(), "path": os.path.relpath(p, split.root)}
+                          for p in split.paths]}
+        if not drop_label:
+            rows["label"] = split.labels.tolist()
+        (root / "data").mkdir(parents=True, exist_ok=True)
+        datasets.Dataset.from_dict(rows, features=datasets.Features(features)).to_parquet(
+            str(root / "data" / f"{name}-00000-of-00001.parquet"))
+    return root
+
+
+def write_shards(root, splits, per_shard=7):
+    """Shards `<split>-NNNN.tar` of `per_shard` samples (`.png` and `.cls`) and timm's
+    `_info.json` naming them."""
+    import webdataset as wds
+    root.mkdir(parents=True, exist_ok=True)
+    info = {"name": "tiny", "splits": {}}
+    for name, split in splits.items():
+        files, lengths = [], []
+        for s, start in enumerate(range(0, len(split.paths), per_shard)):
+            files.append(f"{name}-{s:04d}.tar")
+            with wds.TarWriter(str(root / files[-1])) as sink:
+                for p, y in zip(split.paths[start:start + per_shard],
+                                split.labels[start:start + per_shard]):
+                    key = os.path.relpath(p, split.root).replace(os.sep, "_")[:-4]
+                    sink.write({"__key__": key, "png": open(p, "rb").read(),
+                                "cls": str(int(y)).encode()})
+            lengths.append(min(per_shard, len(split.paths) - start))
+        info["splits"][name] = {"name": name, "num_samples": sum(lengths), "filenames": files,
+                                "shard_lengths": lengths}
+    (root / "_info.json").write_text(json.dumps(info))
+    return root
+
+
+@pytest.fixture(scope="module")
+def sources(image_folder, tmp_path_factory, hf_cache):
+    """One dataset name per source, all of the same images in the same order."""
+    root = tmp_path_factory.mktemp("sources")
+    train, val = imagenet_splits(image_folder)
+    splits = {"train": train, "validation": val}
+    write_parquet(root / "hf", splits, train.classes)
+    write_shards(root / "wds", splits)
+    return {"imagefolder": f"imagefolder:{image_folder}@{OPTIONS}",
+            "hfds": f"hfds:{root / 'hf'}@{OPTIONS}",
+            "wds": f"wds:{root / 'wds'}@{OPTIONS},classes=3"}
+
+
+@pytest.mark.parametrize("source", ["hfds", "wds"])
+def test_a_source_decodes_the_folders_arrays(sources, cache, source):
+    folder = load_dataset(sources["imagefolder"] + ",subset=0.5", cache)
+    data = load_dataset(sources[source] + ",subset=0.5", cache)
+    assert data.num_classes == num_classes_of(sources[source]) == 3
+    assert data.train_x.shape == (15, 3, 16, 16) and data.eval_x.shape == (12, 3, 16, 16)
+    for field in ("train_x", "train_y", "eval_x", "eval_y", "train_sources", "eval_sources"):
+        assert torch.equal(getattr(data, field), getattr(folder, field)), field
+    names = eval_split(sources[source]).names
+    assert [n.split(".")[0].replace("/", "_") for n in eval_split(sources["imagefolder"]).names] \
+        == [n.split(".")[0].replace("/", "_") for n in names]
