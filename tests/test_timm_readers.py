@@ -87,3 +87,62 @@ def test_a_source_decodes_the_folders_arrays(sources, cache, source):
     names = eval_split(sources[source]).names
     assert [n.split(".")[0].replace("/", "_") for n in eval_split(sources["imagefolder"]).names] \
         == [n.split(".")[0].replace("/", "_") for n in names]
+
+
+def _zoo(name, dataset, weights):
+    """Two small timm models with 3-class heads, their weights saved once into `weights`."""
+    from safetensors.torch import save_file
+    from benchmark.models.build import create_model
+    from pairs.catalog import ModelEntry, Zoo, register_zoo
+    entries = []
+    for seed, (model, arch) in enumerate((("teacher_e", "test_efficientnet"),
+                                          ("student_r", "test_resnet"))):
+        entry = ModelEntry(model, arch, "cnn", 3, input_size=(3, 16, 16), weights=str(weights),
+                           mean=(0.2, 0.8, 0.5) if seed else (0.5, 0.5, 0.5),
+                           std=(0.3, 0.2, 0.25) if seed else (0.25, 0.25, 0.25))
+        if not (weights / f"{model}.safetensors").exists():
+            weights.mkdir(exist_ok=True)
+            torch.manual_seed(seed)
+            save_file({k: v.contiguous() for k, v in
+                       create_model(entry, pretrained=False).state_dict().items()},
+                      str(weights / f"{model}.safetensors"))
+        entries.append(entry)
+    return register_zoo(name)(lambda: Zoo(name, dataset, tuple(entries)))()
+
+
+def run_pipeline(zoo, results, cache):
+    """predict, stats and one epoch of kl_dp transfer (augmented batches) through the launcher;
+    the tables, with what differs between sources (keys, names, times) left out."""
+    from benchmark.launch.launcher import LaunchOptions, launch
+    from benchmark.methods import resolve_params
+    from pairs.plan import make_plan
+    from results import read_table
+    params = resolve_params("kl_dp", {"epochs": 1, "batch_size": 8, "lr": 0.01})
+    plan = make_plan(zoo, [("teacher_e", "student_r")], {"kl_dp": params}, [0])
+    summary = launch(plan, results, cache, LaunchOptions(executor="debug", progress=False))
+    assert all(s["failed"] == 0 for s in summary.values()), summary
+    drop = ["key", "zoo", "dataset", "seconds", "wall_s", "images_per_s", "plan", "host", "job_id",
+            "started_at", "finished_at", "source", "code_version"]
+    return {table: read_table(results, table).drop(columns=drop, errors="ignore")
+            .sort_values(by) .reset_index(drop=True)
+            for table, by in (("predictions", ["model", "sample"]), ("models", ["model"]),
+                              ("pair_stats", ["teacher"]), ("transfer_epochs", ["epoch"]),
+                              ("transfer_runs", ["teacher"]))}
+
+
+@pytest.fixture(scope="module")
+def folder_tables(sources, cache, tmp_path_factory):
+    root = tmp_path_factory.mktemp("folder_run")
+    return run_pipeline(_zoo("readers_imagefolder", sources["imagefolder"], root / "weights"),
+                        root / "results", cache)
+
+
+@pytest.mark.parametrize("source", ["hfds", "wds"])
+def test_predict_stats_transfer_on_a_source_match_the_folder(sources, folder_tables, cache,
+                                                             tmp_path, source):
+    import pandas as pd
+    tables = run_pipeline(_zoo(f"readers_{source}", sources[source], tmp_path / "weights"),
+                          tmp_path / "results", cache)
+    assert len(tables["predictions"]) == 2 * 12 and tables["transfer_runs"]["status"][0] == "ok"
+    for name, table in tables.items():
+        pd.testing.assert_frame_equal(table, folder_tables[name], obj=name)
