@@ -40,9 +40,9 @@ def write_parquet(root, splits, classes, drop_label=False):
     return root
 
 
-def write_shards(root, splits, per_shard=7):
-    """Shards `<split>-NNNN.tar` of `per_shard` samples (`.png` and `.cls`) and timm's
-    `_info.json` naming them."""
+def write_shards(root, splits, per_shard=7, label=True):
+    """Shards `<split>-NNNN.tar` of `per_shard` samples (`.png` and, with `label`, `.cls`)
+    and timm's `_info.json` naming them."""
     import webdataset as wds
     root.mkdir(parents=True, exist_ok=True)
     info = {"name": "tiny", "splits": {}}
@@ -54,8 +54,8 @@ def write_shards(root, splits, per_shard=7):
                 for p, y in zip(split.paths[start:start + per_shard],
                                 split.labels[start:start + per_shard]):
                     key = os.path.relpath(p, split.root).replace(os.sep, "_")[:-4]
-                    sink.write({"__key__": key, "png": open(p, "rb").read(),
-                                "cls": str(int(y)).encode()})
+                    sample = {"__key__": key, "png": open(p, "rb").read()}
+                    sink.write({**sample, "cls": str(int(y)).encode()} if label else sample)
             lengths.append(min(per_shard, len(split.paths) - start))
         info["splits"][name] = {"name": name, "num_samples": sum(lengths), "filenames": files,
                                 "shard_lengths": lengths}
@@ -146,3 +146,44 @@ def test_predict_stats_transfer_on_a_source_match_the_folder(sources, folder_tab
     assert len(tables["predictions"]) == 2 * 12 and tables["transfer_runs"]["status"][0] == "ok"
     for name, table in tables.items():
         pd.testing.assert_frame_equal(table, folder_tables[name], obj=name)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no_shard_folder", "shard folder"),
+    ("no_classes", "give the number of classes"),
+    ("missing_shard", "does not exist"),
+    ("no_cls", "and a class index (.cls)"),
+    ("no_label_column", "no label column 'label'"),
+    ("no_hf_folder", "does not exist"),
+    ("unknown_split", "Unknown split"),
+])
+def test_launch_refuses_a_source_it_cannot_read(image_folder, tmp_path, capsys, hf_cache, case,
+                                                 message):
+    """One line on stderr, exit 2, nothing written: checked before any job."""
+    from benchmark.cli.main import main
+    from benchmark.methods import resolve_params
+    from pairs.plan import make_plan, write_plan
+    train, val = imagenet_splits(image_folder)
+    if case == "no_label_column":
+        dataset = f"hfds:{write_parquet(tmp_path / 'hf', {'train': train, 'validation': val}, train.classes, drop_label=True)}"
+    elif case == "no_hf_folder":
+        dataset = f"hfds:{tmp_path / 'nowhere'}"
+    elif case == "unknown_split":
+        dataset = f"hfds:{write_parquet(tmp_path / 'hf', {'train': train, 'validation': val}, train.classes)}@eval=test"
+    else:
+        shards = write_shards(tmp_path / "wds", {"train": train, "validation": val},
+                              label=case != "no_cls")
+        if case == "missing_shard":
+            (shards / "validation-0001.tar").unlink()
+        dataset = {"no_shard_folder": f"wds:{tmp_path / 'nowhere'}@classes=3",
+                   "no_classes": f"wds:{shards}"}.get(case, f"wds:{shards}@classes=3")
+    zoo = _zoo(f"refused_{case}", dataset, tmp_path / "weights")
+    write_plan(make_plan(zoo, [("teacher_e", "student_r")], {"kl": resolve_params("kl")}, [0]),
+               tmp_path / "plan.parquet")
+    capsys.readouterr()
+    code = main(["launch", str(tmp_path / "plan.parquet"), "--results", str(tmp_path / "r"),
+                 "--executor", "debug", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("ktbench: error: "), err
+    assert message in err, err
+    assert not [f for f in (tmp_path / "r").rglob("*") if f.is_file()]

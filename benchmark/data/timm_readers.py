@@ -43,6 +43,19 @@ def _first_line(error: BaseException) -> str:
 
 # ---------------------------------------------------------------- Hugging Face datasets
 
+@contextlib.contextmanager
+def _no_progress_bars():
+    """Hugging Face datasets draws progress bars on stderr while it prepares a dataset."""
+    import datasets
+    shown = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if shown:
+            datasets.enable_progress_bars()
+
+
 class HfdsSplit(Split):
     """One split of a Hugging Face dataset through timm's `ReaderHfds` (images left encoded)."""
 
@@ -50,7 +63,8 @@ class HfdsSplit(Split):
         from timm.data.readers.reader_hfds import ReaderHfds
         self.where = f"{HFDS}{source} [{split}]"
         try:
-            self.reader = ReaderHfds(source, split=split, input_key=image, target_key=label)
+            with _no_progress_bars():
+                self.reader = ReaderHfds(source, split=split, input_key=image, target_key=label)
         except OSError as e:            # no such folder, or a hub name not in the cache
             raise FileNotFoundError(f"{self.where}: {_first_line(e)}") from None
         except (ValueError, KeyError) as e:      # an unknown split or image column
@@ -158,6 +172,12 @@ class WdsSplit(Split):
         self.shards = tuple(root / f for f in info.filenames)
         if missing := [s for s in self.shards if not s.is_file()]:
             raise FileNotFoundError(f"{self.where}: shard {missing[0]} does not exist")
+        if not self.shards:
+            raise ValueError(f"{self.where}: no shards")
+        first = next(iter(_samples(self.shards[0])), None)     # a cheap look at the format
+        if first is None or "cls" not in first or not any(k in first for k in IMAGE_KEYS):
+            raise ValueError(f"{self.where}: {self.shards[0].name} does not hold samples of an "
+                             f"image ({', '.join(IMAGE_KEYS)}) and a class index (.cls)")
 
     @functools.cached_property
     def _index(self) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
