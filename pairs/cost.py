@@ -25,6 +25,8 @@ TRAIN_STEP_FORWARDS = 3.0
 UNKNOWN_PARAMS_M = 25.0       # a model without a known parameter count costs a ResNet-50
 # (transfer images, eval images): imagenet's transfer split is the paper's 10% train subset
 DATASET_SIZES = {"imagenet": (128_116, 50_000), "digits16": (12_000, 4_000)}
+# a zoo whose dataset is named by its source (the timm zoo's $KTBENCH_IMAGENET): the study's sizes
+ZOO_SIZES = {"timm": DATASET_SIZES["imagenet"]}
 
 
 def _params(catalog: pd.DataFrame, names: pd.Series) -> np.ndarray:
@@ -35,10 +37,10 @@ def _params(catalog: pd.DataFrame, names: pd.Series) -> np.ndarray:
 def estimate_gpu_hours(plan: pd.DataFrame, catalog: pd.DataFrame) -> dict[str, float]:
     """{"predict", "stats", "transfer", "total"} GPU-hours of every unit of `plan`; NaN when
     the dataset's size is unknown."""
-    dataset = plan["dataset"].iloc[0]
-    if dataset not in DATASET_SIZES:
+    sizes = DATASET_SIZES.get(plan["dataset"].iloc[0]) or ZOO_SIZES.get(plan["zoo"].iloc[0])
+    if sizes is None:
         return dict.fromkeys(("predict", "stats", "transfer", "total"), math.nan)
-    n_train, n_eval = DATASET_SIZES[dataset]
+    n_train, n_eval = sizes
     pairs = teacher_student_pairs(plan)
     models = pd.Series(sorted(set(pairs["teacher"]) | set(pairs["student"])))
     predict_s = n_eval * _params(catalog, models).sum() / FORWARD_MPARAM_IMAGES_PER_S

@@ -187,3 +187,38 @@ def test_launch_refuses_a_source_it_cannot_read(image_folder, tmp_path, capsys, 
     assert code == 2 and err.count("\n") == 1 and err.startswith("ktbench: error: "), err
     assert message in err, err
     assert not [f for f in (tmp_path / "r").rglob("*") if f.is_file()]
+
+
+def test_the_timm_zoo_reads_its_imagenet_from_the_environment(monkeypatch, tmp_path, capsys):
+    """`KTBENCH_IMAGENET` names the timm zoo's dataset; a plan keeps the study's cost model and
+    is refused by a launch whose environment names another dataset."""
+    import math
+    from benchmark.cli.main import main
+    from benchmark.methods import resolve_params
+    from pairs import get_zoo
+    from pairs.catalog_table import catalog_table
+    from pairs.cost import estimate_gpu_hours
+    from pairs.plan import make_plan, write_plan
+    pair, kl = [("resnet18.a1_in1k", "resnet34.a1_in1k")], {"kl": resolve_params("kl")}
+    launch = ["launch", str(tmp_path / "plan.parquet"), "--results", str(tmp_path / "r"),
+              "--executor", "debug", "--quiet"]
+    write_plan(make_plan(get_zoo("timm"), pair, kl, [0]), tmp_path / "plan.parquet")
+    capsys.readouterr()
+    assert main(launch) == 2                  # `imagenet` names no data
+    assert "unknown dataset 'imagenet' (the timm zoo's ImageNet: set KTBENCH_IMAGENET" \
+        in capsys.readouterr().err
+    source = "hfds:ILSVRC/imagenet-1k@subset=0.1"
+    monkeypatch.setenv("KTBENCH_IMAGENET", source)
+    zoo = get_zoo("timm")
+    assert zoo.dataset == source
+    plan = make_plan(zoo, pair, kl, [0])
+    assert set(plan["dataset"]) == {source}
+    table = catalog_table(zoo)
+    hours = estimate_gpu_hours(plan, table)
+    assert math.isfinite(hours["total"])
+    assert hours == estimate_gpu_hours(plan.assign(dataset="imagenet"), table)
+    write_plan(plan, tmp_path / "plan.parquet")
+    monkeypatch.setenv("KTBENCH_IMAGENET", "imagefolder:/data/imagenet")
+    assert main(launch) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"the plan is for dataset {source!r}" in err, err

@@ -68,7 +68,11 @@ def _zoo_of(plan: pd.DataFrame):
     zoos = plan["zoo"].unique()
     if len(zoos) != 1:
         raise PlanError(f"a plan must use one zoo, this one uses {', '.join(zoos)}")
-    return get_zoo(zoos[0])
+    zoo = get_zoo(zoos[0])
+    if other := sorted(set(plan["dataset"]) - {zoo.dataset}):
+        raise PlanError(f"the plan is for dataset {other[0]!r}, zoo {zoo.name!r} now reads "
+                        f"{zoo.dataset!r} (its environment changed since the plan was made?)")
+    return zoo
 
 
 def pending_units(plan: pd.DataFrame, results_dir, retry_failed: bool = False,
