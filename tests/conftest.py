@@ -73,3 +73,31 @@ def killed_after_checkpoint(monkeypatch):
         finally:
             monkeypatch.setattr(module, "save_checkpoint", save)
     return run_until_killed
+
+
+def _two_model_zoo(name, dataset, weights):
+    """Zoo `name` on `dataset`: two small timm models with 3-class heads (`teacher_e`,
+    `student_r`), their weights saved once into the folder `weights`."""
+    import torch
+    from safetensors.torch import save_file
+    from benchmark.models.build import create_model
+    from pairs.catalog import ModelEntry, Zoo, register_zoo
+    entries = []
+    for seed, (model, arch) in enumerate((("teacher_e", "test_efficientnet"),
+                                          ("student_r", "test_resnet"))):
+        entry = ModelEntry(model, arch, "cnn", 3, input_size=(3, 16, 16), weights=str(weights),
+                           mean=(0.2, 0.8, 0.5) if seed else (0.5, 0.5, 0.5),
+                           std=(0.3, 0.2, 0.25) if seed else (0.25, 0.25, 0.25))
+        if not (weights / f"{model}.safetensors").exists():
+            weights.mkdir(exist_ok=True)
+            torch.manual_seed(seed)
+            save_file({k: v.contiguous() for k, v in
+                       create_model(entry, pretrained=False).state_dict().items()},
+                      str(weights / f"{model}.safetensors"))
+        entries.append(entry)
+    return register_zoo(name)(lambda: Zoo(name, dataset, tuple(entries)))()
+
+
+@pytest.fixture(scope="session")
+def two_model_zoo():
+    return _two_model_zoo

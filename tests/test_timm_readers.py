@@ -89,27 +89,6 @@ def test_a_source_decodes_the_folders_arrays(sources, cache, source):
         == [n.split(".")[0].replace("/", "_") for n in names]
 
 
-def _zoo(name, dataset, weights):
-    """Two small timm models with 3-class heads, their weights saved once into `weights`."""
-    from safetensors.torch import save_file
-    from benchmark.models.build import create_model
-    from pairs.catalog import ModelEntry, Zoo, register_zoo
-    entries = []
-    for seed, (model, arch) in enumerate((("teacher_e", "test_efficientnet"),
-                                          ("student_r", "test_resnet"))):
-        entry = ModelEntry(model, arch, "cnn", 3, input_size=(3, 16, 16), weights=str(weights),
-                           mean=(0.2, 0.8, 0.5) if seed else (0.5, 0.5, 0.5),
-                           std=(0.3, 0.2, 0.25) if seed else (0.25, 0.25, 0.25))
-        if not (weights / f"{model}.safetensors").exists():
-            weights.mkdir(exist_ok=True)
-            torch.manual_seed(seed)
-            save_file({k: v.contiguous() for k, v in
-                       create_model(entry, pretrained=False).state_dict().items()},
-                      str(weights / f"{model}.safetensors"))
-        entries.append(entry)
-    return register_zoo(name)(lambda: Zoo(name, dataset, tuple(entries)))()
-
-
 def run_pipeline(zoo, results, cache):
     """predict, stats and one epoch of kl_dp transfer (augmented batches) through the launcher;
     the tables, with what differs between sources (keys, names, times) left out."""
@@ -131,18 +110,18 @@ def run_pipeline(zoo, results, cache):
 
 
 @pytest.fixture(scope="module")
-def folder_tables(sources, cache, tmp_path_factory):
+def folder_tables(sources, cache, tmp_path_factory, two_model_zoo):
     root = tmp_path_factory.mktemp("folder_run")
-    return run_pipeline(_zoo("readers_imagefolder", sources["imagefolder"], root / "weights"),
-                        root / "results", cache)
+    zoo = two_model_zoo("readers_imagefolder", sources["imagefolder"], root / "weights")
+    return run_pipeline(zoo, root / "results", cache)
 
 
 @pytest.mark.parametrize("source", ["hfds", "wds"])
 def test_predict_stats_transfer_on_a_source_match_the_folder(sources, folder_tables, cache,
-                                                             tmp_path, source):
+                                                             tmp_path, source, two_model_zoo):
     import pandas as pd
-    tables = run_pipeline(_zoo(f"readers_{source}", sources[source], tmp_path / "weights"),
-                          tmp_path / "results", cache)
+    zoo = two_model_zoo(f"readers_{source}", sources[source], tmp_path / "weights")
+    tables = run_pipeline(zoo, tmp_path / "results", cache)
     assert len(tables["predictions"]) == 2 * 12 and tables["transfer_runs"]["status"][0] == "ok"
     for name, table in tables.items():
         pd.testing.assert_frame_equal(table, folder_tables[name], obj=name)
@@ -158,26 +137,26 @@ def test_predict_stats_transfer_on_a_source_match_the_folder(sources, folder_tab
     ("unknown_split", "Unknown split"),
 ])
 def test_launch_refuses_a_source_it_cannot_read(image_folder, tmp_path, capsys, hf_cache, case,
-                                                 message):
+                                                 message, two_model_zoo):
     """One line on stderr, exit 2, nothing written: checked before any job."""
     from benchmark.cli.main import main
     from benchmark.methods import resolve_params
     from pairs.plan import make_plan, write_plan
     train, val = imagenet_splits(image_folder)
+    splits = {"train": train, "validation": val}
     if case == "no_label_column":
-        dataset = f"hfds:{write_parquet(tmp_path / 'hf', {'train': train, 'validation': val}, train.classes, drop_label=True)}"
+        dataset = f"hfds:{write_parquet(tmp_path / 'hf', splits, train.classes, drop_label=True)}"
     elif case == "no_hf_folder":
         dataset = f"hfds:{tmp_path / 'nowhere'}"
     elif case == "unknown_split":
-        dataset = f"hfds:{write_parquet(tmp_path / 'hf', {'train': train, 'validation': val}, train.classes)}@eval=test"
+        dataset = f"hfds:{write_parquet(tmp_path / 'hf', splits, train.classes)}@eval=test"
     else:
-        shards = write_shards(tmp_path / "wds", {"train": train, "validation": val},
-                              label=case != "no_cls")
+        shards = write_shards(tmp_path / "wds", splits, label=case != "no_cls")
         if case == "missing_shard":
             (shards / "validation-0001.tar").unlink()
         dataset = {"no_shard_folder": f"wds:{tmp_path / 'nowhere'}@classes=3",
                    "no_classes": f"wds:{shards}"}.get(case, f"wds:{shards}@classes=3")
-    zoo = _zoo(f"refused_{case}", dataset, tmp_path / "weights")
+    zoo = two_model_zoo(f"refused_{case}", dataset, tmp_path / "weights")
     write_plan(make_plan(zoo, [("teacher_e", "student_r")], {"kl": resolve_params("kl")}, [0]),
                tmp_path / "plan.parquet")
     capsys.readouterr()

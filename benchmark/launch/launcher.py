@@ -27,6 +27,7 @@ from benchmark.models import microzoo, weights
 from benchmark.data.datasets import check_classes
 from benchmark.launch.jobs import UnitTask
 from benchmark.launch.slurm import SlurmOptions, array_chunks, cluster_max_array_size, submitit_parameters
+from benchmark.units.predict import predict_key
 from benchmark.launch.submissions import (jobs_dir, live_unit_ids, pair_id, record_submission,
                                          remove_stray_job_folder)
 from pairs.catalog import get_zoo
@@ -84,8 +85,7 @@ def pending_units(plan: pd.DataFrame, results_dir, retry_failed: bool = False,
     dataset = zoo.dataset
     pairs = teacher_student_pairs(plan)     # every teacher of multi-teacher units too
     names = sorted(set(pairs["teacher"]) | set(pairs["student"]))
-    predict = [{"stage": "predict", "key": unit_key("predict", model=zoo.get(n).fingerprint(),
-                                                     dataset=dataset),
+    predict = [{"stage": "predict", "key": predict_key(zoo.get(n), dataset),
                 "zoo": zoo.name, "dataset": dataset, "model": n} for n in names]
     con = connect(results_dir)
     try:

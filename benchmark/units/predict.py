@@ -9,8 +9,14 @@ import pandas as pd
 from benchmark import data, models
 from benchmark.models.loading import load_model, resolve_weights
 from benchmark.models.weights import check_reported_top1
-from pairs.catalog import get_zoo
+from pairs.catalog import ModelEntry, get_zoo
+from pairs.keys import unit_key
 from results import write_part
+
+
+def predict_key(entry: ModelEntry, dataset: str) -> str:
+    """The key of a model's predict unit on a dataset (its `models` row marks it done)."""
+    return unit_key("predict", model=entry.fingerprint(), dataset=dataset)
 
 
 def run_predict(unit: dict, results_dir, cache: Path) -> str:
