@@ -81,7 +81,7 @@ def _column_matrix(frame: pd.DataFrame, name: str, path: Path) -> np.ndarray | N
     columns `<name>_0`, `<name>_1`, ...; None when the file has neither."""
     if name in frame.columns:
         column = frame[name]
-        if column.dtype != object:
+        if pd.api.types.is_numeric_dtype(column):        # top-1, squeezed by inference.py
             return column.to_numpy(dtype=float)[:, None]
         rows = [np.asarray(str(v).replace(",", " ").strip("[] \n").split() if isinstance(v, str)
                            else v, dtype=float).reshape(-1) for v in column]
@@ -155,8 +155,8 @@ def per_sample(indices, outputs, kind: str, labels: np.ndarray, num_classes: int
 def read_predictions(path: Path, zoo: Zoo, split, model: str | None = None) -> Imported:
     """One file checked against the zoo and the dataset's eval `split`, as table rows."""
     t0 = time.perf_counter()
-    entry, img_size = model_of(path, zoo, model)
     frame = read_inference_file(path)
+    entry, img_size = model_of(path, zoo, model)
     if "filename" not in frame.columns:
         raise ValueError(f"{path}: no filename column to match the samples by")
     kinds = [kind for kind in OUTPUT_KINDS if _column_matrix(frame, kind, path) is not None]
