@@ -21,7 +21,7 @@ import pandas as pd
 import submitit
 from tqdm.auto import tqdm
 
-from benchmark import data
+from benchmark import data, trackers
 
 from benchmark.models import microzoo, weights
 from benchmark.data.datasets import check_classes
@@ -50,6 +50,8 @@ class LaunchOptions:
     timeout_min: int = 24 * 60         # per task; sbatch --time on SLURM
     retry_failed: bool = False
     strict_top1: bool = False          # a model > 5 points off its reported top-1 fails predict
+    log: tuple[str, ...] = ()          # trackers mirroring transfer epochs (benchmark.trackers)
+    log_dir: str | None = None         # ... their folder (default <results>/trackers)
     wait: bool = True                  # False: submit all stages chained by dependencies (SLURM)
     progress: bool = True
     slurm: SlurmOptions = dataclasses.field(default_factory=SlurmOptions)
@@ -60,6 +62,7 @@ class LaunchOptions:
         if not self.wait and self.executor != "slurm":
             raise ValueError("not waiting (--no-wait) needs the slurm executor: local and debug "
                              "jobs end with the launcher")
+        self.log = trackers.parse_trackers(self.log)
         for name in ("tasks", "units_per_task", "threads", "timeout_min"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -200,6 +203,9 @@ def launch(plan: pd.DataFrame, results_dir, cache: Path, options: LaunchOptions)
     {stage: {"submitted": n, "failed": n}} (failed: 0 when not waiting)."""
     results_dir = Path(results_dir)
     zoo = _zoo_of(plan)
+    trackers.check_available(options.log)
+    if options.log and not options.log_dir:
+        options = dataclasses.replace(options, log_dir=str(results_dir.resolve() / "trackers"))
     pairs = teacher_student_pairs(plan)
     used = set(pairs["teacher"]) | set(pairs["student"])
     # every missing weight, or a head that does not fit the dataset's classes, in one line,
@@ -241,7 +247,10 @@ def launch(plan: pd.DataFrame, results_dir, cache: Path, options: LaunchOptions)
 
 def _with_options(units: list[dict], options: LaunchOptions) -> list[dict]:
     """Units carrying the launch options that change how (not what) they run."""
-    return [dict(u, strict_top1=True) for u in units] if options.strict_top1 else units
+    extra = dict(strict_top1=True) if options.strict_top1 else {}
+    if options.log:
+        extra.update(log=",".join(options.log), log_dir=options.log_dir)
+    return [dict(u, **extra) for u in units] if extra else units
 
 
 def _wait(jobs, tasks: list[list], stage: str, results_dir: Path, progress: bool) -> int:
