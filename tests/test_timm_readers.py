@@ -73,10 +73,13 @@ def sources(image_folder, tmp_path_factory, hf_cache):
     write_shards(root / "wds", splits)
     return {"imagefolder": f"imagefolder:{image_folder}@{OPTIONS}",
             "hfds": f"hfds:{root / 'hf'}@{OPTIONS}",
-            "wds": f"wds:{root / 'wds'}@{OPTIONS},classes=3"}
+            "wds": f"wds:{root / 'wds'}@{OPTIONS},classes=3",
+            # the same shards named by a pattern instead of the split names of _info.json
+            "wds_pattern": f"wds:{root / 'wds'}@{OPTIONS},classes=3,train=train-{{0000..0004}}.tar,"
+                           "eval=validation-{0000..0001}.tar"}
 
 
-@pytest.mark.parametrize("source", ["hfds", "wds"])
+@pytest.mark.parametrize("source", ["hfds", "wds", "wds_pattern"])
 def test_a_source_decodes_the_folders_arrays(sources, cache, source):
     folder = load_dataset(sources["imagefolder"] + ",subset=0.5", cache)
     data = load_dataset(sources[source] + ",subset=0.5", cache)
