@@ -38,10 +38,10 @@ def reference(zoo, cache, tmp_path_factory):
     return results, read_table(results, "predictions"), probs
 
 
-def write_inference(path, probs, names, topk, order=None, output="prob"):
+def write_inference(path, probs, names, topk, order=None, output="prob", separate=False):
     """A file as timm's inference.py writes it: `filename`, the top-k `index`, `label` and outputs
     (`--topk 0`: the whole vector) as list cells (`--topk 1`: scalars); CSV through `to_csv`,
-    Parquet indexed by filename."""
+    Parquet indexed by filename; `separate`: one column per rank (`--results-separate-col`)."""
     order = np.arange(len(names)) if order is None else order
     frame = {"filename": [names[i] for i in order]}
     values = probs if output == "prob" else np.log(probs)
@@ -51,6 +51,10 @@ def write_inference(path, probs, names, topk, order=None, output="prob"):
         values, idx, labels = ((v.squeeze(-1) if topk == 1 else v) for v in (out, idx, labels))
         frame["index"], frame["label"] = list(idx[order]), list(labels[order])
     frame[output] = list(values[order])
+    if separate:
+        frame = {**{k: v for k, v in frame.items() if k == "filename"},
+                 **{f"{k}_{i}": np.stack(v)[:, i] for k, v in frame.items() if k != "filename"
+                    for i in range(np.stack(v).shape[1])}}
     frame = pd.DataFrame(frame)
     np.set_printoptions(threshold=sys.maxsize)
     try:
@@ -114,8 +118,8 @@ def test_stats_run_on_imported_predictions_without_a_forward_pass(zoo, reference
     from results import read_table
     from benchmark.units.import_predictions import import_predictions
     _, _, probs = reference
-    files = [write_inference(tmp_path / f"{m}.csv", probs[m], _names(image_folder, True), 0)
-             for m in probs]
+    files = [write_inference(tmp_path / f"{m}.csv", probs[m], _names(image_folder, True), 0,
+                             separate=m == "student_r") for m in probs]
     import_predictions(files, zoo, tmp_path / "r")
     plan = make_plan(zoo, [("teacher_e", "student_r")], {"kl": resolve_params("kl")}, [0])
     pending = pending_units(plan, tmp_path / "r")

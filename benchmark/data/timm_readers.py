@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from benchmark.data.datasets import register_source
-from benchmark.data.splits import Split, make_loader, parse_source_name, register_splits
+from benchmark.data.splits import (OPTIONS, Split, make_loader, parse_source_name,
+                                   register_splits)
 
 HFDS, WDS = "hfds:", "wds:"
 _HFDS_OPTIONS = dict(train="train", eval="validation", image="image", label="label",
@@ -127,13 +128,7 @@ def hfds_splits(name: str) -> tuple[HfdsSplit, HfdsSplit, str, dict]:
         elif n is not None and split.num_classes != n:
             raise ValueError(f"{split.where}: classes={n}, but its label column names "
                              f"{split.num_classes} classes")
-    return train, val, source, {k: options[k] for k in ("size", "crop_pct", "interpolation",
-                                                         "channels", "subset")}
-
-
-def _register_hfds(name: str) -> str:
-    train, val, source, options = hfds_splits(name)
-    return register_splits(name, train, val, root=source, **options)
+    return train, val, source, {k: options[k] for k in OPTIONS}
 
 
 # ---------------------------------------------------------------- WebDataset shards
@@ -267,16 +262,17 @@ def wds_splits(name: str) -> tuple[WdsSplit, WdsSplit, str, dict]:
                          "shards do not record it)")
     classes = tuple(map(str, range(n)))
     train, val = (WdsSplit(root, options[side], classes) for side in ("train", "eval"))
-    return train, val, str(root), {k: options[k] for k in ("size", "crop_pct", "interpolation",
-                                                           "channels", "subset")}
+    return train, val, str(root), {k: options[k] for k in OPTIONS}
 
 
-def _register_wds(name: str) -> str:
-    train, val, root, options = wds_splits(name)
-    return register_splits(name, train, val, root=root, **options)
+def register_reader_source(prefix: str, splits_of) -> None:
+    """Datasets named `<prefix>...` from `splits_of(name)` -> (train, eval, root, options)."""
+    def register(name: str) -> str:
+        train, val, root, options = splits_of(name)
+        return register_splits(name, train, val, root=root, **options)
+    register_source(prefix, register, lambda name: splits_of(name)[0].classes,
+                    lambda name: splits_of(name)[1])
 
 
-register_source(HFDS, _register_hfds, lambda name: hfds_splits(name)[0].classes,
-                lambda name: hfds_splits(name)[1])
-register_source(WDS, _register_wds, lambda name: wds_splits(name)[0].classes,
-                lambda name: wds_splits(name)[1])
+register_reader_source(HFDS, hfds_splits)
+register_reader_source(WDS, wds_splits)

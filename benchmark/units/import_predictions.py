@@ -88,9 +88,14 @@ def _column_matrix(frame: pd.DataFrame, name: str, path: Path) -> np.ndarray | N
         if len({len(r) for r in rows}) > 1:
             raise ValueError(f"{path}: column {name!r} holds lists of different lengths")
         return np.stack(rows) if rows else np.zeros((0, 1))
-    separate = sorted((c for c in frame.columns if re.fullmatch(rf"{name}_\d+", str(c))),
-                      key=lambda c: int(str(c).rsplit("_", 1)[1]))
+    separate = _separate_columns(frame, name)
     return frame[separate].to_numpy(dtype=float) if separate else None
+
+
+def _separate_columns(frame: pd.DataFrame, name: str) -> list[str]:
+    """`<name>_0`, `<name>_1`, ... (inference.py --results-separate-col), in order."""
+    return sorted((c for c in frame.columns if re.fullmatch(rf"{name}_\d+", str(c))),
+                  key=lambda c: int(str(c).rsplit("_", 1)[1]))
 
 
 def sample_order(file_names, dataset_names, path: Path) -> np.ndarray:
@@ -159,16 +164,16 @@ def read_predictions(path: Path, zoo: Zoo, split, model: str | None = None) -> I
     entry, img_size = model_of(path, zoo, model)
     if "filename" not in frame.columns:
         raise ValueError(f"{path}: no filename column to match the samples by")
-    kinds = [kind for kind in OUTPUT_KINDS if _column_matrix(frame, kind, path) is not None]
-    if not kinds:
+    kind = next((k for k in OUTPUT_KINDS if _separate_columns(frame, k) or k in frame), None)
+    if kind is None:
         raise ValueError(f"{path}: no prob or logit column (inference.py's outputs)")
-    outputs = _column_matrix(frame, kinds[0], path)
+    outputs = _column_matrix(frame, kind, path)
     indices = _column_matrix(frame, "index", path)
     data.check_classes(split.num_classes, [entry])
     labels = np.asarray(split.labels, dtype=np.int64)
     order = sample_order(frame["filename"].tolist(), split.names, path)
     pred, p_true, p_max = per_sample(None if indices is None else indices[order],
-                                     outputs[order], kinds[0], labels, split.num_classes, path)
+                                     outputs[order], kind, labels, split.num_classes, path)
     predictions = pd.DataFrame({
         "model": entry.name, "dataset": zoo.dataset, "sample": np.arange(len(labels)),
         "label": labels, "pred": pred, "p_true": p_true, "p_max": p_max})
