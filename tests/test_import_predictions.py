@@ -175,3 +175,13 @@ def test_a_file_that_does_not_fit_is_refused(zoo, reference, image_folder, tmp_p
     assert code == 2 and err.count("\n") == 1 and err.startswith("ktbench: error: "), err
     assert message in err, err
     assert not [f for f in (tmp_path / "r").rglob("*") if f.is_file()]
+
+
+def test_a_built_in_dataset_has_no_names_to_match(tmp_path, capsys):
+    (tmp_path / "resnet_tiny.csv").write_text("filename,prob\nx,0.5\n")
+    code = main(["import-predictions", str(tmp_path / "resnet_tiny.csv"), "--zoo", "tiny",
+                 "--results", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and err == ("ktbench: error: dataset 'digits16' has no sample names to match "
+                                 "files by (datasets named imagefolder:..., hfds:..., wds:... "
+                                 "have)\n")

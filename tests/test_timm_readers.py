@@ -80,13 +80,25 @@ def sources(image_folder, tmp_path_factory, hf_cache):
 
 
 @pytest.mark.parametrize("source", ["hfds", "wds", "wds_pattern"])
-def test_a_source_decodes_the_folders_arrays(sources, cache, source):
+def test_a_source_decodes_the_folders_arrays(sources, cache, tmp_path, source):
     folder = load_dataset(sources["imagefolder"] + ",subset=0.5", cache)
     data = load_dataset(sources[source] + ",subset=0.5", cache)
     assert data.num_classes == num_classes_of(sources[source]) == 3
     assert data.train_x.shape == (15, 3, 16, 16) and data.eval_x.shape == (12, 3, 16, 16)
     for field in ("train_x", "train_y", "eval_x", "eval_y", "train_sources", "eval_sources"):
         assert torch.equal(getattr(data, field), getattr(folder, field)), field
+    # per-model preprocessing of a split, in any order of samples (the subset's)
+    from benchmark.data.splits import decoded_cache
+    from benchmark.data.subset import stratified_subset
+    from benchmark.data.timm_readers import hfds_splits, wds_splits
+    train = (hfds_splits if source == "hfds" else wds_splits)(sources[source])[0]
+    folder_train = imagenet_splits(sources["imagefolder"].split(":", 1)[1].split("@")[0])[0]
+    idx = stratified_subset(folder_train.labels, 0.5)
+    assert (np.diff(idx) < 0).any()
+    cfg = dict(input_size=(3, 12, 12), crop_pct=0.9, interpolation="bicubic")
+    np.testing.assert_array_equal(
+        decoded_cache(train, cfg, tmp_path / source, indices=idx, workers=0),
+        decoded_cache(folder_train, cfg, tmp_path / "folder", indices=idx, workers=0))
     names = eval_split(sources[source]).names
     assert [n.split(".")[0].replace("/", "_") for n in eval_split(sources["imagefolder"]).names] \
         == [n.split(".")[0].replace("/", "_") for n in names]

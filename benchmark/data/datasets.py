@@ -40,7 +40,7 @@ class _Builder:
 class _Source:
     register: Callable[[str], str]         # a prefixed name -> registered under that name
     classes: Callable[[str], tuple]        # a prefixed name -> its class names, without building
-    eval_split: Callable[[str], object]    # a prefixed name -> its eval `splits.Split`
+    eval_split: Callable[[str], object] | None   # a prefixed name -> its eval `splits.Split`
 
 
 _DATASETS: dict[str, _Builder] = {}
@@ -56,7 +56,8 @@ def register_dataset(name: str, **definition):
 
 
 def register_source(prefix: str, register: Callable[[str], str],
-                    classes: Callable[[str], tuple], eval_split: Callable[[str], object]) -> None:
+                    classes: Callable[[str], tuple], *,
+                    eval_split: Callable[[str], object] | None = None) -> None:
     """Datasets named `<prefix>...`: `register(name)` registers one on first use, `classes(name)`
     gives its class names and `eval_split(name)` its eval side (labels and sample names, a
     `benchmark.data.splits.Split`) without building it."""
@@ -113,11 +114,11 @@ def eval_split(name: str):
     """The eval side of a dataset read from files (its labels and sample names), without
     building the dataset; ValueError for a built-in dataset."""
     source = _source_of(name)
-    if source:
+    if source and source.eval_split:
         return source.eval_split(name)
-    if name in _DATASETS:
-        raise ValueError(f"dataset {name!r} is built in, not read from files: it has no sample "
-                         f"names (use a {', '.join(_SOURCES)}<path> dataset)")
+    if source or name in _DATASETS:
+        raise ValueError(f"dataset {name!r} has no sample names to match files by (datasets "
+                         f"named {', '.join(p + '...' for p in _SOURCES)} have)")
     raise KeyError(_unknown(name))
 
 

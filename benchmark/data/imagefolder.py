@@ -115,4 +115,4 @@ def eval_split(name: str) -> FolderSplit:
     return imagenet_splits(parse_name(name)[0])[1]
 
 
-register_source(PREFIX, register_from_name, classes_of, eval_split)
+register_source(PREFIX, register_from_name, classes_of, eval_split=eval_split)

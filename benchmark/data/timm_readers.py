@@ -271,7 +271,7 @@ def register_reader_source(prefix: str, splits_of) -> None:
         train, val, root, options = splits_of(name)
         return register_splits(name, train, val, root=root, **options)
     register_source(prefix, register, lambda name: splits_of(name)[0].classes,
-                    lambda name: splits_of(name)[1])
+                    eval_split=lambda name: splits_of(name)[1])
 
 
 register_reader_source(HFDS, hfds_splits)
