@@ -3,6 +3,7 @@ pairs' complementary knowledge), `transfer` (one training run; `checkpoint` keep
 `multi` (multi-teacher runs, planned by `multi_plan`), `features` (cached features for the
 predictors), `baselines` (random-init flips); `dispatch` runs any unit by its stage.
 Names load on first use.
+`import_predictions` writes predictions made elsewhere (timm's inference.py) as predict results.
 """
 from benchmark.lazy import lazy_exports
 

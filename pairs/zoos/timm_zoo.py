@@ -10,7 +10,6 @@ variables, so every process of a launch (SLURM tasks included) sees the same:
   `imagefolder:/data/imagenet@subset=0.1`, `hfds:ILSVRC/imagenet-1k@subset=0.1` or
   `wds:/data/imagenet-wds@classes=1000,subset=0.1` (docs/protocol.md#data); unset, the
   dataset is `imagenet`, which names no data (plans and costs work, a launch does not).
-
 - `KTBENCH_TIMM_RESULTS`: a timm results CSV (columns model, img_size, top1, top5,
   param_count, crop_pct; e.g. timm's `results/results-imagenet.csv`), joined on
   (model, img_size) with img_size the tag's input size or its test input size.
