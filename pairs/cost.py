@@ -28,6 +28,8 @@ UNKNOWN_PARAMS_M = 25.0       # a model without a known parameter count costs a 
 # (transfer images, eval images): imagenet's transfer split is the paper's 10% train subset
 DATASET_SIZES = {"imagenet": (128_116, 50_000), "digits16": (12_000, 4_000)}
 RANDOM_INIT = "@random"       # suffix of a frozen model's name: its architecture, randomly initialised
+# a zoo whose dataset is named by its source (the timm zoo's $KTBENCH_IMAGENET): the study's sizes
+ZOO_SIZES = {"timm": DATASET_SIZES["imagenet"]}
 
 
 def _params(catalog: pd.DataFrame, names: pd.Series) -> np.ndarray:
@@ -42,10 +44,10 @@ def estimate_gpu_hours(plan: pd.DataFrame, catalog: pd.DataFrame,
     the dataset's size is unknown. `frozen`: per unit (plan's index), the names of the frozen
     models it forwards, a randomly initialised one as `<name>@random` (default: its teacher and
     its student); `groups`: per unit, its lockstep group (default: every unit alone)."""
-    dataset = plan["dataset"].iloc[0]
-    if dataset not in DATASET_SIZES:
+    sizes = DATASET_SIZES.get(plan["dataset"].iloc[0]) or ZOO_SIZES.get(plan["zoo"].iloc[0])
+    if sizes is None:
         return dict.fromkeys(("predict", "stats", "transfer", "total"), math.nan)
-    n_train, n_eval = DATASET_SIZES[dataset]
+    n_train, n_eval = sizes
     pairs = teacher_student_pairs(plan)
     models = pd.Series(sorted(set(pairs["teacher"]) | set(pairs["student"])))
     predict_s = n_eval * _params(catalog, models).sum() / FORWARD_MPARAM_IMAGES_PER_S

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pairs.catalog import Zoo
+from pairs.catalog import ModelEntry, Zoo
 from pairs.keys import unit_key
 from results.store import atomic_path
 
@@ -30,6 +30,11 @@ KEEP_STUDENTS = ("none", "soup", "all")
 
 class PlanError(ValueError):
     """A plan that cannot be run: missing, empty, malformed or from another schema version."""
+
+
+def predict_key(entry: ModelEntry, dataset: str) -> str:
+    """The key of a model's predict unit on a dataset (its `models` row marks it done)."""
+    return unit_key("predict", model=entry.fingerprint(), dataset=dataset)
 
 
 def all_pairs(names: list[str]) -> list[tuple[str, str]]:

@@ -64,7 +64,7 @@ def test_cpu_path_is_plain_fp32():
 
 
 def test_runtime_from_the_environment(monkeypatch):
-    from benchmark.data.imagefolder import default_workers
+    from benchmark.data.splits import default_workers
     monkeypatch.delenv("KTBENCH_WORKERS", raising=False)
     monkeypatch.setenv("KTBENCH_DEVICE", "cpu")
     threads = torch.get_num_threads()

@@ -6,30 +6,18 @@ import pytest
 import torch
 
 from benchmark.data import imagefolder as imf
-from benchmark.data.datasets import load_dataset
+from benchmark.data import preprocess as pre
+from benchmark.data import splits
+from benchmark.data import subset as subsets
+from benchmark.data.datasets import check_classes, load_dataset
 from pairs.catalog import ModelEntry
 
 CLASSES = ("n01", "n02", "n03")
 
 
-def _write_images(root, per_class, size=20, seed=0):
-    from PIL import Image
-    rng = np.random.default_rng(seed)
-    for c, name in enumerate(CLASSES):
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            img = rng.integers(0, 60, (size, size + 4, 3), dtype=np.uint8)
-            img[..., c] += 150                        # each class has its own dominant colour
-            Image.fromarray(img).save(root / name / f"img{i}.png")
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("imagenet_like")
-    _write_images(root / "train", 10, seed=0)
-    _write_images(root / "val", 4, seed=1)
-    (root / "val" / "n02" / "notes.txt").write_text("not an image")
-    return root
+@pytest.fixture
+def folder(image_folder):
+    return image_folder
 
 
 def test_scan_follows_imagefolder(folder):
@@ -41,13 +29,13 @@ def test_scan_follows_imagefolder(folder):
     assert len(train.paths) == 30 and train.num_classes == 3
 
 
-def test_class_checks(folder, tmp_path):
+def test_class_checks(folder, tmp_path, write_images):
     entries = [ModelEntry("a", "test_resnet", "cnn", 3), ModelEntry("b", "test_resnet", "cnn", 1000)]
     with pytest.raises(ValueError, match=r"3 classes.*b \(1000\)") as err:
-        imf.check_classes(CLASSES, entries)
+        check_classes(CLASSES, entries)
     assert "\n" not in str(err.value) and "a (3)" not in str(err.value)
-    imf.check_classes(3, entries[:1])
-    _write_images(tmp_path / "train", 1)
+    check_classes(3, entries[:1])
+    write_images(tmp_path / "train", 1)
     (tmp_path / "val" / "n01").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="no valid file"):
         imf.imagenet_splits(tmp_path)                                  # an empty class folder
@@ -63,57 +51,57 @@ def test_subset_is_sklearn_stratified_deterministic_and_saved(tmp_path):
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(50), rng.integers(20, 60, 50))       # unbalanced, 50 classes
     rng.shuffle(labels)
-    idx = imf.stratified_subset(labels)
+    idx = subsets.stratified_subset(labels)
     _, ref = next(StratifiedShuffleSplit(n_splits=1, test_size=0.1, random_state=1234)
                   .split(np.zeros(len(labels)), labels))
     assert np.array_equal(idx, ref)
     assert len(idx) == int(np.ceil(0.1 * len(labels))) and len(set(idx)) == len(idx)
     counts, sub = np.bincount(labels), np.bincount(labels[idx], minlength=50)
     assert np.all(np.abs(sub - 0.1 * counts) <= 1.0)                  # stratified per class
-    path = imf.subset_path(tmp_path, labels)
-    assert np.array_equal(imf.ensure_subset(labels, path), ref)
+    path = subsets.subset_path(tmp_path, labels)
+    assert np.array_equal(subsets.ensure_subset(labels, path), ref)
     assert np.array_equal(np.load(path), ref) and not list(tmp_path.glob(".*tmp"))
-    assert np.array_equal(imf.ensure_subset(labels, path), ref)       # read back, same subset
-    assert imf.subset_path(tmp_path, labels[::-1]) != path
+    assert np.array_equal(subsets.ensure_subset(labels, path), ref)       # read back, same subset
+    assert subsets.subset_path(tmp_path, labels[::-1]) != path
     with pytest.raises(ValueError, match="other labels"):
-        imf.ensure_subset(labels[:100], path)
+        subsets.ensure_subset(labels[:100], path)
 
 
 def test_preprocessing_from_pretrained_cfg():
     entry = ModelEntry("r", "resnet18", "cnn", 1000)
-    cfg = imf.data_config(entry)
+    cfg = pre.data_config(entry)
     import timm
     pcfg = timm.models.get_pretrained_cfg("resnet18")                 # the default tag's config
     assert cfg["input_size"] == (3, 224, 224) and cfg["crop_pct"] == pcfg.crop_pct
     assert cfg["interpolation"] == pcfg.interpolation and cfg["mean"] == entry.mean
     from PIL import Image
     img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8))
-    x8 = imf.decode_transform(cfg)(img)
+    x8 = pre.decode_transform(cfg)(img)
     assert x8.dtype == torch.uint8 and x8.shape == (3, 224, 224)
-    ref = imf.eval_transform(cfg)(img)                                 # timm's own transform
-    ours = imf.normalize_for(x8.unsqueeze(0), cfg)[0]
+    ref = pre.eval_transform(cfg)(img)                                 # timm's own transform
+    ours = pre.normalize_for(x8.unsqueeze(0), cfg)[0]
     assert (ours - ref).abs().max() < 0.05                             # differs by uint8 rounding only
     # the same batch, each model with its own mean/std
     batch = torch.stack([x8.flip(-1), x8])
     other = dict(cfg, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
-    assert torch.allclose(imf.normalize_for(batch, other), batch.float() / 127.5 - 1, atol=1e-6)
+    assert torch.allclose(pre.normalize_for(batch, other), batch.float() / 127.5 - 1, atol=1e-6)
 
 
 def test_loader_and_decoded_cache(folder, tmp_path):
     train, _ = imf.imagenet_splits(folder)
     cfg = dict(input_size=(3, 16, 16), crop_pct=1.0, interpolation="bilinear")
-    idx = imf.stratified_subset(train.labels, 0.5)
-    ds = imf.FolderDataset(train, imf.decode_transform(cfg), idx)
-    x, y, j = next(iter(imf.make_loader(ds, 8, workers=0)))
+    idx = subsets.stratified_subset(train.labels, 0.5)
+    ds = splits.SplitImages(train, pre.decode_transform(cfg), idx)
+    x, y, j = next(iter(splits.make_loader(ds, 8, workers=0)))
     assert x.dtype == torch.uint8 and x.shape == (8, 3, 16, 16)
     assert torch.equal(y, torch.as_tensor(train.labels[j.numpy()]))
-    cached = imf.decoded_cache(train, cfg, tmp_path, indices=idx, workers=0)
+    cached = splits.decoded_cache(train, cfg, tmp_path, indices=idx, workers=0)
     assert cached.shape == (len(idx), 3, 16, 16) and isinstance(cached, np.memmap)
     assert np.array_equal(cached[0], ds[0][0].numpy())
-    again = imf.decoded_cache(train, cfg, tmp_path, indices=idx, workers=0)
+    again = splits.decoded_cache(train, cfg, tmp_path, indices=idx, workers=0)
     assert again.filename == cached.filename and not list(tmp_path.glob("*.lock"))
-    cds = imf.CachedDataset(cached, train.labels[idx])
-    xs, ys, _ = next(iter(imf.make_loader(cds, 4, shuffle=True, workers=0, seed=3)))
+    cds = splits.CachedDataset(cached, train.labels[idx])
+    xs, ys, _ = next(iter(splits.make_loader(cds, 4, shuffle=True, workers=0, seed=3)))
     assert xs.shape == (4, 3, 16, 16) and xs.dtype == torch.uint8
 
 
@@ -136,7 +124,7 @@ def test_imagefolder_dataset_name_and_predict_from_folder_of_files(folder, cache
     save_file({k: v.contiguous() for k, v in model.state_dict().items()},
               str(tmp_path / "resnet_folder.safetensors"))
     e = dataclasses.replace(entry, weights=str(tmp_path))
-    imf.check_classes(imf.classes_of(name), [e])
+    check_classes(imf.classes_of(name), [e])
     assert resolve_weights(e, cache) == tmp_path / "resnet_folder.safetensors"
     expected = predict_logits(model, data.eval_x, e.mean, e.std)
     got = predict_logits(load_model(e, cache), data.eval_x, e.mean, e.std)

@@ -34,6 +34,9 @@ def add_launch_arguments(p: argparse.ArgumentParser):
     p.add_argument("--no-compact", dest="compact", action="store_false", default=None,
                    help="leave each stage's result parts as they are (default: compact them "
                         "when the stage ends)")
+    p.add_argument("--log", help="mirror each transfer unit's per-epoch metrics to these trackers "
+                                 "(comma-separated: wandb, tensorboard), the unit key as run id")
+    p.add_argument("--log-dir", help="the trackers' folder (default: RESULTS/trackers)")
     p.add_argument("--weights-dir", help="folder of weight files named by model "
                                          "(sets $KTBENCH_WEIGHTS_DIR for the jobs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -63,7 +66,7 @@ def options_from_args(args):
     config = read_config(args.config) if args.config else {}
     overrides = {name: getattr(args, name) for name in
                  ("executor", "tasks", "units_per_task", "threads", "time", "retry_failed",
-                  "strict_top1", "wait", "compact", "keep_students")}
+                  "strict_top1", "wait", "compact", "keep_students", "log", "log_dir")}
     slurm = {name: getattr(args, name) for name in
              ("partition", "gpus", "cpus", "mem", "account", "qos", "constraint",
               "array_parallelism", "max_array_size")}

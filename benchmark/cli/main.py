@@ -285,6 +285,21 @@ def cmd_demo(args):
     return 1 if any(c["failed"] for c in summary.values()) else 0
 
 
+def cmd_import_predictions(args):
+    from benchmark.units.import_predictions import import_predictions
+    zoo = get_zoo(args.zoo)
+    results_dir = _results(args)
+    _check_writable(results_dir)
+    for item in import_predictions([Path(f) for f in args.files], zoo, results_dir, args.model):
+        p_true = (f", p_true unknown for {item.unknown_p_true} (true class outside the top "
+                  f"{item.k})" if item.unknown_p_true else "")
+        print(f"{item.entry.name}: top-1 {item.row['top1']:.2f}% on {item.row['n_eval']} samples"
+              f"{p_true} <- {item.path}")
+    print(f"predictions of {len(args.files)} models on {zoo.dataset} -> {results_dir}; a launch "
+          "of a plan over them starts at stats")
+    return 0
+
+
 def cmd_bench(args):
     from benchmark.perf import BenchConfig, run_benchmarks
     out = Path(args.out) if args.out else _results(args)
@@ -411,6 +426,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="the HTML file (default: RESULTS/report.html)")
     _add_common(p)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("import-predictions",
+                       help="timm inference.py outputs (CSV or Parquet, one file per model) as "
+                            "predictions: stats without a forward pass")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="<model>.csv / <model>-<img_size>.csv (or .parquet), as inference.py "
+                        "names its output")
+    p.add_argument("--zoo", required=True, help="the zoo of the models (its dataset: the eval "
+                                                "split the files were made on)")
+    p.add_argument("--model", help="the model of the one FILE (default: from its name)")
+    _add_common(p)
+    p.set_defaults(func=cmd_import_predictions)
 
     p = sub.add_parser("bench", help="performance benchmarks with targets -> OUT/benchmarks/")
     p.add_argument("names", nargs="*", metavar="NAME",

@@ -1,12 +1,16 @@
-"""Datasets: the registry of named datasets (`load_dataset`), the built-in digits, image folders
-(the paper's transfer subset, per-model preprocessing, decoded caches) and batch augmentation.
+"""Datasets: the registry of named datasets (`load_dataset`), the built-in digits, and datasets
+read from files (`splits`: one path for every source, with the paper's transfer subset (`subset`),
+per-model preprocessing (`preprocess`) and decoded caches): image folders (`imagefolder`), Hugging
+Face datasets and WebDataset shards through timm's readers (`timm_readers`); batch augmentation.
 
-Importing this package registers the built-in datasets and the `imagefolder:` name prefix.
+Importing this package registers the built-in datasets and the `imagefolder:`, `hfds:` and `wds:`
+name prefixes.
 """
-from benchmark.data import digits, imagefolder  # noqa: F401  (registers digits16, imagefolder:)
-from benchmark.data.datasets import (Dataset, cache_path, list_datasets, load_dataset, normalize,
-                                     num_classes_of, register_dataset, register_source,
-                                     standardize)
+from benchmark.data import digits, imagefolder, timm_readers  # noqa: F401  (register datasets)
+from benchmark.data.datasets import (Dataset, cache_path, check_classes, eval_split,
+                                     list_datasets, load_dataset, normalize, num_classes_of,
+                                     register_dataset, register_source, standardize)
 
-__all__ = ["Dataset", "cache_path", "list_datasets", "load_dataset", "normalize",
-           "num_classes_of", "register_dataset", "register_source", "standardize"]
+__all__ = ["Dataset", "cache_path", "check_classes", "eval_split", "list_datasets",
+           "load_dataset", "normalize", "num_classes_of", "register_dataset", "register_source",
+           "standardize"]

@@ -1,7 +1,8 @@
 """Datasets by name, built once and cached; `normalize` is the one door into every model.
 
 A dataset is registered by name with its definition (everything that changes its arrays) and a
-builder; a name *prefix* (`imagefolder:`) registers datasets on first use, from the name alone.
+builder; a name *prefix* (`imagefolder:`, `hfds:`, `wds:`) registers datasets on first use, from
+the name alone.
 """
 import functools
 import os
@@ -10,7 +11,7 @@ import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -40,6 +41,7 @@ class _Builder:
 class _Source:
     register: Callable[[str], str]         # a prefixed name -> registered under that name
     classes: Callable[[str], tuple]        # a prefixed name -> its class names, without building
+    eval_split: Callable[[str], object] | None   # a prefixed name -> its eval `splits.Split`
 
 
 _DATASETS: dict[str, _Builder] = {}
@@ -55,10 +57,12 @@ def register_dataset(name: str, **definition):
 
 
 def register_source(prefix: str, register: Callable[[str], str],
-                    classes: Callable[[str], tuple]) -> None:
+                    classes: Callable[[str], tuple], *,
+                    eval_split: Callable[[str], object] | None = None) -> None:
     """Datasets named `<prefix>...`: `register(name)` registers one on first use, `classes(name)`
-    gives its class names without building it."""
-    _SOURCES[prefix] = _Source(register, classes)
+    gives its class names and `eval_split(name)` its eval side (labels and sample names, a
+    `benchmark.data.splits.Split`) without building it."""
+    _SOURCES[prefix] = _Source(register, classes, eval_split)
 
 
 def _source_of(name: str) -> _Source | None:
@@ -85,7 +89,7 @@ def load_dataset(name: str, cache: Path) -> Dataset:
     if name not in _DATASETS and source:
         source.register(name)
     if name not in _DATASETS:
-        raise KeyError(f"unknown dataset {name!r}; datasets: {', '.join(list_datasets())}")
+        raise KeyError(_unknown(name))
     builder = _DATASETS[name]
     path = cache_path(name, cache)
     if not path.exists():
@@ -104,7 +108,36 @@ def num_classes_of(name: str) -> int:
     source = _source_of(name)
     if source:
         return len(source.classes(name))
-    raise KeyError(f"unknown dataset {name!r}; datasets: {', '.join(list_datasets())}")
+    raise KeyError(_unknown(name))
+
+
+def eval_split(name: str):
+    """The eval side of a dataset read from files (its labels and sample names), without
+    building the dataset; ValueError for a built-in dataset."""
+    source = _source_of(name)
+    if source and source.eval_split:
+        return source.eval_split(name)
+    if source or name in _DATASETS:
+        raise ValueError(f"dataset {name!r} has no sample names to match files by (datasets "
+                         f"named {', '.join(p + '...' for p in _SOURCES)} have)")
+    raise KeyError(_unknown(name))
+
+
+def check_classes(classes: Iterable[str] | int, entries) -> None:
+    """Every model's head must have one output per class: ValueError (one line) otherwise."""
+    n = classes if isinstance(classes, int) else len(list(classes))
+    bad = [f"{e.name} ({e.num_classes})" for e in entries if e.num_classes != n]
+    if bad:
+        raise ValueError(f"the dataset has {n} classes but these models' heads do not match: "
+                         + ", ".join(bad))
+
+
+def _unknown(name: str) -> str:
+    hint = (" (the timm zoo's ImageNet: set KTBENCH_IMAGENET to an ImageNet source, e.g. "
+            "imagefolder:/data/imagenet@subset=0.1; docs/protocol.md#data)"
+            if name == "imagenet" else "")
+    return (f"unknown dataset {name!r}{hint}; datasets: {', '.join(list_datasets())}, or a "
+            f"name {', '.join(p + '...' for p in _SOURCES)}")
 
 
 def normalize(x_uint8: torch.Tensor, mean, std) -> torch.Tensor:

@@ -24,6 +24,7 @@ import pandas as pd
 import submitit
 from tqdm.auto import tqdm
 
+from benchmark import trackers
 from benchmark.launch.slurm import SlurmOptions, array_chunks, cluster_max_array_size, submitit_parameters
 from benchmark.launch.pending import DONE_TABLE, STAGE_TABLES, STAGES, pending_units, zoo_of
 from benchmark.launch.submissions import (jobs_dir, live_units, record_submission,
@@ -44,6 +45,8 @@ class LaunchOptions:
     timeout_min: int = 24 * 60         # per task; sbatch --time on SLURM
     retry_failed: bool = False
     strict_top1: bool = False          # a model > 5 points off its reported top-1 fails predict
+    log: tuple[str, ...] = ()          # trackers mirroring transfer epochs (benchmark.trackers)
+    log_dir: str | None = None         # ... their folder (default <results>/trackers)
     wait: bool = True                  # False: submit all stages chained by dependencies (SLURM)
     compact: bool = True               # compact each stage's tables when it ends (with wait)
     keep_students: str = "soup"        # none | soup (the plan's soups' ingredients) | all
@@ -59,6 +62,7 @@ class LaunchOptions:
         if self.keep_students not in KEEP_STUDENTS:
             raise ValueError(f"keep_students must be one of {', '.join(KEEP_STUDENTS)}, "
                              f"got {self.keep_students!r}")
+        self.log = trackers.parse_trackers(self.log)
         for name in ("tasks", "units_per_task", "threads", "timeout_min"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -156,6 +160,9 @@ def launch(plan: pd.DataFrame, results_dir, cache: Path, options: LaunchOptions)
     {"submitted": n, "failed": n (0 when not waiting), "held": units held by live jobs of
     another launch, "held_by": those jobs}."""
     results_dir = Path(results_dir)
+    trackers.check_available(options.log)
+    if options.log and not options.log_dir:
+        options = dataclasses.replace(options, log_dir=str(results_dir.resolve() / "trackers"))
     live = live_units(results_dir)
     pending = pending_units(plan, results_dir, options.retry_failed)
     held = _held(pending, live)
@@ -199,7 +206,7 @@ def _preflight(plan: pd.DataFrame, cache: Path, options: LaunchOptions):
     """Every missing weight, or a head that does not fit the dataset's classes, in one line,
     before any job (and GPU time) is spent."""
     from benchmark import data                      # torch: only when something runs
-    from benchmark.data.imagefolder import check_classes
+    from benchmark.data.datasets import check_classes
     from benchmark.models import microzoo, weights
     zoo = zoo_of(plan)
     pairs = teacher_student_pairs(plan)
@@ -223,6 +230,8 @@ def _compact(results_dir: Path, stage: str):
 def _with_options(units: list[dict], options: LaunchOptions, kept: set) -> list[dict]:
     """Units carrying the launch options that change how (not what) they run."""
     marks = {"strict_top1": True} if options.strict_top1 else {}
+    if options.log:
+        marks.update(log=",".join(options.log), log_dir=options.log_dir)
     return [dict(u, **marks, **({"keep_student": True} if u["key"] in kept else {}))
             for u in units]
 

@@ -9,7 +9,7 @@ import pandas as pd
 from benchmark.launch.submissions import pair_id
 from pairs.catalog import get_zoo
 from pairs.keys import unit_key
-from pairs.plan import PlanError, teacher_student_pairs
+from pairs.plan import PlanError, predict_key, teacher_student_pairs
 from results import query
 
 STAGES = ("predict", "stats", "transfer")
@@ -25,7 +25,11 @@ def zoo_of(plan: pd.DataFrame):
     zoos = plan["zoo"].unique()
     if len(zoos) != 1:
         raise PlanError(f"a plan must use one zoo, this one uses {', '.join(zoos)}")
-    return get_zoo(zoos[0])
+    zoo = get_zoo(zoos[0])
+    if other := sorted(set(plan["dataset"]) - {zoo.dataset}):
+        raise PlanError(f"the plan is for dataset {other[0]!r}, zoo {zoo.name!r} now reads "
+                        f"{zoo.dataset!r} (its environment changed since the plan was made?)")
+    return zoo
 
 
 def pending_units(plan: pd.DataFrame, results_dir, retry_failed: bool = False,
@@ -38,8 +42,7 @@ def pending_units(plan: pd.DataFrame, results_dir, retry_failed: bool = False,
     pairs = teacher_student_pairs(plan)     # every teacher of multi-teacher units too
     names = sorted(set(pairs["teacher"]) | set(pairs["student"]))
     entries = {m.name: m for m in zoo.models}
-    predict = [{"stage": "predict", "key": unit_key("predict", model=(
-                    entries.get(n) or zoo.get(n)).fingerprint(), dataset=dataset),
+    predict = [{"stage": "predict", "key": predict_key(entries.get(n) or zoo.get(n), dataset),
                 "zoo": zoo.name, "dataset": dataset, "model": n} for n in names]
     done_predict = set(query(results_dir, "SELECT key FROM models")["key"])
     have_stats = query(results_dir, "SELECT DISTINCT teacher, student, compat FROM pair_stats "

@@ -33,8 +33,8 @@ class Runtime:
     def from_env(cls, precision: str | None = None) -> "Runtime":
         """`$KTBENCH_DEVICE` (default: cuda when available) and `$KTBENCH_WORKERS` (default:
         this process's torch threads less one, the share of the cores a launched task was
-        given, within `imagefolder.default_workers`)."""
-        from benchmark.data.imagefolder import default_workers
+        given, within `splits.default_workers`)."""
+        from benchmark.data.splits import default_workers
         workers = os.environ.get("KTBENCH_WORKERS")
         if workers is None:
             workers = min(default_workers(), max(0, torch.get_num_threads() - 1))

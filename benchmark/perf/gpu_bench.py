@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.models.gpu import Runtime
-from benchmark.data.imagefolder import default_workers
+from benchmark.data.splits import default_workers
 from benchmark.perf import lockstep_gpu
 
 PAIRS = (("resnet50", "resnet18"), ("convnext_tiny", "resnet50"),

@@ -113,14 +113,14 @@ def _columns(table: str, n: int, rng, **given) -> pa.Table:
 
 
 def _write_models(results_dir: str, units: int, first: int, last: int):
-    from pairs.keys import unit_key
+    from pairs.plan import predict_key
     from results import write_part
     zoo = synthetic_zoo(n_models(units))
     samples = SAMPLES_PER_MODEL * len(zoo.models)
     rng = np.random.default_rng(first)
     labels = np.arange(samples, dtype=np.int32) % 1000
     for entry in zoo.models[first:last]:
-        key = unit_key("predict", model=entry.fingerprint(), dataset=zoo.dataset)
+        key = predict_key(entry, zoo.dataset)
         right = rng.random(samples) < entry.top1_reported / 100
         preds = np.where(right, labels, rng.integers(0, 1000, samples)).astype(np.int32)
         write_part(results_dir, "predictions", _columns(

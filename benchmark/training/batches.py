@@ -31,7 +31,7 @@ from benchmark.models import gpu
 from benchmark.data.augment import augment
 from benchmark.data.datasets import Dataset, standardize
 from benchmark.models.gpu import Runtime
-from benchmark.data.imagefolder import CachedDataset
+from benchmark.data.splits import CachedDataset
 from benchmark.models.build import features_and_logits
 from pairs.catalog import ModelEntry
 

@@ -4,6 +4,7 @@ pairs' complementary knowledge), `transfer` (one training run; `checkpoint` keep
 predictors), `baselines` (random-init flips); `group` trains the transfer units of a task that
 see the same batches in lockstep; `dispatch` runs any unit by its stage, and a task's units.
 Names load on first use.
+`import_predictions` writes predictions made elsewhere (timm's inference.py) as predict results.
 """
 from benchmark.lazy import lazy_exports
 

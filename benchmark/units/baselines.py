@@ -23,6 +23,7 @@ from benchmark.units.predict import run_predict
 from benchmark.units.stats import write_class_flips
 from pairs.catalog import get_zoo
 from pairs.keys import unit_key
+from pairs.plan import predict_key
 from results import predictions_matrix, read_table, write_part
 
 RANDOM_SUFFIX = "@random"
@@ -37,7 +38,7 @@ def random_init_baseline(zoo_name: str, results_dir, cache: Path, names: list[st
     dataset = data.load_dataset(zoo.dataset, cache)
     done = set(read_table(results_dir, "models")["key"])
     for entry in entries:
-        key = unit_key("predict", model=entry.fingerprint(), dataset=zoo.dataset)
+        key = predict_key(entry, zoo.dataset)
         if key not in done:
             run_predict({"key": key, "zoo": zoo.name, "dataset": zoo.dataset,
                          "model": entry.name}, results_dir, cache)

@@ -19,7 +19,7 @@ def run_stats(unit: dict, results_dir, cache: Path) -> str:
     names = sorted({name for pair in pairs for name in pair})
     index = {name: i for i, name in enumerate(names)}
     labels, preds, p_max = predictions_matrix(results_dir, unit["dataset"], names)
-    num_classes = data.load_dataset(unit["dataset"], cache).num_classes
+    num_classes = data.num_classes_of(unit["dataset"])     # without decoding any image
     pair_stats, class_flips = pair_statistics(
         preds, p_max, labels, num_classes,
         teachers=np.array([index[t] for t, _ in pairs]),

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmark import data, models
+from benchmark import data, models, trackers
 
 from benchmark.models import gpu
 from benchmark.training.batches import CachedBatches, Frozen, OnlineBatches
@@ -198,6 +198,7 @@ def evaluate_epoch(ctx: RunContext, dist_preds: np.ndarray, row: dict, status: s
                                and acc >= ctx.acc(ctx.student_entry.name)
                                - ctx.params["diverge_margin"]):
         status = "diverged"
+    trackers.log_epoch(ctx.unit, row)        # a copy to the unit's trackers (`--log`), if any
     return row, status
 
 
@@ -286,6 +287,7 @@ def write_results(ctx: RunContext, rows: list, status: str, results_dir, job_id:
         "disk_bytes": kept_bytes(results_dir, unit["key"], checkpoint=False),
     }
     write_part(results_dir, "transfer_runs", pd.DataFrame([run]), unit["key"])
+    trackers.finish_unit(unit, status)
 
 
 def transfer_run(unit: dict, results_dir, cache: Path, job_id: str = "",

@@ -3,17 +3,22 @@
 One row per pretrained tag (`resnet50.a1_in1k`): input size, test input size, crop_pct, mean,
 std, interpolation, num_classes and label offset from the tag's `pretrained_cfg`; family from a
 rule table on the architecture name; params, top-1 and top-5 from a timm results CSV when one is
-given (no model is instantiated). Registered as zoo `timm` (dataset `imagenet`); the zoo reads
-two environment variables, so every process of a launch (SLURM tasks included) sees the same:
+given (no model is instantiated). Registered as zoo `timm`; the zoo reads three environment
+variables, so every process of a launch (SLURM tasks included) sees the same:
 
+- `KTBENCH_IMAGENET`: the zoo's dataset, an ImageNet source by name, e.g.
+  `imagefolder:/data/imagenet@subset=0.1`, `hfds:ILSVRC/imagenet-1k@subset=0.1` or
+  `wds:/data/imagenet-wds@classes=1000,subset=0.1` (docs/protocol.md#data); unset, the
+  dataset is `imagenet`, which names no data (plans and costs work, a launch does not).
 - `KTBENCH_TIMM_RESULTS`: a timm results CSV (columns model, img_size, top1, top5,
   param_count, crop_pct; e.g. timm's `results/results-imagenet.csv`), joined on
   (model, img_size) with img_size the tag's input size or its test input size.
 - `KTBENCH_TIMM_WEIGHTS`: a folder of local weight files named `<model>.<ext>` (the full name
   `resnet50.a1_in1k` or the architecture `resnet50`); a model with a file there loads from it.
 
-Both change the entries' fingerprints (a weight file or a reported top-1 is part of what a
-unit depends on): keep them the same between `ktbench plan` and `ktbench launch`.
+The last two change the entries' fingerprints (a weight file or a reported top-1 is part of what
+a unit depends on), the first the units' dataset: keep all three the same between `ktbench plan`
+and `ktbench launch` (a launch refuses a plan made for another dataset).
 """
 import functools
 import math
@@ -143,9 +148,13 @@ def zoo_from_table(table: pd.DataFrame, name: str, dataset: str) -> Zoo:
     ) for row in table.itertuples(index=False)))
 
 
+IMAGENET = "imagenet"
+
+
 def _sources() -> tuple:
     return os.environ.get("KTBENCH_TIMM_RESULTS") or None, \
-        os.environ.get("KTBENCH_TIMM_WEIGHTS") or None
+        os.environ.get("KTBENCH_TIMM_WEIGHTS") or None, \
+        os.environ.get("KTBENCH_IMAGENET") or IMAGENET
 
 
 @functools.lru_cache(maxsize=4)
@@ -154,13 +163,13 @@ def _cached_table(results_csv, weights_dir) -> pd.DataFrame:
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_zoo(results_csv, weights_dir) -> Zoo:
-    return zoo_from_table(_cached_table(results_csv, weights_dir), "timm", "imagenet")
+def _cached_zoo(results_csv, weights_dir, dataset) -> Zoo:
+    return zoo_from_table(_cached_table(results_csv, weights_dir), "timm", dataset)
 
 
 @register_catalog_table("timm")
 def timm_table() -> pd.DataFrame:
-    return _cached_table(*_sources()).copy()
+    return _cached_table(*_sources()[:2]).copy()
 
 
 @register_zoo("timm")

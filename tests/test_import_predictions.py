@@ -1,0 +1,188 @@
+"""`ktbench import-predictions`: timm inference.py outputs (written here as inference.py writes
+them) become the predictions a predict unit would have written, and stats runs on them without a
+forward pass; files that do not fit the dataset are refused in one line."""
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from benchmark.cli.main import main
+
+DATASET_OPTIONS = "@size=16,crop_pct=1"
+
+
+@pytest.fixture(scope="module")
+def zoo(image_folder, two_model_zoo, tmp_path_factory):
+    return two_model_zoo("imported", f"imagefolder:{image_folder}{DATASET_OPTIONS}",
+                         tmp_path_factory.mktemp("weights"))
+
+
+@pytest.fixture(scope="module")
+def reference(zoo, cache, tmp_path_factory):
+    """What the predict units write, and each model's softmax outputs on the eval split."""
+    from benchmark.data.datasets import load_dataset
+    from benchmark.models.build import predict_logits
+    from benchmark.models.loading import load_model
+    from benchmark.units.predict import run_predict
+    from pairs.plan import predict_key
+    from results import read_table
+    results = tmp_path_factory.mktemp("predicted")
+    dataset = load_dataset(zoo.dataset, cache)
+    probs = {}
+    for entry in zoo.models:
+        run_predict({"key": predict_key(entry, zoo.dataset), "zoo": zoo.name,
+                     "dataset": zoo.dataset, "model": entry.name}, results, cache)
+        logits = predict_logits(load_model(entry, cache), dataset.eval_x, entry.mean, entry.std)
+        probs[entry.name] = logits.softmax(1).numpy()
+    return results, read_table(results, "predictions"), probs
+
+
+def write_inference(path, probs, names, topk, order=None, output="prob", separate=False):
+    """A file as timm's inference.py writes it: `filename`, the top-k `index`, `label` and outputs
+    (`--topk 0`: the whole vector) as list cells (`--topk 1`: scalars); CSV through `to_csv`,
+    Parquet indexed by filename; `separate`: one column per rank (`--results-separate-col`)."""
+    order = np.arange(len(names)) if order is None else order
+    frame = {"filename": [names[i] for i in order]}
+    values = probs if output == "prob" else np.log(probs)
+    if topk:
+        out, idx = (t.numpy() for t in torch.from_numpy(values).topk(topk))
+        labels = np.vectorize(lambda i: f"class {i}")(idx)
+        values, idx, labels = ((v.squeeze(-1) if topk == 1 else v) for v in (out, idx, labels))
+        frame["index"], frame["label"] = list(idx[order]), list(labels[order])
+    frame[output] = list(values[order])
+    if separate:
+        frame = {**{k: v for k, v in frame.items() if k == "filename"},
+                 **{f"{k}_{i}": np.stack(v)[:, i] for k, v in frame.items() if k != "filename"
+                    for i in range(np.stack(v).shape[1])}}
+    frame = pd.DataFrame(frame)
+    np.set_printoptions(threshold=sys.maxsize)
+    try:
+        if path.suffix == ".parquet":
+            frame.set_index("filename").to_parquet(path)
+        else:
+            frame.to_csv(path, index=False)
+    finally:
+        np.set_printoptions(threshold=1000)
+    return path
+
+
+def _names(image_folder, full):
+    from benchmark.data.imagefolder import scan_folder
+    names = scan_folder(image_folder / "val").names
+    return names if full else [n.split("/")[-1] for n in names]
+
+
+def test_top_k_csv_and_full_parquet_give_the_predict_units_numbers(zoo, reference, image_folder,
+                                                                    tmp_path, capsys):
+    from results import read_table
+    _, expected, probs = reference
+    files = [write_inference(tmp_path / "teacher_e-16.csv", probs["teacher_e"],
+                             _names(image_folder, full=False), topk=1),
+             write_inference(tmp_path / "student_r.parquet", probs["student_r"],
+                             _names(image_folder, full=True), topk=0,
+                             order=np.random.default_rng(0).permutation(12))]
+    results = tmp_path / "r"
+    assert main(["import-predictions", *map(str, files), "--zoo", zoo.name,
+                 "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    got = read_table(results, "predictions").sort_values(["model", "sample"])
+    expected = expected.sort_values(["model", "sample"])
+    np.testing.assert_array_equal(got["pred"], expected["pred"])
+    np.testing.assert_array_equal(got["label"], expected["label"])
+    np.testing.assert_allclose(got["p_max"], expected["p_max"], rtol=1e-6)
+    # top-1: p_true is known where the prediction is right, else NaN
+    teacher = (got["model"] == "teacher_e").to_numpy()
+    outside = got["pred"].to_numpy()[teacher] != got["label"].to_numpy()[teacher]
+    assert 0 < outside.sum() < 12
+    assert np.isnan(got["p_true"].to_numpy()[teacher]).tolist() == outside.tolist()
+    np.testing.assert_allclose(got["p_true"].to_numpy()[~np.isnan(got["p_true"].to_numpy())],
+                               expected["p_true"].to_numpy()[~np.isnan(got["p_true"].to_numpy())],
+                               rtol=1e-6)
+    assert f"p_true unknown for {outside.sum()} (true class outside the top 1)" in out
+    models = read_table(results, "models").set_index("model")
+    assert models.loc["teacher_e", "img_size"] == 16 and models.loc["student_r", "n_eval"] == 12
+    assert models.loc["teacher_e", "source"] == f"import:{files[0]}"
+    np.testing.assert_allclose(models["top1"].sort_index(),
+                               read_table(reference[0], "models").set_index("model")["top1"]
+                               .sort_index())
+
+
+def test_stats_run_on_imported_predictions_without_a_forward_pass(zoo, reference, image_folder,
+                                                                  tmp_path, monkeypatch, cache):
+    from benchmark.launch.launcher import pending_units
+    from benchmark.methods import resolve_params
+    from benchmark.models import build
+    from benchmark.units.stats import run_stats
+    from pairs.plan import make_plan
+    from results import read_table
+    from benchmark.units.import_predictions import import_predictions
+    _, _, probs = reference
+    files = [write_inference(tmp_path / f"{m}.csv", probs[m], _names(image_folder, True), 0,
+                             separate=m == "student_r") for m in probs]
+    import_predictions(files, zoo, tmp_path / "r")
+    plan = make_plan(zoo, [("teacher_e", "student_r")], {"kl": resolve_params("kl")}, [0])
+    pending = pending_units(plan, tmp_path / "r")
+    assert pending["predict"] == [] and len(pending["stats"]) == 1    # the predict stage is done
+
+    def no_forward(*args, **kwargs):
+        raise AssertionError("a forward pass")
+    monkeypatch.setattr(build, "predict_logits", no_forward)
+    run_stats(pending["stats"][0], tmp_path / "r", cache)
+    run_stats(pending_units(plan, reference[0])["stats"][0], reference[0], cache)
+    pd.testing.assert_frame_equal(read_table(tmp_path / "r", "pair_stats"),
+                                  read_table(reference[0], "pair_stats"))
+
+
+@pytest.mark.parametrize("case, message", [
+    ("train_split", "30 samples, the dataset's eval split has 12"),
+    ("other_names", "row 0 is 'img0'"),
+    ("class_index", "class index 7 is outside the dataset's 3 classes"),
+    ("top_k_logits", "top-2 logits give no probabilities"),
+    ("no_indices", "2 outputs a sample and no class indices"),
+    ("unknown_model", "no model of zoo 'imported' is named 'resnet50-224'"),
+    ("missing_file", "does not exist"),
+])
+def test_a_file_that_does_not_fit_is_refused(zoo, reference, image_folder, tmp_path, capsys,
+                                             case, message):
+    _, _, probs = reference
+    p, names = probs["teacher_e"], _names(image_folder, full=True)
+    path = tmp_path / "teacher_e.csv"
+    if case == "train_split":
+        write_inference(path, np.tile(p, (3, 1))[:30], [f"n01/x{i}.png" for i in range(30)], 2)
+    elif case == "other_names":
+        write_inference(path, p, [n.replace("img", "other") for n in names], 2)
+    elif case == "class_index":
+        write_inference(path, p, names, 2)
+        frame = pd.read_csv(path)
+        frame.loc[3, "index"] = "[7 0]"
+        frame.to_csv(path, index=False)
+    elif case == "top_k_logits":
+        write_inference(path, p, names, 2, output="logit")
+    elif case == "no_indices":
+        write_inference(path, p, names, 2)
+        pd.read_csv(path).drop(columns="index").to_csv(path, index=False)
+    elif case == "unknown_model":
+        path = write_inference(tmp_path / "resnet50-224.csv", p, names, 2)
+    else:
+        path = tmp_path / "absent.csv"
+    if case == "other_names":
+        message = f"row 0 is '{names[0].replace('img', 'other')[:-4]}'"
+    capsys.readouterr()
+    code = main(["import-predictions", str(path), "--zoo", zoo.name,
+                 "--results", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("ktbench: error: "), err
+    assert message in err, err
+    assert not [f for f in (tmp_path / "r").rglob("*") if f.is_file()]
+
+
+def test_a_built_in_dataset_has_no_names_to_match(tmp_path, capsys):
+    (tmp_path / "resnet_tiny.csv").write_text("filename,prob\nx,0.5\n")
+    code = main(["import-predictions", str(tmp_path / "resnet_tiny.csv"), "--zoo", "tiny",
+                 "--results", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and err == ("ktbench: error: dataset 'digits16' has no sample names to match "
+                                 "files by (datasets named imagefolder:..., hfds:..., wds:... "
+                                 "have)\n")
