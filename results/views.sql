@@ -287,3 +287,51 @@ SELECT * FROM (
         ELSE 'SELECT NULL AS "dataset" WHERE false' END)
 )
 QUALIFY row_number() OVER (PARTITION BY "dataset", "split", "student", "k", "strategy") = 1;
+
+SET VARIABLE kt_parts_class_embeddings = (
+    SELECT coalesce(list(file ORDER BY file), [])
+    FROM glob(getvariable('kt_results') || '/class_embeddings/*.parquet'));
+CREATE OR REPLACE VIEW "class_embeddings" AS
+SELECT * FROM (
+    SELECT NULL::VARCHAR AS "dataset",
+           NULL::VARCHAR AS "encoder",
+           NULL::VARCHAR AS "weights",
+           NULL::INTEGER AS "class",
+           NULL::VARCHAR AS "name",
+           NULL::FLOAT[] AS "embedding"
+    WHERE false
+    UNION ALL BY NAME
+    SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_class_embeddings')) > 0
+        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_class_embeddings''), union_by_name = true)'
+        ELSE 'SELECT NULL AS "dataset" WHERE false' END)
+)
+QUALIFY row_number() OVER (PARTITION BY "dataset", "encoder", "weights", "class") = 1;
+
+SET VARIABLE kt_parts_pair_similarity = (
+    SELECT coalesce(list(file ORDER BY file), [])
+    FROM glob(getvariable('kt_results') || '/pair_similarity/*.parquet'));
+CREATE OR REPLACE VIEW "pair_similarity" AS
+SELECT * FROM (
+    SELECT NULL::VARCHAR AS "teacher",
+           NULL::VARCHAR AS "student",
+           NULL::VARCHAR AS "dataset",
+           NULL::VARCHAR AS "compat",
+           NULL::VARCHAR AS "encoder",
+           NULL::VARCHAR AS "weights",
+           NULL::INTEGER AS "p",
+           NULL::INTEGER AS "classes",
+           NULL::DOUBLE AS "flip_share",
+           NULL::DOUBLE AS "mean_sim",
+           NULL::DOUBLE AS "max_sim",
+           NULL::DOUBLE AS "random_mean_sim",
+           NULL::DOUBLE AS "random_max_sim",
+           NULL::DOUBLE AS "mean_sim_rank",
+           NULL::INTEGER AS "draws",
+           NULL::BIGINT AS "seed"
+    WHERE false
+    UNION ALL BY NAME
+    SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_pair_similarity')) > 0
+        THEN 'SELECT * FROM read_parquet(getvariable(''kt_parts_pair_similarity''), union_by_name = true)'
+        ELSE 'SELECT NULL AS "teacher" WHERE false' END)
+)
+QUALIFY row_number() OVER (PARTITION BY "teacher", "student", "dataset", "compat", "encoder", "weights", "p") = 1;
