@@ -2,6 +2,8 @@
 
 A dataset is registered by name with its definition (everything that changes its arrays) and a
 builder; a name *prefix* (`imagefolder:`) registers datasets on first use, from the name alone.
+Class names (`class_names`, for the class-name similarity of docs/definitions.md) are registered
+beside them: by dataset name, or by the prefix's source.
 """
 import os
 import shutil
@@ -38,11 +40,13 @@ class _Builder:
 @dataclass(frozen=True)
 class _Source:
     register: Callable[[str], str]         # a prefixed name -> registered under that name
-    classes: Callable[[str], tuple]        # a prefixed name -> its class names, without building
+    classes: Callable[[str], tuple]        # a prefixed name -> its class folders, without building
+    names: Callable[[str], tuple]          # a prefixed name -> its classes' human-readable names
 
 
 _DATASETS: dict[str, _Builder] = {}
 _SOURCES: dict[str, _Source] = {}
+_CLASS_NAMES: dict[str, Callable[[], tuple]] = {}
 _ARRAYS = ("train_x", "train_y", "eval_x", "eval_y", "train_sources", "eval_sources")
 
 
@@ -54,10 +58,15 @@ def register_dataset(name: str, **definition):
 
 
 def register_source(prefix: str, register: Callable[[str], str],
-                    classes: Callable[[str], tuple]) -> None:
+                    classes: Callable[[str], tuple], names: Callable[[str], tuple]) -> None:
     """Datasets named `<prefix>...`: `register(name)` registers one on first use, `classes(name)`
-    gives its class names without building it."""
-    _SOURCES[prefix] = _Source(register, classes)
+    gives its class folders without building it, `names(name)` its classes' readable names."""
+    _SOURCES[prefix] = _Source(register, classes, names)
+
+
+def register_class_names(name: str, names: Callable[[], tuple]) -> None:
+    """`names()` gives the readable names of dataset `name`'s classes, in label order."""
+    _CLASS_NAMES[name] = names
 
 
 def _source_of(name: str) -> _Source | None:
@@ -104,6 +113,17 @@ def num_classes_of(name: str) -> int:
     if source:
         return len(source.classes(name))
     raise KeyError(f"unknown dataset {name!r}; datasets: {', '.join(list_datasets())}")
+
+
+def class_names(name: str) -> tuple[str, ...]:
+    """The readable names of a dataset's classes, in label order (label i is names[i])."""
+    if name in _CLASS_NAMES:
+        return tuple(_CLASS_NAMES[name]())
+    source = _source_of(name)
+    if source:
+        return tuple(source.names(name))
+    raise KeyError(f"no class names for dataset {name!r}; datasets with names: "
+                   f"{', '.join(sorted(_CLASS_NAMES))}, or an image folder")
 
 
 def normalize(x_uint8: torch.Tensor, mean, std) -> torch.Tensor:

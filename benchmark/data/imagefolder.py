@@ -14,6 +14,10 @@
 - `imagefolder:<path>[@size=..,crop_pct=..,subset=..]` names a dataset that `load_dataset`
   decodes into memory (small folders: tests, CIFAR-sized sets); large sets go through
   `FolderDataset`/`CachedDataset` and `make_loader`.
+- Class names (`folder_class_names`): `<root>/classnames.txt` (one name a line, in class order)
+  when the folder has one; else, when every class folder is an ImageNet synset (n01440764), timm's
+  description of it; else the folder names. Dataset `imagenet` (the timm zoo's) takes timm's 1000
+  descriptions in synset order.
 """
 import hashlib
 import math
@@ -26,10 +30,13 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from benchmark.data.datasets import normalize, register_dataset, register_source
+from benchmark.data.datasets import (normalize, register_class_names, register_dataset,
+                                     register_source)
 
 SUBSET_TEST_SIZE = 0.1
 SUBSET_SEED = 1234
+CLASS_NAMES_FILE = "classnames.txt"
+IMAGENET = "imagenet"
 
 
 # ---------------------------------------------------------------- folders and classes
@@ -371,4 +378,36 @@ def classes_of(name_or_root: str | Path) -> tuple[str, ...]:
         raise FileNotFoundError(f"image folder {folder}: {e}") from None
 
 
-register_source(PREFIX, register_from_name, classes_of)
+def imagenet_descriptions(synsets=None) -> tuple[str, ...]:
+    """timm's descriptions of ImageNet-1k classes ("tench, Tinca tinca"): all 1000 in synset
+    order, or those of `synsets` (KeyError naming one timm does not know)."""
+    from timm.data import ImageNetInfo
+    info = ImageNetInfo()
+    if synsets is None:
+        return tuple(info.label_descriptions())
+    described = info.label_descriptions(as_dict=True)
+    return tuple(described[s] for s in synsets)
+
+
+def folder_class_names(name_or_root: str | Path) -> tuple[str, ...]:
+    """Readable class names of an `imagefolder:` dataset or a folder root, in class order: the
+    root's `classnames.txt`, else timm's descriptions when every class is an ImageNet synset,
+    else the folder names ('_' read as a space). A names file must have one name per class."""
+    s = str(name_or_root)
+    root = parse_name(s)[0] if s.startswith(PREFIX) else Path(s)
+    folders = classes_of(root)
+    names_file = root / CLASS_NAMES_FILE
+    if names_file.is_file():
+        names = tuple(line.strip() for line in names_file.read_text().splitlines() if line.strip())
+        if len(names) != len(folders):
+            raise ValueError(f"{names_file} names {len(names)} classes, the folder has "
+                             f"{len(folders)}: give one name a line, in sorted folder order")
+        return names
+    try:
+        return imagenet_descriptions(folders)
+    except KeyError:
+        return tuple(f.replace("_", " ") for f in folders)
+
+
+register_source(PREFIX, register_from_name, classes_of, folder_class_names)
+register_class_names(IMAGENET, imagenet_descriptions)
