@@ -232,6 +232,17 @@ def cmd_report(args):
     return 0
 
 
+def cmd_similarity(args):
+    from benchmark.semantics import run_similarity
+    summary = run_similarity(_results(args), args.encoder, args.weights,
+                             [args.dataset] if args.dataset else None, args.draws, args.seed,
+                             args.device)
+    print(f"similarity: {summary['seconds']:.1f} s")
+    cmd_tables(argparse.Namespace(results=args.results, format="markdown", out=None,
+                                  table=["class_similarity"]))
+    return 0
+
+
 def cmd_demo(args):
     zoo = get_zoo("micro")
     results_dir = _results(args)
@@ -358,6 +369,21 @@ def parser() -> argparse.ArgumentParser:
     cli_predictors.add_arguments(p)
     _add_common(p)
     p.set_defaults(func=lambda args: cli_predictors.run(args, _results(args), _cache(args)))
+
+    p = sub.add_parser("similarity", help="embed class names with a text encoder and score how "
+                                          "related each pair's top-p%% classes are")
+    from benchmark.semantics.encoders import DEFAULT_ENCODER, list_text_encoders
+    p.add_argument("--encoder", default=DEFAULT_ENCODER, choices=list_text_encoders(),
+                   help=f"text encoder (default {DEFAULT_ENCODER})")
+    p.add_argument("--weights", help="the encoder's weight file, or 'random' (plumbing only; "
+                                     "default: $KTBENCH_WEIGHTS_DIR/<encoder>.*, else the hub)")
+    p.add_argument("--dataset", help="only this dataset (default: every one with pair statistics)")
+    p.add_argument("--draws", type=int, default=1000,
+                   help="random class sets per size, for the baseline (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random class sets")
+    p.add_argument("--device", default="cpu", help="device of the text encoder (default cpu)")
+    _add_common(p)
+    p.set_defaults(func=cmd_similarity)
 
     p = sub.add_parser("figures", help="the paper's figures as PNG and PDF (matplotlib)")
     p.add_argument("--out", help="folder for the figures (default: RESULTS/figures)")

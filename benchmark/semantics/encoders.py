@@ -13,14 +13,12 @@ Weights resolve like model weights (`benchmark.models.weights`), before any comp
 4. `weights="random"`: initialised at random, to test the plumbing; the numbers mean nothing,
    and every table row says `random-init`.
 
-A missing weight raises FileNotFoundError naming every place looked at.
+A missing weight raises FileNotFoundError naming every place looked at. Light at import (the
+command line lists the encoders): torch, open_clip and the weights helpers load when used.
 """
 import dataclasses
 from pathlib import Path
 from typing import Callable
-
-from benchmark.models.weights import (WeightSource, check_weight_file, find_in_folder, hub_cached,
-                                      hub_offline, weights_dir)
 
 DEFAULT_ENCODER = "clip-vit-b-32"
 RANDOM = "random"
@@ -32,7 +30,7 @@ class TextEncoder:
     name: str
     description: str
     hub: tuple[str, tuple[str, ...]]               # (hub id, candidate file names)
-    build: Callable[[WeightSource, str], Callable]  # (source, device) -> encode(texts)
+    build: Callable[["WeightSource", str], Callable]  # (source, device) -> encode(texts)
 
 
 _ENCODERS: dict[str, TextEncoder] = {}
@@ -56,9 +54,11 @@ def get_text_encoder(name: str) -> TextEncoder:
 
 
 def resolve_text_weights(name: str, weights: str | Path | None = None, folder=None,
-                         allow_hub: bool = True) -> WeightSource:
+                         allow_hub: bool = True) -> "WeightSource":
     """The weight source of encoder `name` (see the module docstring); FileNotFoundError when
     none is found, ValueError when a given file is not a state dict."""
+    from benchmark.models.weights import (WeightSource, check_weight_file, find_in_folder,
+                                          hub_cached, hub_offline, weights_dir)
     encoder = get_text_encoder(name)
     if weights is not None and str(weights) == RANDOM:
         return WeightSource("random")
@@ -88,7 +88,7 @@ def resolve_text_weights(name: str, weights: str | Path | None = None, folder=No
                             "to test the plumbing)")
 
 
-def embed_texts(name: str, source: WeightSource, texts, device: str = "cpu"):
+def embed_texts(name: str, source: "WeightSource", texts, device: str = "cpu"):
     """[len(texts), D] float32 numpy array of unit vectors: encoder `name` over `texts`."""
     import numpy as np
     import torch
@@ -107,7 +107,7 @@ _CLIP = "ViT-B-32-quickgelu"
 @register_text_encoder(DEFAULT_ENCODER, "CLIP ViT-B/32 text tower (open_clip, OpenAI weights)",
                        hub=("timm/vit_base_patch32_clip_224.openai",
                             ("open_clip_pytorch_model.bin", "open_clip_model.safetensors")))
-def _clip_vit_b_32(source: WeightSource, device: str):
+def _clip_vit_b_32(source: "WeightSource", device: str):
     import open_clip
     pretrained = {"file": str(source.path), "hub": "openai", "random": None}[source.kind]
     model = open_clip.create_model(_CLIP, pretrained=pretrained, device=device,

@@ -27,6 +27,7 @@ from benchmark.measures.stats import OFFICIAL_CLASS_COLUMNS, check_compat
 from results.schema import TABLES, TOP_P_CLASSES
 
 _CELLS = 2**23          # gathered similarities held at once
+_ROUNDING = 1e-9        # similarities closer than this are equal (float32 embeddings)
 
 
 def cosine_matrix(embeddings) -> np.ndarray:
@@ -99,7 +100,8 @@ class RandomSets:
             at = sizes == k
             random_max[at] = self.maxes[:, k - 1].mean()
             ranked = np.sort(self.means[:, k - 1])
-            rank[at] = 100 * np.searchsorted(ranked, means[at], side="left") / self.draws
+            # strictly below, rounding aside: a set of every class ties every draw
+            rank[at] = 100 * np.searchsorted(ranked, means[at] - _ROUNDING) / self.draws
         return random_max, rank
 
 
