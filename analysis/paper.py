@@ -19,8 +19,9 @@ CAPTION = ("The paper's numbers beside this run's (docs/analysis.md#paper-number
            "gives the paper's number, the run's estimate with its 95% bootstrap interval, and "
            "whether the paper's number lies inside that interval; a direction row gives the "
            "paper's ordering, the run's two estimates, and whether the run orders them the same "
-           "way ('not in this run' when it lacks one side). The paper's numbers are ImageNet's; "
-           "on another dataset read the directions first.")
+           "way. Facts about methods or families the run lacks are left out (an empty folder "
+           "lists them all). The paper's numbers are ImageNet's; on another dataset read the "
+           "directions first.")
 # the run tables the facts read
 RUN_TABLES = ("success_rate", "success_rate_by_family", "complementary_knowledge")
 
@@ -160,13 +161,15 @@ def _direction_row(fact: Direction, tables: dict, dataset) -> dict:
 
 
 def paper_reference(tables: dict) -> pd.DataFrame:
-    """Every fact of `FACTS` beside the run's numbers, per dataset of the run (one block with no
-    run numbers when the folder holds none)."""
+    """The facts of `FACTS` the run can be held against, beside its numbers, per dataset of the
+    run; every fact, with no run numbers, when the folder holds none."""
     datasets = sorted({d for name in RUN_TABLES for d in tables[name]["dataset"].dropna()})
     rows = []
     for dataset in datasets or [None]:
         for fact in FACTS:
             row = (_value_row if isinstance(fact, Value) else _direction_row)(fact, tables,
                                                                              dataset)
+            if datasets and row["agrees"] == "not in this run":
+                continue
             rows.append(dict(row, dataset=dataset, check=fact.check, source=fact.source))
     return pd.DataFrame(rows, columns=COLUMNS)

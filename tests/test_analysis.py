@@ -243,7 +243,8 @@ def test_paper_reference_beside_the_hand_made_run(tables):
     # the paper's 92.5 lies inside kl_dp's [66.7, 100]; rho_pos: the run's 2 and 20 beside 2 and 25
     assert ref.loc["median success % of kl_dp", "agrees"] == "inside the interval"
     assert ref.loc["largest rho_pos over pairs (%)", ["paper", "run"]].tolist() == ["25", "20"]
-    assert ref.loc["median success % of cd", "agrees"] == "not in this run"
+    # facts about methods the run lacks are left out
+    assert "median success % of cd" not in ref.index and "not in this run" not in set(ref["agrees"])
 
 
 def test_success_rate_by_family(tables):

@@ -108,7 +108,11 @@ _CLIP = "ViT-B-32-quickgelu"
                        hub=("timm/vit_base_patch32_clip_224.openai",
                             ("open_clip_pytorch_model.bin", "open_clip_model.safetensors")))
 def _clip_vit_b_32(source: "WeightSource", device: str):
-    import open_clip
+    try:
+        import open_clip
+    except ImportError:
+        raise ValueError(f"text encoder {DEFAULT_ENCODER} needs open_clip: "
+                         "pip install 'ktbench[semantics]'") from None
     pretrained = {"file": str(source.path), "hub": "openai", "random": None}[source.kind]
     model = open_clip.create_model(_CLIP, pretrained=pretrained, device=device,
                                    require_pretrained=pretrained is not None)
