@@ -61,7 +61,7 @@ def bootstrap(values, stat: str = "mean", weights=None, boot: int = BOOT,
     rows = max(1, _CELLS // n)
     estimates = []
     for start in range(0, boot, rows):
-        idx = rng.integers(0, n, (min(rows, boot - start), n))
+        idx = rng.integers(0, n, (min(rows, boot - start), n), dtype=np.int32)
         if stat == "mean":
             estimates.append(values[idx].mean(axis=1))
         elif stat == "median":
@@ -120,7 +120,7 @@ def paired_tests(differences) -> dict:
 def smallest_p(pairs: int) -> float:
     """The smallest two-sided p-value either test can reach with `pairs` non-zero differences
     (all of one sign): 2 / 2^n."""
-    return min(1.0, 2.0 / 2.0**pairs) if pairs else 1.0
+    return min(1.0, 2.0 ** (1 - min(pairs, 1100))) if pairs else 1.0
 
 
 def verdict(mean: float, p: float, pairs: int, alpha: float = ALPHA) -> str:
