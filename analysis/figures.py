@@ -315,7 +315,8 @@ def _rows_like(df: pd.DataFrame, row, columns) -> pd.DataFrame:
 
 
 def fig_methods_vs_controls(data: FigureData) -> Figure:
-    """Mean transfer delta of each method beside the control arms and the ensemble oracle."""
+    """Mean transfer delta of each method beside the control arms and the ensemble oracle, with
+    its 95% bootstrap interval over pairs (none with fewer than two pairs)."""
     fig, (ax,) = figure()
     arms = data.table("methods_vs_controls").dropna(subset=["mean_delta"])
     if arms.empty:
@@ -323,11 +324,14 @@ def fig_methods_vs_controls(data: FigureData) -> Figure:
         return fig
     shade = {"method": "C0", "control": "C7", "oracle": "black"}
     x = np.arange(len(arms))
-    ax.bar(x, arms["mean_delta"], yerr=arms["std_delta"].fillna(0), capsize=4,
+    errors = np.vstack([arms["mean_delta"] - arms["mean_delta_lo"],
+                        arms["mean_delta_hi"] - arms["mean_delta"]]).astype(float)
+    ax.bar(x, arms["mean_delta"], yerr=np.nan_to_num(errors), capsize=4,
            color=[shade.get(k, "C0") for k in arms["kind"]], alpha=0.8, edgecolor="black")
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(x, [f"{m}\n({k})" for m, k in zip(arms["method"], arms["kind"])], fontsize=9)
-    ax.set_ylabel("Mean transfer delta ± std [points]")
+    ax.set_xticks(x, [f"{m}\n({k}, {n} pairs)" for m, k, n in
+                      zip(arms["method"], arms["kind"], arms["pairs"])], fontsize=9)
+    ax.set_ylabel("Mean transfer delta, 95% interval over pairs [points]")
     ax.set_title(f"Methods beside controls and the ensemble oracle ({data.dataset})")
     return fig
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.figures import FIGURES, FigureData, png_bytes
-from analysis.tables import TABLE_NAMES, format_cell, sql_caption
+from analysis.tables import TABLE_NAMES, format_cell, sql_caption, table_source
 
 _TITLES = {
     "success_rate": "Success rate per method",
@@ -119,7 +119,7 @@ def _html_table(df: pd.DataFrame) -> str:
 
 def _table_block(name: str, df: pd.DataFrame) -> str:
     return (f'<section id="table-{name}"><h3>{html.escape(_TITLES.get(name, name))} '
-            f'<code>{name}.sql</code></h3>'
+            f'<code>{table_source(name)}</code></h3>'
             f'<p class="caption">{html.escape(sql_caption(name))}</p>{_html_table(df)}</section>')
 
 

@@ -92,7 +92,7 @@ FINISH = {
     "methods_vs_controls": (("gain_over_controls",), _beyond_controls),
     "paper_reference": (paper.RUN_TABLES, lambda df, tables: paper.paper_reference(tables)),
 }
-CAPTIONS = {"paper_reference": paper.CAPTION}
+CAPTIONS = {"paper_reference": paper.CAPTION}     # tables without a SQL file
 
 
 def sql_path(name: str) -> Path:
@@ -100,6 +100,11 @@ def sql_path(name: str) -> Path:
     if not path.is_file():
         raise KeyError(f"no table {name!r}; tables: {', '.join(TABLE_NAMES)}")
     return path
+
+
+def table_source(name: str) -> str:
+    """Where a table is defined: its SQL file, or the module of a table computed in Python."""
+    return "analysis/paper.py" if name in CAPTIONS else f"analysis/sql/{sql_path(name).name}"
 
 
 def sql_text(name: str) -> str:
