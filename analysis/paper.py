@@ -43,9 +43,8 @@ class Ref:
         if rows.empty or pd.isna(rows[self.column].iloc[0]):
             return np.nan, np.nan, np.nan
         row = rows.iloc[0]
-        bound = lambda side: float(row[f"{self.column}_{side}"]) if f"{self.column}_{side}" \
-            in row.index and pd.notna(row[f"{self.column}_{side}"]) else np.nan  # noqa: E731
-        return float(row[self.column]), bound("lo"), bound("hi")
+        bounds = [row.get(f"{self.column}_{side}", np.nan) for side in ("lo", "hi")]
+        return float(row[self.column]), *(float(b) if pd.notna(b) else np.nan for b in bounds)
 
 
 def _success(method, column="median_success"):

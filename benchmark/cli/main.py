@@ -259,7 +259,8 @@ def cmd_demo(args):
     cmd_tables(argparse.Namespace(results=str(results_dir), format="markdown", out=None,
                                   table=list(DEMO_TABLES)))
     print(f"\nevery table: ktbench tables --results {results_dir}; figures and tables in one "
-          f"page: ktbench report --results {results_dir}")
+          f"page: ktbench report --results {results_dir}; how related each pair's top classes "
+          f"are: ktbench similarity --results {results_dir} (CLIP weights: the hub, or --weights)")
     print(f"\nParquet results: {results_dir.resolve()}  ({time.perf_counter() - t0:.0f} s)")
     print(f"query them: ktbench query --results {results_dir} \"SELECT * FROM transfer_runs\"")
     return 1 if any(c["failed"] for c in summary.values()) else 0
