@@ -5,7 +5,8 @@ A table's SQL gives each estimate the values of its resampling units as list col
 grouping lives in SQL alone and DuckDB shows what every estimate was computed from. Here each
 list is resampled with replacement, `BOOT` times, and the 2.5th and 97.5th percentiles of the
 resampled estimate (linear interpolation, as numpy) become `<estimate>_lo` and `<estimate>_hi`;
-the `boot_*` columns are then dropped. Fewer than two units give no interval (empty).
+the `boot_*` columns are then dropped. Fewer than two units give no interval (empty); so does
+`boot` 0, which skips the resampling.
 
 Deterministic: each interval's generator is seeded by the estimate's name and the bytes of its
 units' values, so the same data give the same interval whatever else the folder holds.
@@ -55,7 +56,7 @@ def bootstrap(values, stat: str = "mean", weights=None, boot: int = BOOT,
     values = _units(values)
     weights = None if weights is None else _units(weights)
     n = len(values)
-    if n < 2:
+    if n < 2 or boot < 1:
         return np.nan, np.nan
     rng = _rng(f"{name}|{stat}", values, *([] if weights is None else [weights]))
     rows = max(1, _CELLS // n)
