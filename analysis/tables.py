@@ -60,11 +60,10 @@ def _paired_tests(df: pd.DataFrame, tables: dict) -> pd.DataFrame:
     """gain_over_controls: the sign and signed-rank tests over each row's per-pair gains."""
     tests = pd.DataFrame([paired_tests(gains) for gains in df["boot_gain"]],
                          columns=["wins", "losses", "ties", "sign_p", "wilcoxon_p"])
-    out = pd.concat([df.reset_index(drop=True), tests.round({"sign_p": 4, "wilcoxon_p": 4})],
-                    axis=1)
-    out["verdict"] = [verdict(m, p, w + lo) for m, p, w, lo in
-                      zip(out["mean_gain"], out["wilcoxon_p"], out["wins"], out["losses"])]
-    return out
+    tests["verdict"] = [verdict(m, p, w + lo) for m, p, w, lo in
+                        zip(df["mean_gain"], tests["wilcoxon_p"], tests["wins"], tests["losses"])]
+    return pd.concat([df.reset_index(drop=True), tests.round({"sign_p": 4, "wilcoxon_p": 4})],
+                     axis=1)
 
 
 def _beyond_controls(df: pd.DataFrame, tables: dict) -> pd.DataFrame:
@@ -72,12 +71,11 @@ def _beyond_controls(df: pd.DataFrame, tables: dict) -> pd.DataFrame:
     gains = tables["gain_over_controls"]
     cells = {}
     for row in gains.itertuples(index=False):
+        interval = ("" if pd.isna(row.mean_gain_lo) else
+                    f" [{row.mean_gain_lo:+.2f}, {row.mean_gain_hi:+.2f}]")
         p = "" if pd.isna(row.wilcoxon_p) else f", p {row.wilcoxon_p:.3g}"
         cells.setdefault((row.dataset, row.method), []).append(
-            f"{row.control} {row.mean_gain:+.2f} [{row.mean_gain_lo:+.2f}, "
-            f"{row.mean_gain_hi:+.2f}]{p} ({row.pairs} pairs): {row.verdict}"
-            if pd.notna(row.mean_gain_lo) else
-            f"{row.control} {row.mean_gain:+.2f}{p} ({row.pairs} pairs): {row.verdict}")
+            f"{row.control} {row.mean_gain:+.2f}{interval}{p} ({row.pairs} pairs): {row.verdict}")
     out = df.copy()
     out["beyond_controls"] = ["; ".join(cells.get((d, m), [])) or None
                               for d, m in zip(df["dataset"], df["method"])]
