@@ -276,8 +276,47 @@ def fig_correlations(data: FigureData) -> Figure:
     return fig
 
 
+def fig_class_similarity(data: FigureData) -> Figure:
+    """How related the classes holding the top-X% of a pair's complementary knowledge are: the
+    uplift of their names' mean (and max) pairwise cosine similarity over random class sets of
+    the same size, mean over pairs with its 95% bootstrap interval (the authors' figure)."""
+    fig, (ax,) = figure()
+    sims = data.table("class_similarity")
+    if sims.empty:
+        no_data(ax, "class-name similarities (run ktbench similarity)")
+        return fig
+    # one encoder and weights (the most pairs), default definitions where computed
+    first = sims.assign(_default=sims["compat"] != "").sort_values(
+        ["_default", "pairs"], ascending=[True, False]).iloc[0]
+    sims = _rows_like(sims, first, ("compat", "encoder", "weights")).sort_values("p")
+    x = np.arange(len(sims))
+    for offset, column, label, color in ((-0.2, "uplift_pct", "mean similarity", "C0"),
+                                         (0.2, "max_uplift_pct", "max similarity", "C1")):
+        values = sims[column].astype(float)
+        errors = np.vstack([values - sims[f"{column}_lo"], sims[f"{column}_hi"] - values])
+        ax.bar(x + offset, values, 0.4, yerr=np.nan_to_num(errors.astype(float)), capsize=4,
+               color=color, alpha=0.85, edgecolor="black", label=label)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(x, [f"Top-{p}%\n({n} pairs)" for p, n in zip(sims["p"], sims["pairs"])])
+    ax.set_xlabel("Classes holding the top-X% of the positive flips")
+    baseline = "the authors' 0.61" if first["compat"] else "random class sets of the same size"
+    ax.set_ylabel(f"Uplift over {baseline} [%]")
+    note = " — random weights, plumbing only" if first["weights"] == "random-init" else ""
+    ax.set_title(f"Class-name similarity of the top classes ({data.dataset}; "
+                 f"{first['encoder']}{note})")
+    ax.legend(fontsize=9)
+    return fig
+
+
+def _rows_like(df: pd.DataFrame, row, columns) -> pd.DataFrame:
+    for column in columns:
+        df = df[df[column] == row[column]]
+    return df
+
+
 def fig_methods_vs_controls(data: FigureData) -> Figure:
-    """Mean transfer delta of each method beside the control arms and the ensemble oracle."""
+    """Mean transfer delta of each method beside the control arms and the ensemble oracle, with
+    its 95% bootstrap interval over pairs (none with fewer than two pairs)."""
     fig, (ax,) = figure()
     arms = data.table("methods_vs_controls").dropna(subset=["mean_delta"])
     if arms.empty:
@@ -285,11 +324,14 @@ def fig_methods_vs_controls(data: FigureData) -> Figure:
         return fig
     shade = {"method": "C0", "control": "C7", "oracle": "black"}
     x = np.arange(len(arms))
-    ax.bar(x, arms["mean_delta"], yerr=arms["std_delta"].fillna(0), capsize=4,
+    errors = np.vstack([arms["mean_delta"] - arms["mean_delta_lo"],
+                        arms["mean_delta_hi"] - arms["mean_delta"]]).astype(float)
+    ax.bar(x, arms["mean_delta"], yerr=np.nan_to_num(errors), capsize=4,
            color=[shade.get(k, "C0") for k in arms["kind"]], alpha=0.8, edgecolor="black")
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(x, [f"{m}\n({k})" for m, k in zip(arms["method"], arms["kind"])], fontsize=9)
-    ax.set_ylabel("Mean transfer delta ± std [points]")
+    ax.set_xticks(x, [f"{m}\n({k}, {n} pairs)" for m, k, n in
+                      zip(arms["method"], arms["kind"], arms["pairs"])], fontsize=9)
+    ax.set_ylabel("Mean transfer delta, 95% interval over pairs [points]")
     ax.set_title(f"Methods beside controls and the ensemble oracle ({data.dataset})")
     return fig
 
@@ -303,6 +345,7 @@ FIGURES = {
     "transfer_rate_top_classes": fig_transfer_rate_top_classes,
     "transfer_rate_student_params": fig_transfer_rate_student_params,
     "correlations": fig_correlations,
+    "class_similarity": fig_class_similarity,
     "methods_vs_controls": fig_methods_vs_controls,
     "predictor_correlations": fig_predictor_correlations,
 }

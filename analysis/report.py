@@ -12,13 +12,16 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.figures import FIGURES, FigureData, png_bytes
-from analysis.tables import TABLE_NAMES, format_cell, sql_caption
+from analysis.tables import TABLE_NAMES, format_cell, sql_caption, table_source
 
 _TITLES = {
     "success_rate": "Success rate per method",
     "success_rate_by_family": "Success rate per method and student family",
     "success_rate_per_student": "Success per student",
     "methods_vs_controls": "Methods beside control arms and the ensemble oracle",
+    "gain_over_controls": "Gain beyond the controls, pair by pair, with paired tests",
+    "seed_spread": "Training noise: spread across seeds",
+    "paper_reference": "The paper's numbers beside this run's",
     "full_imagenet": "Per-student transfer delta (the paper's \u201cfull ImageNet\u201d table)",
     "delta_by_ts_diff": "Transfer delta by accuracy difference, fixed bins",
     "delta_by_ts_diff_curve": "Transfer delta by accuracy difference, 8 bins, upper quartile",
@@ -28,6 +31,7 @@ _TITLES = {
     "complementary_knowledge": "Complementary knowledge",
     "complementary_knowledge_by_ts_diff": "Complementary knowledge by accuracy difference",
     "class_concentration": "Per-class concentration",
+    "class_similarity": "Class-name similarity of the top-p% classes",
     "transfer_rate_by_top_classes": "Transfer rate by top-X% classes",
     "transfer_rate_by_student_params": "Transfer rate by student size",
     "run_status": "Run outcomes",
@@ -44,16 +48,19 @@ _FIGURE_TITLES = {
     "transfer_rate_student_params": "Transfer rate vs student size",
     "correlations": "Correlations with the transfer delta",
     "methods_vs_controls": "Methods, controls and the ensemble oracle",
+    "class_similarity": "Class-name similarity of the top-X% classes",
 }
 # Tables shown next to each figure; the rest follow in the tables section.
 _SECTIONS = [
-    ("Knowledge transfer", ["success_rate", "methods_vs_controls", "success_rate_by_family",
-                            "full_imagenet", "delta_by_ts_diff", "delta_by_ts_diff_curve",
-                            "correlations", "multi_teacher"],
+    ("The paper beside this run", ["paper_reference"], []),
+    ("Knowledge transfer", ["success_rate", "methods_vs_controls", "gain_over_controls",
+                            "seed_spread", "success_rate_by_family", "full_imagenet",
+                            "delta_by_ts_diff", "delta_by_ts_diff_curve", "correlations",
+                            "multi_teacher"],
      ["success_rate", "methods_vs_controls", "delta_by_ts_diff", "correlations"]),
     ("Complementary knowledge", ["complementary_knowledge", "complementary_knowledge_by_ts_diff",
-                                 "class_concentration"],
-     ["complementary_knowledge", "class_histograms", "entropy"]),
+                                 "class_concentration", "class_similarity"],
+     ["complementary_knowledge", "class_histograms", "entropy", "class_similarity"]),
     ("Where transfer lands", ["transfer_rate_by_top_classes", "transfer_rate_by_student_params"],
      ["transfer_rate_top_classes", "transfer_rate_student_params"]),
     ("Runs", ["run_status", "runs_not_ok", "success_rate_per_student", "pair_deltas"], []),
@@ -76,6 +83,7 @@ figure { margin: 1rem 0 1.8rem; }
 figure img { max-width: 100%; border: 1px solid #e1e4e8; }
 figcaption { color: #57606a; font-size: .88rem; }
 .empty { color: #8b949e; font-style: italic; }
+p.note { background: #fff8c5; border: 1px solid #d4a72c; padding: .4rem .7rem; }
 dl.prov { display: grid; grid-template-columns: max-content auto; gap: .15rem 1.2rem; }
 dl.prov dt { font-weight: 600; } dl.prov dd { margin: 0; }
 nav a { margin-right: .9rem; }
@@ -111,7 +119,7 @@ def _html_table(df: pd.DataFrame) -> str:
 
 def _table_block(name: str, df: pd.DataFrame) -> str:
     return (f'<section id="table-{name}"><h3>{html.escape(_TITLES.get(name, name))} '
-            f'<code>{name}.sql</code></h3>'
+            f'<code>{table_source(name)}</code></h3>'
             f'<p class="caption">{html.escape(sql_caption(name))}</p>{_html_table(df)}</section>')
 
 
@@ -131,11 +139,18 @@ def render_report(results_dir) -> str:
     prov = "".join(f"<dt>{html.escape(str(i))}</dt><dd>{html.escape(format_cell(v)) or '–'}</dd>"
                    for i, v in zip(provenance["item"], provenance["value"]))
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    seeds = dict(zip(provenance["item"], provenance["value"])).get("training seeds per pair")
     body = [f"<h1>ktbench report</h1><p class=caption>Results folder "
             f"<code>{html.escape(str(Path(results_dir).resolve()))}</code>, rendered {now}. "
             f"Figures show dataset <b>{html.escape(str(data.dataset or '–'))}</b>. Every table is "
             f"one SQL file in <code>analysis/sql/</code>; averages use ok runs only, diverged and "
-            f"failed runs are counted beside them.</p>",
+            f"failed runs are counted beside them. Success rates and mean deltas carry 95% "
+            f"bootstrap intervals (<code>_lo</code>, <code>_hi</code>; <code>ci95_over</code> "
+            f"names what was resampled).</p>",
+            *([f'<p class="note">Training seeds per pair: {html.escape(seeds)}. The intervals '
+               f"show how the numbers vary over pairs and students, not how one training run "
+               f"varies from the next (<code>ktbench plan --seeds 0,1,2</code>).</p>"]
+              if seeds and seeds.startswith("1 (") else []),
             '<nav>' + "".join(f'<a href="#section-{i}">{html.escape(title)}</a>'
                               for i, (title, _, _) in enumerate(_SECTIONS)) + "</nav>",
             f'<section id="provenance"><h2>Provenance</h2><dl class="prov">{prov}</dl></section>']

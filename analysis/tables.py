@@ -1,13 +1,18 @@
 """Run the SQL tables over a results folder and format them for a terminal or a file.
 
 Each table is one file in `analysis/sql/`, runnable with DuckDB alone after `results/views.sql`
-(see README). The file's leading comment is the table's caption.
+(see README). The file's leading comment is the table's caption. Python then adds what SQL
+cannot: bootstrap intervals from the `boot_*` unit lists a file returns (`INTERVALS`), paired
+tests and the columns that read another table (`FINISH`), and `paper_reference`, the paper's
+numbers beside the run's (`analysis.paper`).
 """
 import math
 from pathlib import Path
 
 import pandas as pd
 
+from analysis import paper
+from analysis.uncertainty import BOOT, Interval, add_intervals, paired_tests, verdict
 from results.store import read_views
 from results.views import tables_in
 
@@ -16,14 +21,77 @@ SQL_DIR = Path(__file__).parent / "sql"
 # where transfer lands, then bookkeeping.
 TABLE_NAMES = (
     "success_rate", "success_rate_by_family", "success_rate_per_student", "methods_vs_controls",
+    "gain_over_controls", "seed_spread", "paper_reference",
     "full_imagenet", "delta_by_ts_diff", "delta_by_ts_diff_curve", "correlations",
     "multi_teacher", "pair_deltas",
     "complementary_knowledge", "complementary_knowledge_by_ts_diff", "class_concentration",
+    "class_similarity",
     "transfer_rate_by_top_classes", "transfer_rate_by_student_params",
     "predictors_teacher_sets",
     "model_accuracy", "run_status", "runs_not_ok", "provenance",
 )
 FORMATS = {"markdown": "md", "csv": "csv", "latex": "tex"}
+
+_SUCCESS = dict(unit="students", digits=1)
+# table -> its 95% bootstrap intervals, from the `boot_*` unit lists its SQL returns
+INTERVALS: dict[str, tuple[Interval, ...]] = {
+    "success_rate": (Interval("median_success", "boot_success", stat="median", **_SUCCESS),
+                     Interval("mean_success", "boot_success", **_SUCCESS),
+                     Interval("mean_delta", "boot_delta", unit="students")),
+    "success_rate_by_family": (
+        Interval("median_success", "boot_success", stat="median", **_SUCCESS),
+        Interval("mean_success", "boot_success", **_SUCCESS)),
+    "methods_vs_controls": (
+        Interval("mean_delta", "boot_delta_sum", unit="pairs", stat="ratio",
+                 weights="boot_delta_runs"),
+        Interval("success", "boot_successes", stat="ratio", weights="boot_finished", scale=100,
+                 **_SUCCESS)),
+    "gain_over_controls": (Interval("mean_gain", "boot_gain", unit="pairs"),),
+    "delta_by_ts_diff": (Interval("mean_delta", "boot_delta_sum", unit="pairs", stat="ratio",
+                                  weights="boot_delta_runs"),),
+    "class_similarity": (Interval("mean_sim", "boot_mean_sim", unit="pairs", digits=3),
+                         Interval("uplift_pct", "boot_uplift", unit="pairs", scale=100,
+                                  digits=1),
+                         Interval("max_uplift_pct", "boot_max_uplift", unit="pairs", scale=100,
+                                  digits=1)),
+}
+
+
+def _paired_tests(df: pd.DataFrame, tables: dict) -> pd.DataFrame:
+    """gain_over_controls: the sign and signed-rank tests over each row's per-pair gains."""
+    tests = pd.DataFrame([paired_tests(gains) for gains in df["boot_gain"]],
+                         columns=["wins", "losses", "ties", "sign_p", "wilcoxon_p"])
+    tests["verdict"] = [verdict(m, p, w + lo) for m, p, w, lo in
+                        zip(df["mean_gain"], tests["wilcoxon_p"], tests["wins"], tests["losses"])]
+    return pd.concat([df.reset_index(drop=True), tests.round({"sign_p": 4, "wilcoxon_p": 4})],
+                     axis=1)
+
+
+def _beyond_controls(df: pd.DataFrame, tables: dict) -> pd.DataFrame:
+    """methods_vs_controls: one cell per method row summing up gain_over_controls."""
+    gains = tables["gain_over_controls"]
+    cells = {}
+    for row in gains.itertuples(index=False):
+        interval = ("" if pd.isna(row.mean_gain_lo) else
+                    f" [{row.mean_gain_lo:+.2f}, {row.mean_gain_hi:+.2f}]")
+        p = "" if pd.isna(row.wilcoxon_p) else f", p {row.wilcoxon_p:.3g}"
+        cells.setdefault((row.dataset, row.method), []).append(
+            f"{row.control} {row.mean_gain:+.2f}{interval}{p} ({row.pairs} pairs): {row.verdict}")
+    out = df.copy()
+    out["beyond_controls"] = ["; ".join(cells.get((d, m), [])) or None
+                              for d, m in zip(df["dataset"], df["method"])]
+    return out
+
+
+# table -> (the finished tables it reads, the step that completes it: (df, tables) -> df).
+# The step runs before the intervals, so it may read the `boot_*` lists. A table without a SQL
+# file gets df None.
+FINISH = {
+    "gain_over_controls": ((), _paired_tests),
+    "methods_vs_controls": (("gain_over_controls",), _beyond_controls),
+    "paper_reference": (paper.RUN_TABLES, lambda df, tables: paper.paper_reference(tables)),
+}
+CAPTIONS = {"paper_reference": paper.CAPTION}     # tables without a SQL file
 
 
 def sql_path(name: str) -> Path:
@@ -33,12 +101,20 @@ def sql_path(name: str) -> Path:
     return path
 
 
+def table_source(name: str) -> str:
+    """Where a table is defined: its SQL file, or the module of a table computed in Python."""
+    return "analysis/paper.py" if name in CAPTIONS else f"analysis/sql/{sql_path(name).name}"
+
+
 def sql_text(name: str) -> str:
     return sql_path(name).read_text()
 
 
 def sql_caption(name: str) -> str:
-    """The leading `--` comment of the table's SQL file, as one paragraph."""
+    """The leading `--` comment of the table's SQL file, as one paragraph (or the caption of a
+    table computed in Python)."""
+    if name in CAPTIONS:
+        return CAPTIONS[name]
     lines = []
     for line in sql_text(name).splitlines():
         if not line.startswith("--"):
@@ -47,14 +123,44 @@ def sql_caption(name: str) -> str:
     return " ".join(lines)
 
 
-def run_tables(results_dir, names=TABLE_NAMES, con=None) -> dict[str, pd.DataFrame]:
+def _with_inputs(names) -> list[str]:
+    """`names` and every table their Python-computed columns read, recursively."""
+    found: list[str] = []
+
+    def visit(name):
+        if name not in found:
+            for need in FINISH.get(name, ((), None))[0]:
+                visit(need)
+            found.append(name)
+    for name in names:
+        visit(name)
+    return found
+
+
+def run_tables(results_dir, names=TABLE_NAMES, con=None,
+               boot: int = BOOT) -> dict[str, pd.DataFrame]:
     """Every table (or those named) as pandas, from one snapshot of the results folder (binding
-    only the views they read), or over the views of `con`."""
+    only the views they read), or over the views of `con`, with its intervals (`boot` bootstrap
+    resamples) and Python-computed columns."""
     def read(con):
-        return {name: con.execute(sql_text(name)).df() for name in names}
+        done: dict[str, pd.DataFrame] = {}
+
+        def table(name: str) -> pd.DataFrame:
+            if name not in done:
+                needs, finish = FINISH.get(name, ((), None))
+                inputs = {n: table(n) for n in needs}
+                df = con.execute(sql_text(name)).df() if name not in CAPTIONS else None
+                if finish is not None:
+                    df = finish(df, inputs)
+                done[name] = (add_intervals(df, INTERVALS[name], boot) if name in INTERVALS
+                              else df)
+            return done[name]
+        return {name: table(name) for name in names}
+
     if con is not None:
         return read(con)
-    return read_views(results_dir, read, tables_in(" ".join(sql_text(n) for n in names)))
+    sql = " ".join(sql_text(n) for n in _with_inputs(names) if n not in CAPTIONS)
+    return read_views(results_dir, read, tables_in(sql))
 
 
 def format_cell(value) -> str:

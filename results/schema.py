@@ -96,6 +96,21 @@ TABLES: dict[str, pa.Schema] = {
         ("teachers", _str), ("coverage", _f64), ("redundancy", _f64), ("score", _f64),
         ("oracle_acc", _f64), ("lam", _f64), ("draws", _i32),
     ]),
+    # class-name semantics (benchmark/semantics/, `ktbench similarity`): each class's name and
+    # its L2-normalised text embedding under an encoder and its weights ...
+    "class_embeddings": pa.schema([
+        ("dataset", _str), ("encoder", _str), ("weights", _str), ("class", _i32), ("name", _str),
+        ("embedding", pa.list_(_f32)),
+    ]),
+    # ... and per pair and top-p%: the classes holding p% of the positive flips, their share of
+    # the flips, the mean and max pairwise cosine similarity of their names, and random class
+    # sets of the same size (draws seeded by `seed`) for comparison
+    "pair_similarity": pa.schema([
+        ("teacher", _str), ("student", _str), ("dataset", _str), ("compat", _str),
+        ("encoder", _str), ("weights", _str), ("p", _i32), ("classes", _i32),
+        ("flip_share", _f64), ("mean_sim", _f64), ("max_sim", _f64), ("random_mean_sim", _f64),
+        ("random_max_sim", _f64), ("mean_sim_rank", _f64), ("draws", _i32), ("seed", _i64),
+    ]),
 }
 
 # columns appended to a table after its first release, at the end of its schema and in the order
@@ -127,4 +142,6 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "model_predictors": ("model", "dataset", "split"),
     "pair_predictors": ("teacher", "student", "dataset", "split"),
     "teacher_sets": ("dataset", "split", "student", "k", "strategy"),
+    "class_embeddings": ("dataset", "encoder", "weights", "class"),
+    "pair_similarity": ("teacher", "student", "dataset", "compat", "encoder", "weights", "p"),
 }

@@ -321,3 +321,57 @@ SELECT * EXCLUDE (kt_file, kt_row) FROM (
         ELSE 'SELECT NULL AS kt_file WHERE false' END)
 )
 QUALIFY row_number() OVER (PARTITION BY "dataset", "split", "student", "k", "strategy" ORDER BY kt_file DESC, kt_row DESC) = 1;
+
+SET VARIABLE kt_parts_class_embeddings = (
+    SELECT coalesce(list(file ORDER BY starts_with(parse_filename(file), 'compacted-') DESC,
+                                       file), [])
+    FROM glob(getvariable('kt_results') || '/class_embeddings/*.parquet'));
+CREATE OR REPLACE VIEW "class_embeddings" AS
+SELECT * EXCLUDE (kt_file, kt_row) FROM (
+    SELECT NULL::VARCHAR AS "dataset",
+           NULL::VARCHAR AS "encoder",
+           NULL::VARCHAR AS "weights",
+           NULL::INTEGER AS "class",
+           NULL::VARCHAR AS "name",
+           NULL::FLOAT[] AS "embedding",
+           NULL::BIGINT AS "kt_file",
+           NULL::BIGINT AS "kt_row"
+    WHERE false
+    UNION ALL BY NAME
+    SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_class_embeddings')) > 0
+        THEN 'SELECT *, file_index AS kt_file, file_row_number AS kt_row FROM read_parquet(getvariable(''kt_parts_class_embeddings''), union_by_name = true)'
+        ELSE 'SELECT NULL AS kt_file WHERE false' END)
+)
+QUALIFY row_number() OVER (PARTITION BY "dataset", "encoder", "weights", "class" ORDER BY kt_file DESC, kt_row DESC) = 1;
+
+SET VARIABLE kt_parts_pair_similarity = (
+    SELECT coalesce(list(file ORDER BY starts_with(parse_filename(file), 'compacted-') DESC,
+                                       file), [])
+    FROM glob(getvariable('kt_results') || '/pair_similarity/*.parquet'));
+CREATE OR REPLACE VIEW "pair_similarity" AS
+SELECT * EXCLUDE (kt_file, kt_row) FROM (
+    SELECT NULL::VARCHAR AS "teacher",
+           NULL::VARCHAR AS "student",
+           NULL::VARCHAR AS "dataset",
+           NULL::VARCHAR AS "compat",
+           NULL::VARCHAR AS "encoder",
+           NULL::VARCHAR AS "weights",
+           NULL::INTEGER AS "p",
+           NULL::INTEGER AS "classes",
+           NULL::DOUBLE AS "flip_share",
+           NULL::DOUBLE AS "mean_sim",
+           NULL::DOUBLE AS "max_sim",
+           NULL::DOUBLE AS "random_mean_sim",
+           NULL::DOUBLE AS "random_max_sim",
+           NULL::DOUBLE AS "mean_sim_rank",
+           NULL::INTEGER AS "draws",
+           NULL::BIGINT AS "seed",
+           NULL::BIGINT AS "kt_file",
+           NULL::BIGINT AS "kt_row"
+    WHERE false
+    UNION ALL BY NAME
+    SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_pair_similarity')) > 0
+        THEN 'SELECT *, file_index AS kt_file, file_row_number AS kt_row FROM read_parquet(getvariable(''kt_parts_pair_similarity''), union_by_name = true)'
+        ELSE 'SELECT NULL AS kt_file WHERE false' END)
+)
+QUALIFY row_number() OVER (PARTITION BY "teacher", "student", "dataset", "compat", "encoder", "weights", "p" ORDER BY kt_file DESC, kt_row DESC) = 1;

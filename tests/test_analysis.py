@@ -215,6 +215,41 @@ def test_success_rate_median_mean_iqr(tables):
     assert [round(v, 1) for v in ref] == [66.7, 33.3]
 
 
+def test_success_rate_intervals_resample_students(tables):
+    df = tables["success_rate"].set_index("method")
+    # kl_dp per student [100, 66.7, 66.7]: a resample of 3 has median 66.7 (20/27) or 100 (7/27);
+    # mean 66.7 (8/27), 77.8 (12/27), 88.9 (6/27) or 100 (1/27)
+    assert df.loc["kl_dp", ["median_success_lo", "median_success_hi"]].tolist() == [66.7, 100.0]
+    assert df.loc["kl_dp", "mean_success_lo"] == 66.7
+    assert 88.9 <= df.loc["kl_dp", "mean_success_hi"] <= 100.0
+    # kl per-student mean delta [0.83, -1.5, 1.0]: mean 0.11. Resampled means, lowest first:
+    # -1.5 (all s2, 1/27), -0.72 (two s2 and s1, 3/27), ...; highest: 1.0 (1/27), 0.94 (3/27)
+    kl = df.loc["kl"]
+    assert kl["mean_delta"] == 0.11
+    assert -1.5 <= kl["mean_delta_lo"] <= -0.72 and 0.94 <= kl["mean_delta_hi"] <= 1.0
+    # one student: no interval
+    assert df.loc["xe_finetune", ["median_success_lo", "mean_delta_hi"]].isna().all()
+    assert set(df["ci95_over"]) == {"students"} and not any(c.startswith("boot_") for c in df)
+    prov = dict(zip(tables["provenance"]["item"], tables["provenance"]["value"]))
+    assert prov["training seeds per pair"].startswith("1 (one run per pair")
+
+
+def test_paper_reference_beside_the_hand_made_run(tables):
+    ref = tables["paper_reference"].set_index("check")
+    row = ref.loc["KL+DP gains more than KL (mean per-student delta)"]
+    assert (row["paper"], row["run"], row["agrees"]) == \
+        ("kl_dp 0.32 > kl -0.3", "kl_dp 0.47 > kl 0.11", "yes")
+    assert ref.loc["KL+DP succeeds more often than KL (median success)", "agrees"] == "tie"
+    # transformer student s2: 66.7; cnn student s1: 100 -- the other way round from the paper
+    assert ref.loc["KL+DP: transformer students succeed more often than CNN students",
+                   "agrees"] == "no"
+    # the paper's 92.5 lies inside kl_dp's [66.7, 100]; rho_pos: the run's 2 and 20 beside 2 and 25
+    assert ref.loc["median success % of kl_dp", "agrees"] == "inside the interval"
+    assert ref.loc["largest rho_pos over pairs (%)", ["paper", "run"]].tolist() == ["25", "20"]
+    # facts about methods the run lacks are left out
+    assert "median success % of cd" not in ref.index and "not in this run" not in set(ref["agrees"])
+
+
 def test_success_rate_by_family(tables):
     df = _rows(tables["success_rate_by_family"], method="kl").set_index("family")
     assert df.loc["cnn", "median_success"] == 66.7
@@ -448,7 +483,10 @@ def test_provenance(tables):
 def test_every_table_runs_on_an_empty_folder(tmp_path):
     tables = run_tables(tmp_path / "nothing-here")
     assert set(tables) == set(TABLE_NAMES)
-    assert all(df.empty for name, df in tables.items() if name != "provenance")
+    assert all(df.empty for name, df in tables.items()
+               if name not in ("provenance", "paper_reference"))
+    # the paper's facts are listed all the same, with nothing of the run beside them
+    assert set(tables["paper_reference"]["agrees"]) == {"not in this run"}
 
 
 # --- the SQL needs nothing but DuckDB and the folder ------------------------------------------
@@ -467,7 +505,12 @@ def test_sql_files_run_with_duckdb_alone(results, tables):
              str(REPO / "analysis" / "sql" / f"{name}.sql")],
             capture_output=True, text=True, check=True, cwd=results)
         got = pd.read_json(__import__("io").StringIO(out.stdout), orient="split")
-        assert got.shape == tables[name].shape and list(got.columns) == list(tables[name].columns)
+        # DuckDB gives every estimate and the units behind it (boot_*); ktbench adds the intervals
+        kept = [c for c in got if not c.startswith("boot_")]
+        added = [c for c in tables[name] if c not in kept]
+        assert len(got) == len(tables[name]) and kept == [c for c in tables[name] if c in kept]
+        assert set(added) <= {f"{c}_{side}" for c in kept for side in ("lo", "hi")} | {"ci95_over"}
+        assert bool(added) == any(c.startswith("boot_") for c in got) == (name == "success_rate")
 
 
 @pytest.mark.skipif(shutil.which("duckdb") is None, reason="the duckdb CLI is not installed")

@@ -69,15 +69,15 @@ def test_hub_offline_needs_the_cache(monkeypatch, tmp_path):
     from pairs.catalog import ModelEntry
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
-    monkeypatch.setattr(weights, "_hub_cached", lambda hub_id, files: False)
+    monkeypatch.setattr(weights, "hub_cached", lambda hub_id, files: False)
     entry = ModelEntry("r18", "resnet18", "cnn", 1000)
     with pytest.raises(FileNotFoundError, match="HF_HUB_OFFLINE"):
         weights.resolve(entry)
-    monkeypatch.setattr(weights, "_hub_cached", lambda hub_id, files: True)
+    monkeypatch.setattr(weights, "hub_cached", lambda hub_id, files: True)
     src = weights.resolve(entry)
     assert src.kind == "hub" and src.hub
     monkeypatch.delenv("HF_HUB_OFFLINE")
-    monkeypatch.setattr(weights, "_hub_cached", lambda hub_id, files: 1 / 0)  # not consulted online
+    monkeypatch.setattr(weights, "hub_cached", lambda hub_id, files: 1 / 0)  # not consulted online
     assert weights.resolve(entry).kind == "hub"
     with pytest.raises(FileNotFoundError, match="not allowed"):
         weights.resolve(entry, allow_hub=False)

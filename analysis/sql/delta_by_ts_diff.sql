@@ -1,7 +1,8 @@
 -- Final dist_delta by teacher-minus-student accuracy (ts_diff, points) in the paper's fixed bins
 -- [-15, -3], (-3, -1], (-1, 1], (1, 3], (3, 15] (docs/definitions.md#transfer-metrics, `transfer_delta_table`), with
 -- mean +- std (population std, as np.std) over ok runs. Runs outside [-15, 15] get their own rows
--- instead of being dropped; diverged and failed runs are counted per bin, never averaged.
+-- instead of being dropped; diverged and failed runs are counted per bin, never averaged. 95%
+-- bootstrap interval of mean_delta: resampling the bin's pairs.
 WITH runs AS (
     SELECT * REPLACE (method || CASE WHEN coalesce(compat, '') = '' THEN ''
                                      ELSE ' (' || compat || ')' END AS method)
@@ -10,7 +11,7 @@ WITH runs AS (
     WHERE coalesce(CAST(mode AS VARCHAR), '') IN ('', 'single')
 ),
 binned AS (
-    SELECT dataset, method, status, dist_delta,
+    SELECT dataset, method, teacher, student, status, dist_delta,
            CASE WHEN ts_diff IS NULL THEN 8
                 WHEN ts_diff < -15 THEN 1
                 WHEN ts_diff <= -3 THEN 2
@@ -20,6 +21,16 @@ binned AS (
                 WHEN ts_diff <= 15 THEN 6
                 ELSE 7 END AS bin_order
     FROM runs
+),
+pairs AS (
+    SELECT dataset, method, bin_order,
+           list(delta_sum ORDER BY teacher, student) FILTER (WHERE ok_runs > 0) AS boot_delta_sum,
+           list(ok_runs ORDER BY teacher, student) FILTER (WHERE ok_runs > 0) AS boot_delta_runs
+    FROM (SELECT dataset, method, bin_order, teacher, student,
+                 sum(dist_delta) FILTER (WHERE status = 'ok') AS delta_sum,
+                 count(*) FILTER (WHERE status = 'ok') AS ok_runs
+          FROM binned GROUP BY ALL)
+    GROUP BY dataset, method, bin_order
 )
 SELECT dataset, method,
        ['< -15', '[-15, -3]', '(-3, -1]', '(-1, 1]', '(1, 3]', '(3, 15]', '> 15', 'unknown'][bin_order]
@@ -28,7 +39,10 @@ SELECT dataset, method,
        round(avg(dist_delta) FILTER (WHERE status = 'ok'), 2) AS mean_delta,
        round(stddev_pop(dist_delta) FILTER (WHERE status = 'ok'), 2) AS std_delta,
        count(*) FILTER (WHERE status = 'diverged') AS diverged,
-       count(*) FILTER (WHERE status = 'failed') AS failed
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       any_value(p.boot_delta_sum) AS boot_delta_sum,
+       any_value(p.boot_delta_runs) AS boot_delta_runs
 FROM binned
+LEFT JOIN pairs p USING (dataset, method, bin_order)
 GROUP BY dataset, method, bin_order
 ORDER BY dataset, method, bin_order;

@@ -1,6 +1,8 @@
 -- Per pair: the accuracy gap, the complementary knowledge, each method's final dist_delta and, as
 -- "(ensemble oracle)", the confidence ensemble's gain without training. A diverged run shows its
--- delta with a trailing '!'; a failed run shows 'failed'. Several seeds: their mean.
+-- delta with a trailing '!'; a failed run shows 'failed'. `seeds`: the training seeds the pair
+-- ran; with several, a cell is the mean +- the sample std across its ok seeds (the seed-to-seed
+-- spread); with one, a single run's delta, training noise unmeasured.
 WITH runs AS (
     SELECT * REPLACE (method || CASE WHEN coalesce(compat, '') = '' THEN ''
                                      ELSE ' (' || compat || ')' END AS method)
@@ -9,14 +11,18 @@ WITH runs AS (
     WHERE coalesce(CAST(mode AS VARCHAR), '') IN ('', 'single')
 ),
 pairs AS (
-    SELECT dataset, teacher, student, round(avg(ts_diff), 2) AS ts_diff
+    SELECT dataset, teacher, student, round(avg(ts_diff), 2) AS ts_diff,
+           count(DISTINCT seed) AS seeds
     FROM runs GROUP BY dataset, teacher, student
 ),
 stats AS (SELECT * FROM pair_stats QUALIFY row_number() OVER
           (PARTITION BY teacher, student, dataset ORDER BY compat) = 1),
 cells AS (
     SELECT dataset, teacher, student, method,
-           CASE WHEN count(*) FILTER (WHERE status = 'ok') > 0
+           CASE WHEN count(*) FILTER (WHERE status = 'ok') > 1
+                THEN printf('%+.2f ± %.2f', avg(dist_delta) FILTER (WHERE status = 'ok'),
+                            stddev_samp(dist_delta) FILTER (WHERE status = 'ok'))
+                WHEN count(*) FILTER (WHERE status = 'ok') > 0
                 THEN printf('%+.2f', avg(dist_delta) FILTER (WHERE status = 'ok'))
                 WHEN count(*) FILTER (WHERE status = 'diverged') > 0
                 THEN printf('%+.2f!', avg(dist_delta) FILTER (WHERE status = 'diverged'))
@@ -30,12 +36,12 @@ cells AS (
     WHERE p.ensemble_acc IS NOT NULL
 )
 PIVOT (
-    SELECT c.dataset, c.teacher, c.student, q.ts_diff, round(p.pos_flips, 2) AS rho_pos,
+    SELECT c.dataset, c.teacher, c.student, q.ts_diff, round(p.pos_flips, 2) AS rho_pos, q.seeds,
            c.method, c.delta
     FROM cells c
     JOIN pairs q USING (dataset, teacher, student)
     LEFT JOIN stats p USING (dataset, teacher, student)
 )
 ON method USING first(delta)
-GROUP BY dataset, teacher, student, ts_diff, rho_pos
+GROUP BY dataset, teacher, student, ts_diff, rho_pos, seeds
 ORDER BY dataset, student, ts_diff, teacher;

@@ -1,5 +1,6 @@
 -- Where the results came from: zoos, datasets, plans, code versions, hosts and dates, as
--- (item, value) rows, read from the tables themselves.
+-- (item, value) rows, read from the tables themselves. "training seeds per pair" says when each
+-- pair and method ran once, so that no number looks more exact than one training run makes it.
 WITH m AS MATERIALIZED (
     SELECT string_agg(DISTINCT zoo, ', ' ORDER BY zoo) AS zoos,
            list(DISTINCT dataset) AS datasets, count(*) AS models
@@ -16,6 +17,11 @@ r AS MATERIALIZED (
            strftime(max(finished_at) AT TIME ZONE 'UTC', '%Y-%m-%d %H:%M:%S') AS last_finished
     FROM transfer_runs
 ),
+s AS MATERIALIZED (
+    SELECT min(seeds) AS lo, max(seeds) AS hi
+    FROM (SELECT count(DISTINCT seed) AS seeds FROM transfer_runs
+          GROUP BY dataset, method, compat, teacher, student)
+),
 p AS MATERIALIZED (
     SELECT count(*) AS pairs FROM (SELECT DISTINCT dataset, teacher, student FROM pair_stats)
 )
@@ -29,9 +35,13 @@ SELECT item, value FROM (
     UNION ALL SELECT 5, 'plans', plans FROM r
     UNION ALL SELECT 6, 'transfer runs', CAST(runs AS VARCHAR) FROM r
     UNION ALL SELECT 7, 'methods', methods FROM r
-    UNION ALL SELECT 8, 'code versions', code_versions FROM r
-    UNION ALL SELECT 9, 'hosts', hosts FROM r
-    UNION ALL SELECT 10, 'first run started (UTC)', first_started FROM r
-    UNION ALL SELECT 11, 'last run finished (UTC)', last_finished FROM r
+    UNION ALL SELECT 8, 'training seeds per pair',
+        CASE WHEN hi = 1 THEN '1 (one run per pair and method: training noise not measured)'
+             WHEN lo = hi THEN CAST(hi AS VARCHAR)
+             ELSE lo || '-' || hi END FROM s
+    UNION ALL SELECT 9, 'code versions', code_versions FROM r
+    UNION ALL SELECT 10, 'hosts', hosts FROM r
+    UNION ALL SELECT 11, 'first run started (UTC)', first_started FROM r
+    UNION ALL SELECT 12, 'last run finished (UTC)', last_finished FROM r
 )
 ORDER BY o;

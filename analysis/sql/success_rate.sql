@@ -1,7 +1,9 @@
 -- Success rate per method (docs/definitions.md#transfer-metrics): per student, the share of its runs with final
 -- dist_delta > 0; then the median, mean and interquartile range over students (linear
--- interpolation, as numpy). Diverged runs count as unsuccessful; failed runs have no result and
--- are left out of the shares; both are counted in their own columns.
+-- interpolation, as numpy), and mean_delta, the mean over students of each student's mean final
+-- dist_delta over its ok runs. Diverged runs count as unsuccessful; failed runs have no result
+-- and are left out of the shares; both are counted in their own columns. 95% bootstrap
+-- intervals (_lo, _hi) resample students (docs/analysis.md#intervals).
 WITH runs AS (
     SELECT * REPLACE (method || CASE WHEN coalesce(compat, '') = '' THEN ''
                                      ELSE ' (' || compat || ')' END AS method)
@@ -14,6 +16,7 @@ per_student AS (
            count(*) FILTER (WHERE status IN ('ok', 'diverged')) AS runs,
            100.0 * count(*) FILTER (WHERE status = 'ok' AND dist_delta > 0)
                  / nullif(count(*) FILTER (WHERE status IN ('ok', 'diverged')), 0) AS success,
+           avg(dist_delta) FILTER (WHERE status = 'ok') AS mean_delta,
            count(*) FILTER (WHERE status = 'diverged') AS diverged,
            count(*) FILTER (WHERE status = 'failed') AS failed
     FROM runs
@@ -27,8 +30,11 @@ SELECT dataset, method,
        round(quantile_cont(success, 0.25), 1) AS q25_success,
        round(quantile_cont(success, 0.75), 1) AS q75_success,
        round(quantile_cont(success, 0.75) - quantile_cont(success, 0.25), 1) AS iqr_success,
+       round(avg(mean_delta), 2) AS mean_delta,
        CAST(sum(diverged) AS BIGINT) AS diverged,
-       CAST(sum(failed) AS BIGINT) AS failed
+       CAST(sum(failed) AS BIGINT) AS failed,
+       list(success ORDER BY student) FILTER (WHERE success IS NOT NULL) AS boot_success,
+       list(mean_delta ORDER BY student) FILTER (WHERE mean_delta IS NOT NULL) AS boot_delta
 FROM per_student
 GROUP BY dataset, method
 ORDER BY dataset, median_success DESC NULLS LAST, method;

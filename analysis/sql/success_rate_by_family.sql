@@ -1,5 +1,6 @@
 -- Success rate per method and student family (docs/analysis.md#paper-numbers: per-architecture median success):
--- as success_rate, with students grouped by their family in `models`.
+-- as success_rate, with students grouped by their family in `models`; 95% bootstrap intervals
+-- resample the family's students.
 WITH runs AS (
     SELECT * REPLACE (method || CASE WHEN coalesce(compat, '') = '' THEN ''
                                      ELSE ' (' || compat || ')' END AS method)
@@ -25,7 +26,8 @@ SELECT p.dataset, p.method, coalesce(m.family, '?') AS family,
        round(quantile_cont(p.success, 0.25), 1) AS q25_success,
        round(quantile_cont(p.success, 0.75), 1) AS q75_success,
        CAST(sum(p.diverged) AS BIGINT) AS diverged,
-       CAST(sum(p.failed) AS BIGINT) AS failed
+       CAST(sum(p.failed) AS BIGINT) AS failed,
+       list(p.success ORDER BY p.student) FILTER (WHERE p.success IS NOT NULL) AS boot_success
 FROM per_student p
 LEFT JOIN models m ON m.model = p.student AND m.dataset = p.dataset
 GROUP BY p.dataset, p.method, coalesce(m.family, '?')

@@ -3,14 +3,17 @@ read from files (`splits`: one path for every source, with the paper's transfer 
 per-model preprocessing (`preprocess`) and decoded caches): image folders (`imagefolder`), Hugging
 Face datasets and WebDataset shards through timm's readers (`timm_readers`); batch augmentation.
 
-Importing this package registers the built-in datasets and the `imagefolder:`, `hfds:` and `wds:`
-name prefixes.
+Importing this package registers the built-in datasets, the `imagefolder:`, `hfds:` and `wds:`
+name prefixes and the class names of each (digits: number words; ImageNet: timm's class
+descriptions).
 """
 from benchmark.data import digits, imagefolder, timm_readers  # noqa: F401  (register datasets)
-from benchmark.data.datasets import (Dataset, cache_path, check_classes, eval_split,
+from benchmark.data.datasets import (Dataset, cache_path, check_classes, class_names, eval_split,
                                      list_datasets, load_dataset, normalize, num_classes_of,
-                                     register_dataset, register_source, standardize)
+                                     register_class_names, register_dataset, register_source,
+                                     standardize)
 
-__all__ = ["Dataset", "cache_path", "check_classes", "eval_split", "list_datasets",
-           "load_dataset", "normalize", "num_classes_of", "register_dataset", "register_source",
+__all__ = ["Dataset", "cache_path", "check_classes", "class_names", "eval_split",
+           "list_datasets", "load_dataset", "normalize", "num_classes_of",
+           "register_class_names", "register_dataset", "register_source",
            "standardize"]

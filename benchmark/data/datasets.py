@@ -2,7 +2,8 @@
 
 A dataset is registered by name with its definition (everything that changes its arrays) and a
 builder; a name *prefix* (`imagefolder:`, `hfds:`, `wds:`) registers datasets on first use, from
-the name alone.
+the name alone. Class names (`class_names`, for the class-name similarity of
+docs/definitions.md) are registered beside them: by dataset name, or by the prefix's source.
 """
 import functools
 import os
@@ -40,12 +41,14 @@ class _Builder:
 @dataclass(frozen=True)
 class _Source:
     register: Callable[[str], str]         # a prefixed name -> registered under that name
-    classes: Callable[[str], tuple]        # a prefixed name -> its class names, without building
+    classes: Callable[[str], tuple]        # a prefixed name -> its class labels, without building
+    names: Callable[[str], tuple] | None   # a prefixed name -> its classes' human-readable names
     eval_split: Callable[[str], object] | None   # a prefixed name -> its eval `splits.Split`
 
 
 _DATASETS: dict[str, _Builder] = {}
 _SOURCES: dict[str, _Source] = {}
+_CLASS_NAMES: dict[str, Callable[[], tuple]] = {}
 _ARRAYS = ("train_x", "train_y", "eval_x", "eval_y", "train_sources", "eval_sources")
 
 
@@ -58,11 +61,18 @@ def register_dataset(name: str, **definition):
 
 def register_source(prefix: str, register: Callable[[str], str],
                     classes: Callable[[str], tuple], *,
+                    names: Callable[[str], tuple] | None = None,
                     eval_split: Callable[[str], object] | None = None) -> None:
     """Datasets named `<prefix>...`: `register(name)` registers one on first use, `classes(name)`
-    gives its class names and `eval_split(name)` its eval side (labels and sample names, a
-    `benchmark.data.splits.Split`) without building it."""
-    _SOURCES[prefix] = _Source(register, classes, eval_split)
+    gives its class labels, `names(name)` their readable names (default: the labels) and
+    `eval_split(name)` its eval side (labels and sample names, a `benchmark.data.splits.Split`),
+    each without building it."""
+    _SOURCES[prefix] = _Source(register, classes, names, eval_split)
+
+
+def register_class_names(name: str, names: Callable[[], tuple]) -> None:
+    """`names()` gives the readable names of dataset `name`'s classes, in label order."""
+    _CLASS_NAMES[name] = names
 
 
 def _source_of(name: str) -> _Source | None:
@@ -138,6 +148,18 @@ def _unknown(name: str) -> str:
             if name == "imagenet" else "")
     return (f"unknown dataset {name!r}{hint}; datasets: {', '.join(list_datasets())}, or a "
             f"name {', '.join(p + '...' for p in _SOURCES)}")
+
+
+def class_names(name: str) -> tuple[str, ...]:
+    """The readable names of a dataset's classes, in label order (label i is names[i])."""
+    if name in _CLASS_NAMES:
+        return tuple(_CLASS_NAMES[name]())
+    source = _source_of(name)
+    if source:
+        return tuple((source.names or source.classes)(name))
+    raise KeyError(f"no class names for dataset {name!r}; datasets with names: "
+                   f"{', '.join(sorted(_CLASS_NAMES))}, or a name "
+                   f"{', '.join(p + '...' for p in _SOURCES)}")
 
 
 def normalize(x_uint8: torch.Tensor, mean, std) -> torch.Tensor:

@@ -8,7 +8,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.data.datasets import register_dataset
+from benchmark.data.datasets import register_class_names, register_dataset
+
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
 @register_dataset(
@@ -39,6 +41,9 @@ def _build_digits16(d: dict) -> dict:
         arrays[f"{side}_y"] = labels[picks].numpy()
         arrays[f"{side}_sources"] = picks.numpy()
     return arrays
+
+
+register_class_names("digits16", lambda: DIGIT_NAMES)
 
 
 def _render(src: torch.Tensor, d: dict, gen: torch.Generator) -> torch.Tensor:

@@ -7,6 +7,11 @@ image files sorted within each class. That order is the paper's: its 10% transfe
 over the train labels in it (timm's own folder reader sorts "naturally", `img10` after `img9`,
 which would pick other images), so folders are scanned with torchvision's helpers and read
 through the shared split machinery (`benchmark.data.splits`).
+
+Class names (`folder_class_names`): `<root>/classnames.txt` (one name a line, in class order) when
+the folder has one; else, when every class folder is an ImageNet synset (n01440764), timm's
+description of it; else the folder names. Dataset `imagenet` takes timm's 1000 descriptions in
+synset order.
 """
 import hashlib
 import os
@@ -15,8 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.data.datasets import register_source
+from benchmark.data.datasets import register_class_names, register_source
 from benchmark.data.splits import Split, parse_source_name, register_splits, same_classes
+
+CLASS_NAMES_FILE = "classnames.txt"
+IMAGENET = "imagenet"
 
 
 @dataclass(frozen=True)
@@ -115,4 +123,37 @@ def eval_split(name: str) -> FolderSplit:
     return imagenet_splits(parse_name(name)[0])[1]
 
 
-register_source(PREFIX, register_from_name, classes_of, eval_split=eval_split)
+def imagenet_descriptions(synsets=None) -> tuple[str, ...]:
+    """timm's descriptions of ImageNet-1k classes ("tench, Tinca tinca"): all 1000 in synset
+    order, or those of `synsets` (KeyError naming one timm does not know)."""
+    from timm.data import ImageNetInfo
+    info = ImageNetInfo()
+    if synsets is None:
+        return tuple(info.label_descriptions())
+    described = info.label_descriptions(as_dict=True)
+    return tuple(described[s] for s in synsets)
+
+
+def folder_class_names(name_or_root: str | Path) -> tuple[str, ...]:
+    """Readable class names of an `imagefolder:` dataset or a folder root, in class order: the
+    root's `classnames.txt`, else timm's descriptions when every class is an ImageNet synset,
+    else the folder names ('_' read as a space). A names file must have one name per class."""
+    s = str(name_or_root)
+    root = parse_name(s)[0] if s.startswith(PREFIX) else Path(s)
+    folders = classes_of(root)
+    names_file = root / CLASS_NAMES_FILE
+    if names_file.is_file():
+        names = tuple(line.strip() for line in names_file.read_text().splitlines() if line.strip())
+        if len(names) != len(folders):
+            raise ValueError(f"{names_file} names {len(names)} classes, the folder has "
+                             f"{len(folders)}: give one name a line, in sorted folder order")
+        return names
+    try:
+        return imagenet_descriptions(folders)
+    except KeyError:
+        return tuple(f.replace("_", " ") for f in folders)
+
+
+register_source(PREFIX, register_from_name, classes_of, names=folder_class_names,
+                eval_split=eval_split)
+register_class_names(IMAGENET, imagenet_descriptions)

@@ -28,11 +28,13 @@ _CHECKPOINT_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
 
 @dataclass(frozen=True)
 class WeightSource:
-    kind: str                  # "file" or "hub"
+    kind: str                  # "file", "hub", or "random" (initialised at random: plumbing only)
     path: Path | None = None   # the local file (kind "file")
-    hub: str | None = None     # the hub location (kind "hub"), when timm's config names one
+    hub: str | None = None     # the hub location (kind "hub"), when the config names one
 
     def describe(self) -> str:
+        if self.kind == "random":
+            return "random-init"
         return str(self.path) if self.kind == "file" else f"hub:{self.hub or '?'}"
 
 
@@ -59,7 +61,7 @@ def weights_dir(explicit: Path | str | None = None) -> Path | None:
     return Path(env) if env else None
 
 
-def _hub_offline() -> bool:
+def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -78,7 +80,7 @@ def hub_location(arch: str) -> tuple[str | None, list[str]]:
     return cfg.get("url") or None, []
 
 
-def _hub_cached(hub_id: str, filenames: list[str]) -> bool:
+def hub_cached(hub_id: str, filenames: list[str]) -> bool:
     if "://" in hub_id:                      # a plain url: torch.hub's checkpoint folder
         import torch
         return (Path(torch.hub.get_dir()) / "checkpoints" / hub_id.rsplit("/", 1)[-1]).is_file()
@@ -118,7 +120,7 @@ def resolve(entry: ModelEntry, folder: Path | str | None = None,
             raise FileNotFoundError(f"weights for model {entry.name!r}: {e}") from None
         if hub_id is None:
             looked.append(f"timm has no pretrained weights for {entry.arch!r}")
-        elif _hub_offline() and not _hub_cached(hub_id, filenames):
+        elif hub_offline() and not hub_cached(hub_id, filenames):
             looked.append(f"hub {hub_id} (not in the local cache and HF_HUB_OFFLINE is set)")
         else:
             return WeightSource("hub", hub=hub_id)
