@@ -27,7 +27,7 @@ TRAIN_STEP_FORWARDS = 3.0
 UNKNOWN_PARAMS_M = 25.0       # a model without a known parameter count costs a ResNet-50
 # (transfer images, eval images): imagenet's transfer split is the paper's 10% train subset
 DATASET_SIZES = {"imagenet": (128_116, 50_000), "digits16": (12_000, 4_000)}
-RANDOM_INIT = "@random"       # suffix of a frozen model's name: its architecture, randomly initialised
+RANDOM_INIT = "@random"       # a frozen model named `<name>@random`: its architecture, random init
 # a zoo whose dataset is named by its source (the timm zoo's $KTBENCH_IMAGENET): the study's sizes
 ZOO_SIZES = {"timm": DATASET_SIZES["imagenet"]}
 

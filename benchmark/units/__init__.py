@@ -9,8 +9,8 @@ Names load on first use.
 from benchmark.lazy import lazy_exports
 
 _NAMES = {
-    "run_unit": "dispatch", "record_failure": "dispatch", "run_predict": "predict",
-    "run_stats": "stats", "run_transfer": "transfer", "run_multi": "multi",
+    "run_unit": "dispatch", "run_units": "dispatch", "record_failure": "dispatch",
+    "run_predict": "predict", "run_stats": "stats", "run_transfer": "transfer", "run_multi": "multi",
     "run_features": "features", "make_multi_plan": "multi_plan",
 }
 __all__ = sorted(_NAMES)
