@@ -301,9 +301,9 @@ def fig_class_similarity(data: FigureData) -> Figure:
     ax.set_xlabel("Classes holding the top-X% of the positive flips")
     baseline = "the authors' 0.61" if first["compat"] else "random class sets of the same size"
     ax.set_ylabel(f"Uplift over {baseline} [%]")
-    note = " — random weights, plumbing only" if first["weights"] == "random-init" else ""
-    ax.set_title(f"Class-name similarity of the top classes ({data.dataset}; "
-                 f"{first['encoder']}{note})")
+    note = " (plumbing only)" if first["weights"] == "random-init" else ""
+    ax.set_title(f"Class-name similarity of the top classes ({data.dataset})\n"
+                 f"{first['encoder']}, weights {first['weights']}{note}", fontsize=11)
     ax.legend(fontsize=9)
     return fig
 
