@@ -251,3 +251,7 @@ def test_slurm_jobs_unknown_when_squeue_fails(monkeypatch, tmp_path):
         raise FileNotFoundError("squeue")
     monkeypatch.setattr(subprocess, "run", missing)
     assert submissions.LIVE_JOBS["slurm"]({"12"}, tmp_path) == set()
+
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a, 0, stdout="12_1\n13\n", stderr=""))
+    assert submissions.LIVE_JOBS["slurm"]({"12_1": None, "12_2": None}, tmp_path) == {"12_1"}

@@ -144,3 +144,35 @@ def test_sharing_bench_lockstep_case_counts_one_forward_per_frozen_model(tiny_zo
     assert figures["frozen_forwards_per_batch_separate"]["value"] == 5    # 1 + 2 + 2
     assert figures["max_student_acc_diff"]["value"] == 0
     assert figures["cpu_time_ratio"]["value"] > 0 and not record.missed()
+
+
+def test_scale_bench_builds_a_sweep_folder_and_measures_every_command(tmp_path):
+    """A small run of `ktbench bench scale`: the folder holds what a sweep of 60 units leaves,
+    every command's output is checked inside the benchmark, each figure has its row (no timing
+    is asserted)."""
+    from benchmark.perf import scale_bench
+    plan = scale_bench.make_scale_plan(60)
+    folder = tmp_path / "built"
+    plan_path = scale_bench.build_folder(folder, 60)
+    from results import query
+    runs = query(folder, "SELECT key, status FROM transfer_runs")
+    assert sorted(runs["key"]) == sorted(plan["key"]) and len(list((folder / "transfer_runs")
+                                                                   .iterdir())) == 60
+    epochs = query(folder, "SELECT count(*) AS n FROM transfer_epochs")["n"][0]
+    assert epochs == 20 * (runs["status"] != "failed").sum()
+    assert query(folder, "SELECT count(*) AS n FROM predictions")["n"][0] == 10 * 500
+    assert query(folder, "SELECT count(*) AS n FROM pair_stats")["n"][0] == 60
+    assert plan_path.is_file()
+
+    lines = []
+    assert run_benchmarks(["scale"], tmp_path, BenchConfig(cache=tmp_path, units=60),
+                          echo=lines.append) in (0, 1)           # 1: a timing target missed
+    rows = read_benchmarks(tmp_path)
+    assert "failed" not in set(rows["metric"]), lines
+    cases = set(rows["case"])
+    for command in ("status", "query", "tables", "relaunch", "dry_run"):
+        assert {f"{command} (parts)", f"{command} (compacted)"} <= cases
+    assert {"build", "compact", "compacted"} <= cases
+    peaks = rows[rows["metric"] == "peak_rss"]
+    assert (peaks["value"] > 0.01).all() and (peaks["value"] < 8).all()
+    assert rows.loc[rows["case"] == "status (compacted)", "target"].tolist() == ["<= 3", "<= 1.5"]

@@ -136,9 +136,9 @@ SWEEP_SEEDS = 167           # x 6 ordered pairs of the tiny zoo: 1,002 transfer 
 
 def test_a_sweep_of_a_thousand_units_packed_into_arrays(cluster, tiny_zoo, cache,
                                                         tmp_path_factory):
-    """1,002 one-batch units packed 26 to a task (39 tasks) into arrays of at most 20 tasks,
-    stages chained on the cluster; a compaction while the transfer arrays run; every unit lands
-    once, status counts them, a relaunch submits nothing."""
+    """1,002 one-batch units packed 51 to a task (20 tasks: each pays its imports once) into
+    arrays of at most 10 tasks, stages chained on the cluster; a compaction while the transfer
+    arrays run; every unit lands once, status counts them, a relaunch submits nothing."""
     from results.compact import compact
     import pyarrow.dataset as ds
     results_dir = tmp_path_factory.mktemp("slurm-sweep")
@@ -149,12 +149,12 @@ def test_a_sweep_of_a_thousand_units_packed_into_arrays(cluster, tiny_zoo, cache
     assert len(plan) == 1002
     t0 = time.perf_counter()
     summary = launch(plan, results_dir, cache, _options(
-        wait=False, units_per_task=26, slurm={"max_array_size": 20}))
+        wait=False, units_per_task=51, slurm={"max_array_size": 10}))
     submitted = time.perf_counter() - t0
     assert [s["submitted"] for s in summary.values()] == [3, 1, 1002]
     (transfer,) = [m for m in _manifests(results_dir) if m["stage"] == "transfer"]
     arrays = {job.split("_")[0] for job in transfer["tasks"]}
-    assert len(transfer["tasks"]) == 39 and len(arrays) == 2
+    assert len(transfer["tasks"]) == 20 and len(arrays) == 2
 
     # a compaction while the transfer arrays write their parts
     runs_dir = table_dir(results_dir, "transfer_runs")
@@ -184,6 +184,6 @@ def test_a_sweep_of_a_thousand_units_packed_into_arrays(cluster, tiny_zoo, cache
     again = launch(plan, results_dir, cache, _options())
     assert all(stage["submitted"] == 0 for stage in again.values())
     assert len(_manifests(results_dir)) == manifests
-    print(f"\nslurm sweep: 1,002 units in 39 tasks, 2 transfer arrays: submitted in "
+    print(f"\nslurm sweep: 1,002 units in 20 tasks, 2 transfer arrays: submitted in "
           f"{submitted:.1f} s, all done after {wall:.1f} s; {len(raw)} transfer_runs and "
           f"{len(epochs)} transfer_epochs rows, each once")

@@ -60,7 +60,7 @@ def record_submission(results_dir, executor: str, stage: str, job_ids: list[str]
     return final
 
 
-def _slurm_live(job_ids: set[str], results_dir, attempts: int = 3) -> set[str]:
+def _slurm_live(job_ids, results_dir, attempts: int = 3) -> set[str]:
     """Jobs SLURM still knows as queued, running, requeued or completing (`squeue`). Without
     SLURM client commands none is live; a controller that does not answer is an error (taking
     its jobs for ended would end a wait early or submit their units twice)."""
@@ -68,7 +68,7 @@ def _slurm_live(job_ids: set[str], results_dir, attempts: int = 3) -> set[str]:
         try:
             out = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True,
                                  text=True, timeout=60, check=True).stdout
-            return job_ids & set(out.split())
+            return set(job_ids) & set(out.split())
         except FileNotFoundError:
             return set()
         except subprocess.SubprocessError as e:
