@@ -211,7 +211,7 @@ def test_cli_plan_multi(tiny_zoo, tmp_path, capsys):
     plan = read_plan(out)
     assert sorted(plan.loc[plan["mode"] != "", "mode"]) == ["sequential", "soup"]
     assert set(plan.loc[plan["mode"] != "", "method"]) == {"kl_dp"}      # the multi default
-    assert set(plan.loc[plan["mode"] == "", "method"]) >= {"kl", "kl_dp", "kl_dp_unsup"}
+    assert set(plan.loc[plan["mode"] == "", "method"]) == {"kl", "kl_dp", "xe_finetune"}  # default
     assert "2 multi-teacher" in capsys.readouterr().out
     assert main(["plan", "--zoo", "tiny", "--multi", STUDENT, "--out", str(out)]) == 2
     assert main(["plan", "--zoo", "tiny", "--multi", spec, "--modes", "parallel",
