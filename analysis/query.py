@@ -47,11 +47,11 @@ def check_read_only(sql: str) -> None:
                      f"this is {name} ({_first_word(sql) or '?'})")
 
 
-def connect_read_only(results_dir, tables=None) -> duckdb.DuckDBPyConnection:
+def connect_read_only(results_dir, tables=None, union: bool = True) -> duckdb.DuckDBPyConnection:
     """`results.connect` (the views of `tables`, default all), then locked: file access only
     under the folder, no extensions, no SET."""
     folder = Path(results_dir).resolve()
-    con = connect(folder, tables)
+    con = connect(folder, tables, union)
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
     con.execute("SET allowed_directories = ?", [[str(folder) + "/"]])

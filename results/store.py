@@ -88,26 +88,37 @@ def query(results_dir, sql: str, params=None, tables=None) -> pd.DataFrame:
                       tables_in(sql) if tables is None else tables)
 
 
+class MixedSchemas(Exception):
+    """A table's files do not all have every column: read them by name."""
+
+
 def read_views(results_dir, read: Callable, tables=None, connect_views: Callable | None = None,
                attempts: int = 5):
     """`read(con)` over a fresh connection with the views of `tables` (`connect`, or
-    `connect_views(results_dir, tables)`). A view lists its files when it is bound: a file that
-    a compaction removed since makes the read fail, and it simply runs again on a fresh
+    `connect_views(results_dir, tables, union)`). The views first read each table's files as
+    one schema (`union=False`: cheap on many parts), then, if a file lacks a column (or the
+    read fails for any other reason), by name. A view lists its files when it is bound: a file
+    that a compaction removed since makes the read fail, and it simply runs again on a fresh
     listing."""
+    union = False
     for attempt in range(attempts):
         con = None
         try:
-            con = (connect_views or connect)(results_dir, tables)
+            con = (connect_views or connect)(results_dir, tables, union)
             return read(con)
-        except duckdb.IOException:
+        except (duckdb.IOException, FileNotFoundError):
             if attempt == attempts - 1:
                 raise
+        except (duckdb.Error, MixedSchemas):
+            if union:
+                raise
+            union = True
         finally:
             if con is not None:
                 con.close()
 
 
-def connect(results_dir, tables=None) -> duckdb.DuckDBPyConnection:
+def connect(results_dir, tables=None, union: bool = True) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with one view per table over the results folder (or only the views of
     `tables`: a view lists and binds its table's files, which costs time on a folder of many
     parts, so bind those a statement reads; `results.views.tables_in(sql)` names them).
@@ -117,14 +128,37 @@ def connect(results_dir, tables=None) -> duckdb.DuckDBPyConnection:
     relaunch or written twice by racing jobs counts once, and a part beats the compacted copy of
     its key. A table with no files yet is an empty view with the right columns, so SQL over a
     fresh folder runs and returns nothing.
+
+    `union=False` reads each table's files as one schema (`results.views.rows_sql`); it raises
+    MixedSchemas when a table's first file lacks a column, and a read fails when another does
+    (`read_views` then reads by name).
     """
     names = list(TABLES) if tables is None else list(dict.fromkeys(tables))
     for table in names:
         table_dir(results_dir, table)          # an unknown table is a KeyError
     con = duckdb.connect(":memory:")
-    con.execute("SET VARIABLE results = ?", [str(results_dir)])
-    con.execute(GUARD + "".join(render_view(t) for t in names))
+    try:
+        con.execute("SET enable_progress_bar = false")
+        con.execute("SET VARIABLE results = ?", [str(results_dir)])
+        con.execute(GUARD + "".join(render_view(t, union) for t in names))
+        if not union:
+            for table in names:
+                first = con.execute(f"SELECT getvariable('kt_parts_{table}')[1]").fetchone()[0]
+                if first and set(TABLES[table].names) - set(_columns_of(first)):
+                    raise MixedSchemas(f"{first} lacks columns of {table}")
+    except BaseException:
+        con.close()
+        raise
     return con
+
+
+def _columns_of(path: str) -> list[str]:
+    try:
+        return pq.read_schema(path).names
+    except FileNotFoundError:
+        raise
+    except Exception:      # unreadable: the read by name reports it as DuckDB does
+        return []
 
 
 def predictions_matrix(results_dir, dataset: str, models: list[str]):

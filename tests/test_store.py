@@ -54,3 +54,34 @@ def test_predictions_matrix_orders_rows_by_request(tmp_path):
     assert preds.tolist() == [[1, 1, 0], [0, 1, 1]]
     with pytest.raises(KeyError, match="c"):
         predictions_matrix(tmp_path, "d", ["a", "c"])
+
+
+def _run_row(key: str, batch_size: int) -> pd.DataFrame:
+    from results.schema import TABLES
+    row = dict.fromkeys(TABLES["transfer_runs"].names)
+    row.update(key=key, status="ok", seed=0, epochs=1, batch_size=batch_size, oom_retries=0,
+               disk_bytes=0)
+    return pd.DataFrame([row])
+
+
+@pytest.mark.parametrize("older_first", [True, False])
+def test_parts_of_several_schemas_read_by_name(tmp_path, older_first):
+    """Reads take each table's parts as one schema when they can (cheap at 10^5 parts) and by
+    name when a part lacks a column, whichever part comes first."""
+    from results import query
+    older, newer = ("a", "b") if older_first else ("b", "a")
+    write_part(tmp_path, "transfer_runs", _run_row(older, 32), older)
+    write_part(tmp_path, "transfer_runs", _run_row(newer, 64), newer)
+    part = table_dir(tmp_path, "transfer_runs") / f"{older}.parquet"
+    pd.read_parquet(part).drop(columns=["batch_size", "oom_retries", "disk_bytes"]).to_parquet(part)
+    got = query(tmp_path, "SELECT key, batch_size FROM transfer_runs ORDER BY key")
+    assert dict(zip(got["key"], got["batch_size"].astype("Int64"))) == {older: pd.NA, newer: 64}
+    assert query(tmp_path, "SELECT count(*) AS n FROM transfer_runs")["n"][0] == 2
+
+
+def test_added_columns_are_the_last_ones():
+    from results.schema import ADDED_COLUMNS, TABLES, valid_columns
+    for table, added in ADDED_COLUMNS.items():
+        assert TABLES[table].names[-len(added):] == list(added)
+    assert valid_columns("transfer_runs")[0] == TABLES["transfer_runs"].names[:-3]
+    assert len(valid_columns("models")) == 1
