@@ -13,6 +13,7 @@ bare loop, on real-size timm models over a synthetic in-memory split (random wei
 """
 import copy
 import dataclasses
+import gc
 import time
 
 import torch
@@ -94,15 +95,24 @@ def lockstep_ratio(case: str, teacher: str, student: str, runtime, dataset: Data
     run_lockstep(together)
     shared = sum(run.rows[1]["seconds"] for run in together)
     del together
+    _release()
     separate = 0.0
     for run in make_runs(case, teacher, student, runtime, dataset, batch):
         run_lockstep([run])
         separate += run.rows[1]["seconds"]
+    _release()
     images = len(dataset.train_y) - len(dataset.train_y) % batch
     n_runs = len(CASES[case][0]) * CASES[case][1]
     return {"lockstep_s": shared, "one_by_one_s": separate, "ratio": shared / separate,
             "lockstep_images_per_s": n_runs * images / shared,
             "one_by_one_images_per_s": n_runs * images / separate}
+
+
+def _release() -> None:
+    """Free the runs just measured: their loaders' workers and their GPU memory."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def bare_images_per_s(teacher_name: str, student_name: str, runtime, dataset: Dataset,
