@@ -16,7 +16,6 @@ import zlib
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 BOOT, CONFIDENCE, SEED = 1000, 0.95, 0
 ALPHA = 0.05                 # the level the paired tests' verdicts use
@@ -113,6 +112,7 @@ def paired_tests(differences) -> dict:
     out = {"wins": wins, "losses": losses, "ties": int((d == 0).sum()),
            "sign_p": np.nan, "wilcoxon_p": np.nan}
     if wins + losses:
+        from scipy import stats     # 1 s to import: only the tables that test pay it
         out["sign_p"] = float(stats.binomtest(wins, wins + losses, 0.5).pvalue)
         out["wilcoxon_p"] = float(stats.wilcoxon(d[d != 0]).pvalue)
     return out

@@ -142,8 +142,10 @@ def teacher_student_pairs(plan: pd.DataFrame) -> pd.DataFrame:
     list (multi-teacher units need every teacher's predictions and pair statistics)."""
     if "teachers" not in plan.columns:
         return plan[["teacher", "student", "compat"]].drop_duplicates()
-    lists = plan["teachers"].where(plan["teachers"].astype(bool), plan["teacher"])
-    pairs = plan[["student", "compat"]].assign(teacher=lists.str.split(",")).explode("teacher")
+    multi = plan["teachers"].str.contains(",", regex=False)   # the few worth splitting
+    many = plan.loc[multi, ["student", "compat"]].assign(
+        teacher=plan.loc[multi, "teachers"].str.split(",")).explode("teacher")
+    pairs = pd.concat([plan.loc[~multi, ["teacher", "student", "compat"]], many])
     return pairs[["teacher", "student", "compat"]].drop_duplicates().reset_index(drop=True)
 
 

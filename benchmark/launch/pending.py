@@ -66,7 +66,7 @@ def pending_units(plan: pd.DataFrame, results_dir, retry_failed: bool = False,
     skip = done_runs | busy.get("transfer", set())
     # multi-teacher units last: a soup then finds its single-teacher runs done; by teacher, then
     # student, so that a task's units share frozen models (benchmark.units.group)
-    todo = plan[~plan["key"].isin(skip)]
+    todo = plan[~plan["key"].astype(object).isin(skip)]    # hashed: arrow strings' isin loops
     todo = todo.assign(_multi=todo["mode"].astype(bool))
     transfer = [dict(row, stage="transfer") for row in
                 todo.sort_values(["_multi", "teacher", "student", "key"]).drop(columns="_multi")
