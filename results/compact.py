@@ -28,12 +28,16 @@ Why it is safe (docs/reliability.md#compaction):
 Readers list a table's files when they bind it; a file that a compaction removes after that
 makes them list again (`results.store.query` retries).
 """
+import collections
 import contextlib
 import dataclasses
 import fcntl
+import itertools
 import os
 import re
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -49,6 +53,7 @@ MAX_ROWS = 1_000_000            # rows of one compacted file (about: whole batch
 MAX_BYTES = 256 * 2**20         # bytes of parts merged into one compacted file
 BATCH_FILES = 2000              # files read at once
 BATCH_BYTES = 64 * 2**20        # bytes of files read at once
+READERS = 2                     # batches read at once, ahead of the writer
 _HIDDEN = ".compacting"
 _GENERATION = re.compile(rf"{COMPACTED_PREFIX}(\d+)-")
 
@@ -77,12 +82,8 @@ class TableCompaction:
                 f"file(s), {self.rows} rows{kept}")
 
 
-def is_compacted(path: Path) -> bool:
-    return path.name.startswith(COMPACTED_PREFIX)
-
-
-def _generation(path: Path) -> int:
-    found = _GENERATION.match(path.name)
+def _generation(name: str) -> int:
+    found = _GENERATION.match(name)
     return int(found.group(1)) if found else 0
 
 
@@ -92,7 +93,8 @@ def _identity(stat: os.stat_result) -> tuple:
 
 @dataclasses.dataclass
 class _Input:
-    path: Path
+    path: str                   # strings, not Paths: at 10^5 parts pathlib's cost shows
+    name: str
     size: int
     identity: tuple | None      # a part's identity when listed; None for a compacted file
 
@@ -109,19 +111,18 @@ def _listing(folder: Path, max_rows: int, max_bytes: int) -> tuple[list[_Input],
                 stat = entry.stat(follow_symlinks=False)
             except FileNotFoundError:      # quarantined or replaced meanwhile
                 continue
-            path = Path(entry.path)
-            if is_compacted(path):
-                compacted.append(_Input(path, stat.st_size, None))
+            if entry.name.startswith(COMPACTED_PREFIX):
+                compacted.append(_Input(entry.path, entry.name, stat.st_size, None))
             else:
-                parts.append(_Input(path, stat.st_size, _identity(stat)))
-    compacted.sort(key=lambda i: i.path.name)
-    parts.sort(key=lambda i: i.path.name)
+                parts.append(_Input(entry.path, entry.name, stat.st_size, _identity(stat)))
+    compacted.sort(key=lambda i: i.name)
+    parts.sort(key=lambda i: i.name)
     small = []
     for item in reversed(compacted):
         if item.size >= max_bytes // 2 or pq.read_metadata(item.path).num_rows >= max_rows // 2:
             break
         small.insert(0, item)
-    generation = max((_generation(i.path) for i in compacted), default=0) + 1
+    generation = max((_generation(i.name) for i in compacted), default=0) + 1
     return small + parts, generation
 
 
@@ -151,7 +152,7 @@ def _read(con, table: str, paths: list[str]) -> pa.Table:
         pass
     for path in paths:
         try:
-            problem = columns_problem(pq.read_schema(path).names, table)
+            problem = footer_ok(path) or columns_problem(pq.read_schema(path).names, table)
         except Exception as e:     # any pyarrow failure means the part is unusable
             problem = f"not readable ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
         if problem:
@@ -165,14 +166,35 @@ def _read(con, table: str, paths: list[str]) -> pa.Table:
                            "ktbench verify names the bad part") from None
 
 
+def _read_ahead(con, table: str, batches, depth: int = READERS):
+    """(batch, its rows) for each batch in order, read `depth` batches ahead on threads, each
+    with its own DuckDB cursor (DuckDB and the Parquet writer release the GIL: reading the next
+    batches overlaps writing this one, and on 10^5 small parts the reads are most of the time)."""
+    local = threading.local()
+
+    def read(batch):
+        if not hasattr(local, "con"):
+            local.con = con.cursor()
+        return _read(local.con, table, [i.path for i in batch])
+
+    batches = iter(batches)
+    with ThreadPoolExecutor(depth) as pool:
+        ahead = collections.deque((b, pool.submit(read, b)) for b in itertools.islice(batches, depth))
+        while ahead:
+            batch, rows = ahead.popleft()
+            if (following := next(batches, None)) is not None:
+                ahead.append((following, pool.submit(read, following)))
+            yield batch, rows.result()
+
+
 def _write(stack: contextlib.ExitStack, con, table: str, inputs: list[_Input],
            generation: int, max_rows: int, max_bytes: int) -> TableCompaction:
     """Write `inputs` as compacted files (hidden until `stack` closes, then renamed into place)."""
     report = TableCompaction(table, parts=sum(i.identity is not None for i in inputs),
                              merged=sum(i.identity is None for i in inputs))
-    folder = inputs[0].path.parent
+    folder = Path(inputs[0].path).parent
     writer, rows, size = None, 0, 0
-    for batch in _batches(inputs, BATCH_FILES, BATCH_BYTES):
+    for batch, data in _read_ahead(con, table, _batches(inputs, BATCH_FILES, BATCH_BYTES)):
         if writer is not None and (rows >= max_rows or size >= max_bytes):
             writer.close()
             writer = None
@@ -182,7 +204,6 @@ def _write(stack: contextlib.ExitStack, con, table: str, inputs: list[_Input],
             writer = stack.enter_context(pq.ParquetWriter(tmp, TABLES[table]))
             generation, rows, size = generation + 1, 0, 0
             report.files += 1
-        data = _read(con, table, [str(i.path) for i in batch])
         writer.write_table(data, row_group_size=128 * 1024)
         rows, size = rows + data.num_rows, size + sum(i.size for i in batch)
         report.rows += data.num_rows
@@ -190,28 +211,29 @@ def _write(stack: contextlib.ExitStack, con, table: str, inputs: list[_Input],
     return report
 
 
-def _put_back(hidden: Path, path: Path) -> None:
+def _put_back(hidden, path) -> None:
     """`hidden` back at `path` unless a newer file took that name (never overwrites)."""
     try:
         os.link(hidden, path)
     except FileExistsError:
         pass
-    hidden.unlink()
+    os.unlink(hidden)
 
 
 def _remove(item: _Input) -> bool:
     """Remove a merged file; a part only if it is still the file that was read (True if a
     writer replaced it meanwhile, so it stays)."""
     if item.identity is None:
-        item.path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(item.path)
         return False
-    hidden = item.path.with_name(f".{item.path.name}{_HIDDEN}")
+    hidden = os.path.join(os.path.dirname(item.path), f".{item.name}{_HIDDEN}")
     try:
         os.rename(item.path, hidden)
     except FileNotFoundError:        # moved aside (quarantine) meanwhile
         return False
     if _identity(os.stat(hidden)) == item.identity:
-        hidden.unlink()
+        os.unlink(hidden)
         return False
     _put_back(hidden, item.path)
     return True
@@ -265,17 +287,14 @@ def compact(results_dir, tables=None, max_rows: int = MAX_ROWS, max_bytes: int =
                 continue
             restore_interrupted(folder)
             inputs, generation = _listing(folder, max_rows, max_bytes)
-            if len(inputs) < 2:
-                continue
-            for item in inputs:
-                if reason := footer_ok(item.path):
-                    raise CompactError(f"{item.path}: {reason}; move it aside with ktbench "
-                                       "verify --fix")
-            todo.append((table, inputs, generation))
+            if len(inputs) >= 2:
+                todo.append((table, inputs, generation))
         reports = []
         con = duckdb.connect(":memory:")
         try:
-            with contextlib.ExitStack() as stack:     # every compacted file, or none
+            # every compacted file, or none: a part that cannot be read (CompactError) leaves
+            # nothing written and nothing removed
+            with contextlib.ExitStack() as stack:
                 for table, inputs, generation in todo:
                     reports.append(_write(stack, con, table, inputs, generation, max_rows,
                                           max_bytes))

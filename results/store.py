@@ -52,6 +52,15 @@ def atomic_path(final, suffix: str = "") -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+# A part of a few rows (a unit's run row, its epochs) is read once per reader until compacted:
+# its footer is most of its cost, so it carries no Arrow schema (the Parquet types give the same
+# one back), no statistics, no dictionary and no compression (0.3 instead of 0.5 ms per part
+# for DuckDB on 10^5 parts).
+SMALL_PART_ROWS = 1000
+SMALL_PART = dict(store_schema=False, write_statistics=False, use_dictionary=False,
+                  compression="none")
+
+
 def write_part(results_dir, table: str, df: pd.DataFrame | pa.Table, part: str) -> Path:
     """Write `df` (pandas, or Arrow) as part `part` of `table`, atomically; columns must match
     the table schema."""
@@ -70,7 +79,7 @@ def write_part(results_dir, table: str, df: pd.DataFrame | pa.Table, part: str) 
         arrow = pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False)
     final = table_dir(results_dir, table) / f"{part}.parquet"
     with atomic_path(final) as tmp, open(tmp, "wb") as f:
-        pq.write_table(arrow, f)
+        pq.write_table(arrow, f, **(SMALL_PART if arrow.num_rows <= SMALL_PART_ROWS else {}))
     return final
 
 

@@ -53,10 +53,10 @@ class Report:
                 + ("all good" if self.ok else f"{len(self.problems)} problem(s)"))
 
 
-def footer_ok(path: Path) -> str | None:
+def footer_ok(path) -> str | None:
     """None when `path` starts and ends with the Parquet magic; else why not."""
     try:
-        size = path.stat().st_size
+        size = os.stat(path).st_size
         if size < 12:
             return f"too short for Parquet ({size} bytes)"
         with open(path, "rb") as f:
