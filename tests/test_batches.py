@@ -127,3 +127,31 @@ def test_online_batches_are_the_same_with_or_without_loader_workers(tiny_zoo, ca
     plain = data.train_x[serial[0].idx].float() / 255.0
     s = _online(tiny_zoo, cache, data).entry
     assert not torch.allclose(serial[0].x, (plain - s.mean[0]) / s.std[0])
+
+
+def test_cached_teacher_outputs_cover_only_the_samples_a_unit_uses(tiny_zoo, cache, monkeypatch):
+    """A unit on the first 64 samples pays for one prediction batch, not the whole split; a
+    later unit on more samples computes again, one on fewer reuses, and every row equals the
+    model's own logits on that sample."""
+    from benchmark.models import build, loading
+    loading.clear_train_outputs()
+    seen = []
+    predict = build.predict_outputs
+    monkeypatch.setattr(build, "predict_outputs", lambda model, x, *a, **k: (
+        seen.append(len(x)), predict(model, x, *a, **k))[1])
+    entry = tiny_zoo.models[0]
+    small = loading.train_outputs(entry, tiny_zoo.dataset, cache, n=64)
+    assert len(small) == 64 and seen == [build.PREDICT_BATCH]
+    larger = loading.train_outputs(entry, tiny_zoo.dataset, cache, n=600)
+    assert len(larger) == 600 and seen == [build.PREDICT_BATCH, 2 * build.PREDICT_BATCH]
+    again = loading.train_outputs(entry, tiny_zoo.dataset, cache, n=100)
+    assert len(seen) == 2 and torch.equal(again, larger[:100]) and torch.equal(small, larger[:64])
+    from benchmark.data.datasets import load_dataset, normalize
+    images = load_dataset(tiny_zoo.dataset, cache).train_x[:3]
+    model = load_model(entry, cache).eval()
+    with torch.no_grad():
+        expected = model(normalize(images, entry.mean, entry.std))
+    torch.testing.assert_close(small[:3], expected, rtol=1e-4, atol=1e-4)
+    whole = loading.train_outputs(entry, tiny_zoo.dataset, cache)
+    assert len(whole) == len(load_dataset(tiny_zoo.dataset, cache).train_y) and len(seen) == 3
+    loading.clear_train_outputs()

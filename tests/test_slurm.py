@@ -131,27 +131,30 @@ def test_interrupted_task_requeues_and_resumes_from_its_checkpoint(
     assert not checkpoint.exists()
 
 
-SWEEP_SEEDS = 167           # x 6 ordered pairs of the tiny zoo: 1,002 transfer units
+SWEEP_SEEDS = 251           # x 4 ordered pairs of the tiny zoo: 1,004 transfer units
 
 
 def test_a_sweep_of_a_thousand_units_packed_into_arrays(cluster, tiny_zoo, cache,
                                                         tmp_path_factory):
-    """1,002 one-batch units packed 51 to a task (20 tasks: each pays its imports once) into
+    """1,004 one-batch units packed 51 to a task (20 tasks: each pays its imports once) into
     arrays of at most 10 tasks, stages chained on the cluster; a compaction while the transfer
-    arrays run; every unit lands once, status counts them, a relaunch submits nothing."""
+    arrays run; every unit lands once, status counts them, a relaunch submits nothing. The
+    students are the two CNNs: evaluating the MLP-mixer student would triple the sweep's time."""
     from results.compact import compact
     import pyarrow.dataset as ds
     results_dir = tmp_path_factory.mktemp("slurm-sweep")
     names = [m.name for m in tiny_zoo.models]
     params = resolve_params("kl", tiny_zoo.transfer_defaults,
                             {"epochs": 1, "train_samples": 64, "batch_size": 64})
-    plan = make_plan(tiny_zoo, all_pairs(names), {"kl": params}, seeds=range(SWEEP_SEEDS))
-    assert len(plan) == 1002
+    pairs = [(teacher, student) for teacher, student in all_pairs(names)
+             if student != "resmlp_tiny"]
+    plan = make_plan(tiny_zoo, pairs, {"kl": params}, seeds=range(SWEEP_SEEDS))
+    assert len(plan) == 1004
     t0 = time.perf_counter()
     summary = launch(plan, results_dir, cache, _options(
         wait=False, units_per_task=51, slurm={"max_array_size": 10}))
     submitted = time.perf_counter() - t0
-    assert [s["submitted"] for s in summary.values()] == [3, 1, 1002]
+    assert [s["submitted"] for s in summary.values()] == [3, 1, 1004]
     (transfer,) = [m for m in _manifests(results_dir) if m["stage"] == "transfer"]
     arrays = {job.split("_")[0] for job in transfer["tasks"]}
     assert len(transfer["tasks"]) == 20 and len(arrays) == 2
@@ -167,12 +170,12 @@ def test_a_sweep_of_a_thousand_units_packed_into_arrays(cluster, tiny_zoo, cache
 
     status = wait_for_plan(plan, results_dir, poll_s=2.0, progress=False)
     wall = time.perf_counter() - t0
-    assert status["done"].tolist() == [3, 6, 1002]
+    assert status["done"].tolist() == [3, 4, 1004]
     assert status.drop(columns="done").to_numpy().sum() == 0
     compact(results_dir)
     # every unit's rows exactly once, in the files themselves (not only in the deduplicating views)
     raw = ds.dataset(runs_dir, format="parquet").to_table(columns=["key", "status"]).to_pandas()
-    assert len(raw) == 1002 and sorted(raw["key"]) == sorted(plan["key"])
+    assert len(raw) == 1004 and sorted(raw["key"]) == sorted(plan["key"])
     assert set(raw["status"]) == {"ok"}
     epochs = ds.dataset(table_dir(results_dir, "transfer_epochs"), format="parquet").to_table(
         columns=["key"]).to_pandas()
@@ -184,6 +187,6 @@ def test_a_sweep_of_a_thousand_units_packed_into_arrays(cluster, tiny_zoo, cache
     again = launch(plan, results_dir, cache, _options())
     assert all(stage["submitted"] == 0 for stage in again.values())
     assert len(_manifests(results_dir)) == manifests
-    print(f"\nslurm sweep: 1,002 units in 20 tasks, 2 transfer arrays: submitted in "
+    print(f"\nslurm sweep: 1,004 units in 20 tasks, 2 transfer arrays: submitted in "
           f"{submitted:.1f} s, all done after {wall:.1f} s; {len(raw)} transfer_runs and "
           f"{len(epochs)} transfer_epochs rows, each once")

@@ -36,8 +36,11 @@ def _device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+PREDICT_BATCH = 512
+
+
 def predict_logits(model: torch.nn.Module, x_uint8: torch.Tensor, mean, std,
-                   batch_size: int = 512, precision: str | None = None) -> torch.Tensor:
+                   batch_size: int = PREDICT_BATCH, precision: str | None = None) -> torch.Tensor:
     """float32 logits [N, C] on the CPU for uint8 images [N, C, H, W], in batches on the
     model's device (under CUDA autocast at `precision`, if given)."""
     from benchmark.models.gpu import autocast, to_device
@@ -58,7 +61,7 @@ def features_and_logits(model: torch.nn.Module, x: torch.Tensor):
 
 
 def predict_outputs(model: torch.nn.Module, x_uint8: torch.Tensor, mean, std,
-                    kind: str = "logits", batch_size: int = 512) -> torch.Tensor:
+                    kind: str = "logits", batch_size: int = PREDICT_BATCH) -> torch.Tensor:
     """float32 `logits` or pooled `features` [N, D] on the CPU for uint8 images, in batches on
     the model's device."""
     from benchmark.models.gpu import to_device

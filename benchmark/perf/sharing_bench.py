@@ -47,15 +47,6 @@ LOCKSTEP_PARAMS = dict(epochs=1, augment=True)
 FORWARD_COST_TARGET = 3.0            # `students`: teacher forward / each student's, at least
 
 
-def output_cache() -> dict:
-    """The per-process cache of frozen models' outputs in benchmark.models.loading."""
-    from benchmark.models import loading
-    for name in ("_TRAIN_OUTPUTS", "_TRAIN_LOGITS"):
-        if isinstance(getattr(loading, name, None), dict):
-            return getattr(loading, name)
-    raise RuntimeError("benchmark.models.loading has no output cache this benchmark knows")
-
-
 class CountForwardPasses:
     """Counts, per model name, the frozen-output computations (cache misses) of `loading`."""
 
@@ -102,17 +93,17 @@ def run_mode(mode: str, units, base: Path, folder: Path, cache, threads: int, re
     from results import read_table
     results = folder / f"{mode}-{rep}"
     shutil.copytree(base, results)
-    cache_dict = output_cache()
+    from benchmark.models.loading import clear_train_outputs
     FORWARD_PASSES.clear()
     with CountForwardPasses() as counter:
         t0 = clock()
         if mode == "shared":
-            cache_dict.clear()
+            clear_train_outputs()
             counts = run_task(units, str(results), str(cache), threads)
         else:
             counts = {}
             for unit in units:
-                cache_dict.clear()
+                clear_train_outputs()
                 for k, v in run_task([unit], str(results), str(cache), threads).items():
                     counts[k] = counts.get(k, 0) + v
         seconds = clock() - t0
@@ -141,7 +132,7 @@ def on_the_cpu():
 def run(config, record):
     import torch
 
-    from benchmark.models.loading import train_logits
+    from benchmark.models.loading import clear_train_outputs, train_logits
     from benchmark.models.microzoo import ensure_zoo_weights
     from pairs import get_zoo
     zoo = get_zoo("tiny" if config.quick else "micro")
@@ -158,16 +149,17 @@ def run(config, record):
                 lockstep_case(config, record, zoo, case, threads)
     finally:
         torch.set_num_threads(torch_threads)
-        output_cache().clear()
+        clear_train_outputs()
 
 
 def _run(config, record, zoo, teacher, students, threads, sizes, train_logits):
+    from benchmark.models.loading import clear_train_outputs
     # what one teacher pass over the transfer split costs, for scale
-    output_cache().clear()
+    clear_train_outputs()
     t0 = time.perf_counter()
     train_logits(zoo.get(teacher), zoo.dataset, config.cache)
     teacher_pass = time.perf_counter() - t0
-    output_cache().clear()
+    clear_train_outputs()
     base_params = dict(zoo=zoo.name, teacher=teacher, students=list(students), method=METHOD,
                        threads=threads)
     record.add("teacher pass", "seconds", teacher_pass, "s", **base_params)

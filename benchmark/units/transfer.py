@@ -98,8 +98,8 @@ def make_batches(method: TransferMethod, sources: dict[str, Source], entry: Mode
                  dataset: data.Dataset, params: dict, seed: int, cache: Path,
                  runtime: gpu.Runtime, loaded: dict | None = None) -> CachedBatches | OnlineBatches:
     """The run's batches with the method's references: per augmented batch (params `augment`),
-    else precomputed over the split (a live module's over the first n_train samples only: they
-    are not cached). Leaves torch's global RNG untouched, so whether an output was cached never
+    else precomputed over the first n_train samples of the split (a stored model's cached for
+    the task's next units, a live module's not). Leaves torch's global RNG untouched, so whether an output was cached never
     changes a run. `loaded`: frozen models already loaded by the run's group (`Source.load`)."""
     specs = {name: reference_spec(name) for name in method.references}
     for role, _ in specs.values():
@@ -119,7 +119,7 @@ def make_batches(method: TransferMethod, sources: dict[str, Source], entry: Mode
                                                 src.entry.std, kind)
         else:
             refs[name] = train_outputs(src.entry, dataset.name, cache, kind, src.init_seed,
-                                       runtime)
+                                       runtime, n)
     return CachedBatches(dataset, entry, refs, n, params["batch_size"], seed, runtime)
 
 
