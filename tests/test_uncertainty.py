@@ -41,6 +41,19 @@ def test_bootstrap_needs_two_units_and_is_deterministic():
     assert bootstrap(values, name="a") == bootstrap(values.copy(), name="a")
 
 
+def test_bootstrap_of_many_units_is_the_same_on_any_number_of_threads(monkeypatch):
+    """50,000 units: resamples drawn in many blocks; one thread or eight give the same interval,
+    and it is the normal one, mean ± 1.96 standard errors, to within 10% of a standard error."""
+    from analysis import uncertainty
+    values = np.random.default_rng(11).exponential(2.0, 50_000)
+    monkeypatch.setattr(uncertainty.os, "cpu_count", lambda: 1)
+    one = bootstrap(values, name="many")
+    monkeypatch.setattr(uncertainty.os, "cpu_count", lambda: 8)
+    assert bootstrap(values, name="many") == one
+    se = values.std() / np.sqrt(len(values))
+    assert np.allclose(one, (values.mean() - 1.96 * se, values.mean() + 1.96 * se), atol=0.1 * se)
+
+
 def test_bootstrap_agrees_with_scipy():
     values = np.random.default_rng(7).normal(1.0, 2.0, 60)
     ours = bootstrap(values, boot=100000)
