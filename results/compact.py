@@ -179,7 +179,8 @@ def _read_ahead(con, table: str, batches, depth: int = READERS):
 
     batches = iter(batches)
     with ThreadPoolExecutor(depth) as pool:
-        ahead = collections.deque((b, pool.submit(read, b)) for b in itertools.islice(batches, depth))
+        ahead = collections.deque((batch, pool.submit(read, batch))
+                                  for batch in itertools.islice(batches, depth))
         while ahead:
             batch, rows = ahead.popleft()
             if (following := next(batches, None)) is not None:

@@ -99,8 +99,9 @@ def make_batches(method: TransferMethod, sources: dict[str, Source], entry: Mode
                  runtime: gpu.Runtime, loaded: dict | None = None) -> CachedBatches | OnlineBatches:
     """The run's batches with the method's references: per augmented batch (params `augment`),
     else precomputed over the first n_train samples of the split (a stored model's cached for
-    the task's next units, a live module's not). Leaves torch's global RNG untouched, so whether an output was cached never
-    changes a run. `loaded`: frozen models already loaded by the run's group (`Source.load`)."""
+    the task's next units, a live module's not). Leaves torch's global RNG untouched, so whether
+    an output was cached never changes a run. `loaded`: frozen models already loaded by the
+    run's group (`Source.load`)."""
     specs = {name: reference_spec(name) for name in method.references}
     for role, _ in specs.values():
         if role not in sources:
