@@ -7,9 +7,9 @@ folder; their transfer results must be identical. Two kinds of case, on the CPU 
 thread, no loader workers: the process's CPU time is all the work):
 
 - cached outputs (`short`, `zoo`; the micro zoo's default, augmentation off): the teacher's
-  outputs over the transfer split are computed once per process (`loading.train_outputs`), so
-  its pass over the split is paid once per task. `short`: 1 epoch over 2048 samples (the teacher's
-  pass weighs most); `zoo`: the zoo's defaults (2 epochs over 12k).
+  outputs over the samples the units use are computed once per process
+  (`loading.train_outputs`), so its pass is paid once per task. `short`: 1 epoch over 2048
+  samples; `zoo`: the zoo's defaults (2 epochs over 12k).
 - lockstep groups (augmentation on, the paper's protocol; 1 epoch over the 12k split): units
   with the same batches train in lockstep (`benchmark.units.group`), one forward per distinct
   frozen model per batch. `methods`: kl, kl_dp and kl_dp_unsup of one pair; `students`: kl_dp from
