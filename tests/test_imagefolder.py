@@ -133,31 +133,17 @@ def test_imagefolder_dataset_name_and_predict_from_folder_of_files(folder, cache
         load_dataset(f"imagefolder:{tmp_path / 'missing'}", cache)
 
 
-def test_folder_zoo_predict_stats_transfer_with_augmentation(folder, cache, tmp_path):
+def test_folder_zoo_predict_stats_transfer_with_augmentation(folder, cache, tmp_path,
+                                                             two_model_zoo):
     """Two timm models from a folder of weight files on an ImageFolder dataset: the whole
     pipeline, transfer on augmented batches with per-batch teacher outputs."""
-    from safetensors.torch import save_file
     from benchmark.launch.launcher import LaunchOptions, launch
     from benchmark.methods import resolve_params
     from benchmark.models.build import create_model
-    from pairs.catalog import Zoo, register_zoo
     from pairs.plan import make_plan
     from results import read_table
-    weights = tmp_path / "weights"
-    weights.mkdir()
-    entries = []
-    for seed, (name, arch) in enumerate((("teacher_e", "test_efficientnet"),
-                                         ("student_r", "test_resnet"))):
-        entry = ModelEntry(name, arch, "cnn", 3, input_size=(3, 16, 16), weights=str(weights),
-                           mean=(0.2, 0.8, 0.5) if seed else (0.5, 0.5, 0.5),
-                           std=(0.3, 0.2, 0.25) if seed else (0.25, 0.25, 0.25))
-        torch.manual_seed(seed)
-        model = create_model(entry, pretrained=False)
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-                  str(weights / f"{name}.safetensors"))
-        entries.append(entry)
-    zoo = register_zoo("folder_test")(lambda: Zoo(
-        "folder_test", f"imagefolder:{folder}@size=16,crop_pct=1", tuple(entries)))()
+    zoo = two_model_zoo("folder_test", f"imagefolder:{folder}@size=16,crop_pct=1",
+                        tmp_path / "weights")
     params = resolve_params("kl_dp", {"epochs": 1, "batch_size": 8, "lr": 0.01})
     assert params["augment"] is True                     # the paper's protocol by default
     plan = make_plan(zoo, [("teacher_e", "student_r")], {"kl_dp": params}, [0])
@@ -180,7 +166,7 @@ def test_folder_zoo_predict_stats_transfer_with_augmentation(folder, cache, tmp_
     students = torch.tensor([0.2, 0.8, 0.5]).view(1, 3, 1, 1)
     students_std = torch.tensor([0.3, 0.2, 0.25]).view(1, 3, 1, 1)
     torch.manual_seed(0)
-    teacher = create_model(entries[0], pretrained=False).eval()
+    teacher = create_model(zoo.models[0], pretrained=False).eval()   # its weights: seed 0
     with torch.no_grad():
         expected = {None: teacher((x - own) / 0.25).argmax(1).numpy(),
                     "fantasticgains": teacher((x - students) / students_std).argmax(1).numpy()}
