@@ -192,7 +192,7 @@ def format_table(df: pd.DataFrame, fmt: str = "markdown") -> str:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use {', '.join(FORMATS)}")
     header = [str(c) for c in df.columns]
-    rows = list(zip(*(format_column(df.iloc[:, i]) for i in range(df.shape[1])))) if len(df) else []
+    rows = list(zip(*(format_column(df.iloc[:, i]) for i in range(df.shape[1]))))
     if fmt == "latex":
         numeric = [pd.api.types.is_numeric_dtype(t) for t in df.dtypes]
         spec = "".join("r" if n else "l" for n in numeric)
