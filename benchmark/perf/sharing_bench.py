@@ -132,7 +132,7 @@ def on_the_cpu():
 def run(config, record):
     import torch
 
-    from benchmark.models.loading import clear_train_outputs, train_logits
+    from benchmark.models.loading import clear_train_outputs
     from benchmark.models.microzoo import ensure_zoo_weights
     from pairs import get_zoo
     zoo = get_zoo("tiny" if config.quick else "micro")
@@ -144,7 +144,7 @@ def run(config, record):
     try:
         torch.set_num_threads(threads)
         with on_the_cpu():
-            _run(config, record, zoo, teacher, students, threads, sizes, train_logits)
+            _run(config, record, zoo, teacher, students, threads, sizes)
             for case in LOCKSTEP:
                 lockstep_case(config, record, zoo, case, threads)
     finally:
@@ -152,8 +152,8 @@ def run(config, record):
         clear_train_outputs()
 
 
-def _run(config, record, zoo, teacher, students, threads, sizes, train_logits):
-    from benchmark.models.loading import clear_train_outputs
+def _run(config, record, zoo, teacher, students, threads, sizes):
+    from benchmark.models.loading import clear_train_outputs, train_logits
     # what one teacher pass over the transfer split costs, for scale
     clear_train_outputs()
     t0 = time.perf_counter()
