@@ -333,7 +333,7 @@ def cmd_bench(args):
 
 
 class _Version(argparse.Action):
-    """`--version`: the code version (`git` asked) only when the flag is given."""
+    """`--version`: asks git for the code version when given, not when the parser is built."""
 
     def __init__(self, option_strings, dest=argparse.SUPPRESS,
                  help="show program's version number and exit"):
