@@ -1,13 +1,19 @@
 """What the results mean: one SQL file per table of the paper, figures and a report.
 
 Needs only the Parquet results folder (through `results.connect` and `results/views.sql`), never
-`benchmark`. Figures and the report (matplotlib) load on first use:
+`benchmark`. Names load on first use: the tables' names (`table_names`), the formatter
+(`formatting`) and the read-only query (`query`) need no pandas, the tables themselves
+(`tables`) do. Figures and the report (matplotlib) load only when imported:
 `from analysis.figures import make_figures`, `from analysis.report import build_report`.
 """
-from analysis.query import QueryError, check_read_only, connect_read_only, run_query, write_result
-from analysis.tables import (FORMATS, TABLE_NAMES, format_table, run_tables, sql_caption, sql_path,
-                             write_tables)
+from results.lazy import lazy_exports
 
-__all__ = ["FORMATS", "QueryError", "TABLE_NAMES", "check_read_only", "connect_read_only",
-           "format_table", "run_query", "run_tables", "sql_caption", "sql_path", "write_result",
-           "write_tables"]
+_NAMES = {
+    "TABLE_NAMES": "table_names", "sql_path": "table_names",
+    "FORMATS": "formatting", "format_table": "formatting",
+    "QueryError": "query", "check_read_only": "query", "connect_read_only": "query",
+    "run_query": "query", "run_query_arrow": "query", "write_result": "query",
+    "run_tables": "tables", "sql_caption": "tables", "write_tables": "tables",
+}
+__all__ = sorted(_NAMES)
+__getattr__ = lazy_exports(__name__, _NAMES)

@@ -13,7 +13,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from analysis.plotting import figure, method_colors, no_data
-from analysis.tables import sql_text
+from analysis.table_names import sql_text
 from results import connect
 
 # the predictor columns of predictors_pairs.sql, in the order tables list them

@@ -5,16 +5,27 @@ PIVOT/UNPIVOT, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN); anything else (COPY, ATTACH,
 CREATE, INSERT, UPDATE, DELETE, EXPORT, SET, PRAGMA, CALL, several statements) is refused before
 it runs. And the connection itself, once the views exist, may read files only under the results
 folder, cannot install or load extensions, and cannot change its configuration back.
+
+Light at import (DuckDB and pyarrow): `run_query_arrow` and `write_result` of its Arrow table
+never load pandas (`ktbench query`); `run_query` returns pandas.
 """
+from __future__ import annotations
+
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import duckdb
-import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from analysis.formatting import format_table
 from results import connect
 from results.store import read_views
 from results.views import tables_in
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _READ = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 _OUTPUTS = (".csv", ".parquet", ".md", ".tex")
@@ -65,27 +76,37 @@ def _one_line(error) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def run_query(results_dir, sql: str) -> pd.DataFrame:
-    """The result of one read statement over the results views, as pandas."""
+def _read(results_dir, sql: str, fetch: Callable):
+    """`fetch(con)` over the results views, once `sql` proved one read statement."""
     check_read_only(sql)
     try:
-        return read_views(results_dir, lambda con: con.execute(sql).df(), tables_in(sql),
-                          connect_read_only)
+        return read_views(results_dir, fetch, tables_in(sql), connect_read_only)
     except duckdb.Error as e:
         raise QueryError(_one_line(e)) from None
 
 
-def write_result(df: pd.DataFrame, out) -> Path:
-    """Write a query result by the file's extension: .csv, .parquet, .md or .tex."""
-    from analysis.tables import format_table
+def run_query(results_dir, sql: str) -> pd.DataFrame:
+    """The result of one read statement over the results views, as pandas."""
+    return _read(results_dir, sql, lambda con: con.execute(sql).df())
+
+
+def run_query_arrow(results_dir, sql: str) -> pa.Table:
+    """`run_query`'s result as an Arrow table, without pandas."""
+    return _read(results_dir, sql, lambda con: con.sql(sql).to_arrow_table())
+
+
+def write_result(result: pd.DataFrame | pa.Table, out) -> Path:
+    """Write a query result (pandas or Arrow) by the file's extension: .csv, .parquet, .md or
+    .tex."""
     path = Path(out)
     suffix = path.suffix.lower()
     if suffix not in _OUTPUTS:
         raise QueryError(f"--out {out}: use a file ending in {', '.join(_OUTPUTS)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".parquet":
-        df.to_parquet(path, index=False)
+        pq.write_table(result if isinstance(result, pa.Table)
+                       else pa.Table.from_pandas(result, preserve_index=False), path)
     else:
         fmt = {".csv": "csv", ".md": "markdown", ".tex": "latex"}[suffix]
-        path.write_text(format_table(df, fmt) + "\n")
+        path.write_text(format_table(result, fmt) + "\n")
     return path

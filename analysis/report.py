@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.figures import FIGURES, FigureData, png_bytes
-from analysis.tables import TABLE_NAMES, format_cell, sql_caption, table_source
+from analysis.table_names import TABLE_NAMES
+from analysis.tables import format_cell, sql_caption, table_source
 
 _TITLES = {
     "success_rate": "Success rate per method",

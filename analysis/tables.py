@@ -6,31 +6,16 @@ cannot: bootstrap intervals from the `boot_*` unit lists a file returns (`INTERV
 tests and the columns that read another table (`FINISH`), and `paper_reference`, the paper's
 numbers beside the run's (`analysis.paper`).
 """
-import math
 from pathlib import Path
 
 import pandas as pd
 
 from analysis import paper
+from analysis.formatting import FORMATS, cell_text, format_table
+from analysis.table_names import TABLE_NAMES, sql_path, sql_text
 from analysis.uncertainty import BOOT, Interval, add_intervals, paired_tests, verdict
 from results.store import read_views
 from results.views import tables_in
-
-SQL_DIR = Path(__file__).parent / "sql"
-# In the order of the report: the paper's transfer results, then complementary knowledge, then
-# where transfer lands, then bookkeeping.
-TABLE_NAMES = (
-    "success_rate", "success_rate_by_family", "success_rate_per_student", "methods_vs_controls",
-    "gain_over_controls", "seed_spread", "paper_reference",
-    "full_imagenet", "delta_by_ts_diff", "delta_by_ts_diff_curve", "correlations",
-    "multi_teacher", "pair_deltas",
-    "complementary_knowledge", "complementary_knowledge_by_ts_diff", "class_concentration",
-    "class_similarity",
-    "transfer_rate_by_top_classes", "transfer_rate_by_student_params",
-    "predictors_teacher_sets",
-    "model_accuracy", "run_status", "runs_not_ok", "provenance",
-)
-FORMATS = {"markdown": "md", "csv": "csv", "latex": "tex"}
 
 _SUCCESS = dict(unit="students", digits=1)
 # table -> its 95% bootstrap intervals, from the `boot_*` unit lists its SQL returns
@@ -94,20 +79,9 @@ FINISH = {
 CAPTIONS = {"paper_reference": paper.CAPTION}     # tables without a SQL file
 
 
-def sql_path(name: str) -> Path:
-    path = SQL_DIR / f"{name}.sql"
-    if not path.is_file():
-        raise KeyError(f"no table {name!r}; tables: {', '.join(TABLE_NAMES)}")
-    return path
-
-
 def table_source(name: str) -> str:
     """Where a table is defined: its SQL file, or the module of a table computed in Python."""
     return "analysis/paper.py" if name in CAPTIONS else f"analysis/sql/{sql_path(name).name}"
-
-
-def sql_text(name: str) -> str:
-    return sql_path(name).read_text()
 
 
 def sql_caption(name: str) -> str:
@@ -164,47 +138,8 @@ def run_tables(results_dir, names=TABLE_NAMES, con=None,
 
 
 def format_cell(value) -> str:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return ""
-    if isinstance(value, float) and math.isnan(value):
-        return ""
-    return str(value)
-
-
-def format_column(column: pd.Series) -> list[str]:
-    """`format_cell` of every value, a column at a time (10^5-row tables print in a blink)."""
-    return column.astype(object).where(column.notna(), "").astype(str).tolist()
-
-
-_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                  "^": r"\textasciicircum{}", "±": r"$\pm$"}
-
-
-def _latex(text: str) -> str:
-    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
-
-
-def format_table(df: pd.DataFrame, fmt: str = "markdown") -> str:
-    """`df` as a markdown table, CSV or a LaTeX tabular (booktabs rules)."""
-    if fmt == "csv":
-        return df.to_csv(index=False).rstrip("\n")
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; use {', '.join(FORMATS)}")
-    header = [str(c) for c in df.columns]
-    rows = list(zip(*(format_column(df.iloc[:, i]) for i in range(df.shape[1]))))
-    if fmt == "latex":
-        numeric = [pd.api.types.is_numeric_dtype(t) for t in df.dtypes]
-        spec = "".join("r" if n else "l" for n in numeric)
-        body = [" & ".join(_latex(c) for c in r) + r" \\" for r in rows]
-        return "\n".join([rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-                          " & ".join(_latex(h) for h in header) + r" \\", r"\midrule",
-                          *body, r"\bottomrule", r"\end{tabular}"])
-    cells = [[c.replace("|", r"\|") for c in r] for r in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
-    line = lambda cs: "| " + " | ".join(c.ljust(w) for c, w in zip(cs, widths)) + " |"  # noqa: E731
-    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-                     + [line(r) for r in cells])
+    """`cell_text`, with pandas' own missing values (NA, NaT) empty too."""
+    return "" if value is pd.NA or value is pd.NaT else cell_text(value)
 
 
 def write_tables(results_dir, out_dir=None, fmt: str = "markdown", names=TABLE_NAMES):

@@ -2,16 +2,22 @@
 
 Every zoo has one: built from its `ModelEntry`s, or registered by a catalog that knows more
 than an entry holds (timm's: crop_pct, interpolation, top-5, parameter counts).
+
+Light at import (the command line declares its filters from here): pandas loads when a table
+is built.
 """
+from __future__ import annotations
+
 import fnmatch
 import math
 import re
 from dataclasses import dataclass
-from typing import Callable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Callable
 
 from pairs.catalog import Zoo
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CATALOG_COLUMNS = ["name", "arch", "family", "params_m", "top1", "top5", "img_size",
                    "test_img_size", "crop_pct", "interpolation", "mean", "std", "num_classes",
@@ -30,6 +36,7 @@ def register_catalog_table(zoo_name: str):
 
 def catalog_table(zoo: Zoo) -> pd.DataFrame:
     """`CATALOG_COLUMNS` for every model of `zoo`, in the zoo's order."""
+    import pandas as pd
     if zoo.name in _TABLES:
         return _TABLES[zoo.name]()
     return pd.DataFrame([{
@@ -55,6 +62,7 @@ class CatalogFilter:
 
 def matches(table: pd.DataFrame, patterns) -> pd.Series:
     """Rows whose name or architecture matches one of the shell-style `patterns`."""
+    import pandas as pd
     if not patterns:
         return pd.Series(False, index=table.index)
     regex = "|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)
@@ -69,6 +77,7 @@ def _in_range(values: pd.Series, bounds) -> pd.Series:
 
 
 def filter_catalog(table: pd.DataFrame, keep: CatalogFilter) -> pd.DataFrame:
+    import pandas as pd
     mask = pd.Series(True, index=table.index)
     if keep.include:
         mask &= matches(table, keep.include)

@@ -2,19 +2,27 @@
 
 Each row is one transfer unit with its deterministic key. Method parameters arrive already
 resolved (defaults included), so the key changes whenever anything that changes a result does.
+
+Light at import (the command line takes `KEEP_STUDENTS` from here): pandas loads when a plan is
+made or split.
 """
+from __future__ import annotations
+
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pairs.catalog import ModelEntry, Zoo
 from pairs.keys import unit_key
 from results.store import atomic_path
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # version 2 added `teachers` (comma-joined, ordered; == teacher for a single-teacher unit) and
 # `mode` ('' for single-teacher units; sequential, sequential_desc, parallel or soup, see
@@ -60,6 +68,7 @@ def make_plan(zoo: Zoo, pairs, methods: dict[str, dict], seeds: list[int],
 
     Vectorised: 100,000 pairs take well under a second (tests/test_bench_planner.py).
     """
+    import pandas as pd
     # a pair or seed listed twice plans its units once
     pairs = pd.DataFrame(np.asarray(pairs, dtype=object).reshape(-1, 2)).drop_duplicates()
     pairs = pairs.to_numpy(dtype=object)
@@ -140,6 +149,7 @@ def read_plan(path) -> pd.DataFrame:
 def teacher_student_pairs(plan: pd.DataFrame) -> pd.DataFrame:
     """Distinct (teacher, student, compat) of a plan, one per teacher of each unit's `teachers`
     list (multi-teacher units need every teacher's predictions and pair statistics)."""
+    import pandas as pd
     if "teachers" not in plan.columns:
         return plan[["teacher", "student", "compat"]].drop_duplicates()
     multi = plan["teachers"].str.contains(",", regex=False)   # the few worth splitting
@@ -162,6 +172,7 @@ def soup_singles(zoo: Zoo, soup: dict) -> pd.DataFrame:
 def soup_ingredients(plan: pd.DataFrame, zoo: Zoo) -> pd.DataFrame:
     """The single-teacher units whose students the plan's soups average, one row each (a soup
     runs those missing from the plan itself, keeping their students)."""
+    import pandas as pd
     soups = plan[plan["mode"] == "soup"].to_dict("records")
     if not soups:
         return pd.DataFrame(columns=PLAN_COLUMNS)

@@ -5,21 +5,28 @@ compacted, of a few large files holding many parts' rows: `results.compact`). A 
 to a hidden temporary file in the same folder and renamed into place, so a killed writer never
 leaves a half file where the `*.parquet` glob can see it, and a unit that runs twice replaces its
 own part instead of adding a second one.
+
+Light at import: pandas appears in annotations only (DuckDB and pyarrow convert to it and import
+it themselves), so reading through Arrow (`ktbench query`) never loads it.
 """
+from __future__ import annotations
+
 import contextlib
 import os
 import re
 import uuid
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from results.schema import COMPACTED_PREFIX, TABLES
 from results.views import GUARD, render_view, tables_in
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _PART_NAME = re.compile(r"^[A-Za-z0-9_.=-]+$")
 

@@ -28,7 +28,7 @@ import re
 import sys
 from pathlib import Path
 
-import duckdb
+import pyarrow as pa
 
 from results.schema import COMPACTED_PREFIX, TABLE_KEYS, TABLES
 
@@ -59,10 +59,25 @@ SET VARIABLE kt_results = coalesce(getvariable('results'),
 """
 
 
-@functools.cache
+# DuckDB's name of each Arrow type the schema uses, as DuckDB reads a Parquet column of it. By
+# name rather than by scanning an empty Arrow table: DuckDB's Arrow scan imports pandas, and a
+# query must not (tests/test_store.py checks the names against that scan).
+SQL_TYPES = {pa.string(): "VARCHAR", pa.bool_(): "BOOLEAN", pa.int32(): "INTEGER",
+             pa.int64(): "BIGINT", pa.float32(): "FLOAT", pa.float64(): "DOUBLE",
+             pa.timestamp("us", tz="UTC"): "TIMESTAMP WITH TIME ZONE"}
+
+
+def sql_type(kind: pa.DataType) -> str:
+    """The DuckDB type of an Arrow type of the schema (a list: its item's type, then `[]`)."""
+    if pa.types.is_list(kind):
+        return sql_type(kind.value_type) + "[]"
+    if kind not in SQL_TYPES:
+        raise TypeError(f"no DuckDB type for Arrow type {kind}: add it to results.views.SQL_TYPES")
+    return SQL_TYPES[kind]
+
+
 def _duckdb_types(table: str) -> tuple[tuple[str, str], ...]:
-    rel = duckdb.connect(":memory:").from_arrow(TABLES[table].empty_table())
-    return tuple((name, str(kind)) for name, kind in zip(rel.columns, rel.types))
+    return tuple((field.name, sql_type(field.type)) for field in TABLES[table])
 
 
 def _quote(name: str) -> str:

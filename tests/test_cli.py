@@ -1,10 +1,13 @@
 """The `ktbench` CLI: bad input gets one clear line on stderr, exit code 2, and writes nothing."""
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from benchmark.cli.main import main
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(capsys, *argv):
@@ -58,3 +61,30 @@ def test_console_script_lists_methods():
                          text=True, check=True).stdout
     for name in ("kl", "kl_dp", "kl_dp_unsup"):
         assert f"\n{name} " in "\n" + out
+
+
+def _pandas_loaded(code: str) -> list[str]:
+    """The lines `code` prints in a fresh interpreter, then whether it loaded pandas."""
+    code += "\nimport sys\nprint('pandas' in sys.modules)"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=REPO).stdout.splitlines()
+
+
+def test_query_and_help_load_no_pandas(tmp_path):
+    """`ktbench query` reads and prints through DuckDB and Arrow, and the parser (`--help`) is
+    built from light modules: neither loads pandas (half the start-up time of a query)."""
+    import pyarrow as pa
+    from results import TABLES, write_part
+    rows = [{"key": f"transfer-{i}", "method": "kl", "dist_delta": 0.5 * i} for i in range(3)]
+    table = pa.Table.from_pylist(rows, schema=TABLES["transfer_runs"])
+    write_part(tmp_path, "transfer_runs", table, "three")
+    sql = "select count(*) as n, sum(dist_delta) as s from transfer_runs"
+    assert _pandas_loaded(f"from benchmark.cli import main\n"
+                          f"print(main(['query', '--results', {str(tmp_path)!r}, {sql!r}]))") == [
+        "| n | s   |", "|---|-----|", "| 3 | 1.5 |", "0", "False"]
+    assert _pandas_loaded("from benchmark.cli import main\n"
+                          "for argv in (['--help'], ['plan', '--help'], ['query', '--help']):\n"
+                          "    try:\n"
+                          "        main(argv)\n"
+                          "    except SystemExit:\n"
+                          "        pass")[-1] == "False"

@@ -85,3 +85,18 @@ def test_added_columns_are_the_last_ones():
         assert TABLES[table].names[-len(added):] == list(added)
     assert valid_columns("transfer_runs")[0] == TABLES["transfer_runs"].names[:-3]
     assert len(valid_columns("models")) == 1
+
+
+def test_view_types_are_those_duckdb_gives_the_schema():
+    """The views' column types, named by hand (DuckDB's Arrow scan would import pandas), are
+    the types DuckDB gives the schema's Arrow types, and those of every named type."""
+    import duckdb
+    import pyarrow as pa
+    from results.schema import TABLES
+    from results.views import SQL_TYPES, sql_type
+    named = pa.schema([pa.field(f"c{i}", kind) for i, kind in enumerate(SQL_TYPES)])
+    for name, schema in {**TABLES, "named": named}.items():
+        rel = duckdb.connect().from_arrow(schema.empty_table())
+        assert [sql_type(field.type) for field in schema] == [str(t) for t in rel.types], name
+    with pytest.raises(TypeError, match="SQL_TYPES"):
+        sql_type(pa.uint8())

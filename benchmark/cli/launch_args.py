@@ -1,6 +1,8 @@
 """The command-line options of `ktbench launch` (and `demo`): executor, packing, SLURM, config."""
 import argparse
 
+from pairs.plan import KEEP_STUDENTS
+
 
 def _sbatch_option(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
@@ -27,7 +29,7 @@ def add_launch_arguments(p: argparse.ArgumentParser):
     p.add_argument("--strict-top1", action="store_true", default=None,
                    help="fail a model whose measured top-1 is more than 5 points off the "
                         "reported one (default: flag it in the log and the model_accuracy table)")
-    p.add_argument("--keep-students", choices=["none", "soup", "all"],
+    p.add_argument("--keep-students", choices=KEEP_STUDENTS,
                    help="which transfer units keep their final student on disk (about 4 bytes a "
                         "parameter each): none, soup (default: the ingredients of the plan's "
                         "soups) or all single-teacher units")

@@ -1,6 +1,10 @@
 """`ktbench`: one console script, one subcommand per step of the pipeline.
 
 Bad input ends with one line on stderr and exit code 2; a run that failed exits with 1.
+
+Light at import: the parser and the helpers imported here load neither pandas nor torch; each
+subcommand imports its heavier work when it runs, so `ktbench query` and `--help` start without
+them (tests/test_cli.py checks).
 """
 import argparse
 import json
@@ -9,11 +13,10 @@ import time
 import uuid
 from pathlib import Path
 
-from analysis import TABLE_NAMES, format_table, run_query, write_result, write_tables
+from analysis import TABLE_NAMES, format_table, run_query_arrow, write_result
 from benchmark.cli import plan_args
-from benchmark.version import code_version
-from benchmark.cli.launch_args import add_launch_arguments, options_from_args
 from benchmark.cli import predictors as cli_predictors
+from benchmark.cli.launch_args import add_launch_arguments, options_from_args
 from pairs import get_zoo
 from pairs.plan import KEEP_STUDENTS, PlanError, make_plan, random_pairs, read_plan, write_plan
 from pairs.strategies import plan_pairs
@@ -82,6 +85,7 @@ def _multi_plans(zoo, args) -> list:
 
 
 def cmd_plan(args):
+    from benchmark.cli import plan_tables
     strategy = plan_args.strategy_name(args)
     if strategy is None and not args.multi:
         raise UserError("give --pairs N or --all, or a --strategy, or --multi")
@@ -89,7 +93,7 @@ def cmd_plan(args):
         raise UserError("give --out PLAN.parquet, or --dry-run to count without writing")
     zoo = get_zoo(args.zoo)
     results_dir = _results(args)
-    table = plan_args.models_table(zoo, args, results_dir)
+    table = plan_tables.models_table(zoo, args, results_dir)
     plans = []
     if strategy is not None:
         request = cli_predictors.planner_request(
@@ -108,8 +112,8 @@ def cmd_plan(args):
           + (f"; {n_multi} multi-teacher" if n_multi else "") + ")"
           + ("" if args.dry_run else f" -> {args.out}"))
     if args.dry_run:
-        students = plan_args.kept_student_models(plan, zoo, args.keep_students)
-        summary = plan_args.dry_run_summary(plan, table, results_dir, students)
+        students = plan_tables.kept_student_models(plan, zoo, args.keep_students)
+        summary = plan_tables.dry_run_summary(plan, table, results_dir, students)
         print(format_table(summary.round({"gpu_hours": 2, "disk_gb": 3})))
         print(f"estimated GPU-hours in all: {summary['gpu_hours'].sum():.2f} "
               "(a rough cost model, see pairs/cost.py)")
@@ -212,19 +216,21 @@ def cmd_methods(args):
 
 
 def cmd_zoo(args):
+    from benchmark.cli import plan_tables
     if args.action == "list" and not args.zoo:
-        print(format_table(plan_args.zoos_table(), args.format))
+        print(format_table(plan_tables.zoos_table(), args.format))
         return 0
     zoo = get_zoo(args.zoo or "micro")
     if args.action == "build":
         from benchmark.models.microzoo import ensure_zoo_weights
         ensure_zoo_weights(zoo, _cache(args))
-    table = plan_args.models_table(zoo, args, _results(args))
-    print(format_table(plan_args.show_table(table, args.format), args.format))
+    table = plan_tables.models_table(zoo, args, _results(args))
+    print(format_table(plan_tables.show_table(table, args.format), args.format))
     return 0
 
 
 def cmd_tables(args):
+    from analysis import write_tables
     names = getattr(args, "table", None) or TABLE_NAMES
     result = write_tables(_results(args), args.out, args.format, names)
     if args.out:
@@ -235,11 +241,11 @@ def cmd_tables(args):
 
 
 def cmd_query(args):
-    df = run_query(_results(args), args.sql)
+    result = run_query_arrow(_results(args), args.sql)
     if args.out:
-        print(f"wrote {len(df)} rows to {write_result(df, args.out)}")
+        print(f"wrote {len(result)} rows to {write_result(result, args.out)}")
     else:
-        print(format_table(df, args.format))
+        print(format_table(result, args.format))
     return 0
 
 
@@ -326,6 +332,19 @@ def cmd_bench(args):
     return run_benchmarks(args.names, out, config)
 
 
+class _Version(argparse.Action):
+    """`--version`: asks git for the code version when given, not when the parser is built."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS,
+                 help="show program's version number and exit"):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from benchmark.version import code_version
+        print(f"{parser.prog} {code_version()}")
+        parser.exit()
+
+
 def _add_common(p, launch=False, methods=False):
     p.add_argument("--results", help="results folder (default: $KTBENCH_RESULTS or "
                                      "./ktbench-results)")
@@ -344,7 +363,7 @@ def _add_common(p, launch=False, methods=False):
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ktbench", description=__doc__.splitlines()[0])
-    ap.add_argument("--version", action="version", version=f"%(prog)s {code_version()}")
+    ap.add_argument("--version", action=_Version)
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="micro zoo -> plan -> launch -> tables, offline")

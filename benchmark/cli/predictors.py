@@ -41,7 +41,7 @@ def add_arguments(p) -> None:
 
 
 def run(args, results_dir: Path, cache: Path) -> int:
-    from analysis import format_table
+    from analysis import FORMATS, format_table
     if not args.analyze_only:
         from benchmark.predictors import PredictorOptions, run_predictors
         options = PredictorOptions(cka_samples=args.cka_samples or None)
@@ -59,7 +59,6 @@ def run(args, results_dir: Path, cache: Path) -> int:
     for name, df in tables.items():
         print(f"\n## {name}\n\n{format_table(df, args.format) if len(df) else '(no rows yet)'}")
     if args.out:
-        from analysis.tables import FORMATS
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         for name, df in tables.items():

@@ -3,7 +3,7 @@ into submitit jobs (`launcher`), what one task runs (`jobs`), SLURM options and 
 (`slurm`), which job holds which unit (`submissions`), where a plan stands (`status`) and
 launch config files (`config`). Names load on first use.
 """
-from benchmark.lazy import lazy_exports
+from results.lazy import lazy_exports
 
 _NAMES = {
     "LaunchOptions": "launcher", "launch": "launcher", "pending_units": "pending",

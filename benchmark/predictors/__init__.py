@@ -8,7 +8,7 @@
   (`ktbench predictors`).
 Names load on first use.
 """
-from benchmark.lazy import lazy_exports
+from results.lazy import lazy_exports
 
 _NAMES = {
     "PredictorOptions": "compute", "PredictorResult": "compute",

@@ -9,7 +9,7 @@ sits (the authors' "areas of expertise")?
   (`ktbench similarity`).
 Names load on first use.
 """
-from benchmark.lazy import lazy_exports
+from results.lazy import lazy_exports
 
 _NAMES = {
     "DEFAULT_ENCODER": "encoders", "embed_texts": "encoders", "get_text_encoder": "encoders",

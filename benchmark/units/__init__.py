@@ -6,7 +6,7 @@ see the same batches in lockstep; `dispatch` runs any unit by its stage, and a t
 Names load on first use.
 `import_predictions` writes predictions made elsewhere (timm's inference.py) as predict results.
 """
-from benchmark.lazy import lazy_exports
+from results.lazy import lazy_exports
 
 _NAMES = {
     "run_unit": "dispatch", "run_units": "dispatch", "record_failure": "dispatch",

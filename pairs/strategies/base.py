@@ -1,13 +1,17 @@
 """The strategy registry: a strategy is a function (catalog table, `PairRequest`) -> array
 [n, 2] of model names, registered by name. `make_plan` then times the pairs with methods and seeds.
 """
+from __future__ import annotations
+
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import pandas as pd
 
 from pairs.plan import PlanError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PAPER_N_TEACHERS = 20
 
@@ -27,7 +31,7 @@ class PairRequest:
     metric: str = "pos_flips"
 
 
-Strategy = Callable[[pd.DataFrame, PairRequest], np.ndarray]
+Strategy = Callable[["pd.DataFrame", PairRequest], np.ndarray]
 STRATEGIES: dict[str, Strategy] = {}
 
 

@@ -1,13 +1,17 @@
 """The built-in pair strategies: all, random, cross, stratified, paper, top-stats."""
+from __future__ import annotations
+
 import math
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import pandas as pd
 
 from pairs.catalog_table import matches
 from pairs.plan import PlanError, random_pairs
 from pairs.strategies.base import PairRequest, register_strategy
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # docs/protocol.md#models: the students of the main transfer study (figures), by type, as timm 1.x names
 # of the weights timm 0.6.12 gave the paper's names (`gluon_senet154` -> `senet154.gluon_in1k`).
@@ -85,6 +89,7 @@ def _binned(values: np.ndarray, edges) -> tuple[np.ndarray, int]:
 
 
 def _categories(values: np.ndarray) -> tuple[np.ndarray, int]:
+    import pandas as pd
     codes, uniques = pd.factorize(pd.Series(values), use_na_sentinel=False)
     return codes, len(uniques)
 

@@ -11,12 +11,18 @@ is unknown rank last; ties keep the table's order (teacher, student).
 - `top-teachers`: for each student (those matching `--students`, else every model), its `n`
   best teachers (`--pairs N` per student).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from pairs.catalog_table import matches
 from pairs.plan import PlanError
 from pairs.strategies.base import PairRequest, register_strategy
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PREDICTOR_STRATEGIES = ("top-predictor", "top-teachers")
 

@@ -19,17 +19,24 @@ variables, so every process of a launch (SLURM tasks included) sees the same:
 The last two change the entries' fingerprints (a weight file or a reported top-1 is part of what
 a unit depends on), the first the units' dataset: keep all three the same between `ktbench plan`
 and `ktbench launch` (a launch refuses a plan made for another dataset).
+
+Light at import (importing `pairs` registers the zoo): pandas and timm load when the catalog is
+built.
 """
+from __future__ import annotations
+
 import functools
 import math
 import os
 import re
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from pairs.catalog import ModelEntry, Zoo, register_zoo
 from pairs.catalog_table import CATALOG_COLUMNS, register_catalog_table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Family of an architecture: the first rule whose pattern matches the start of its name.
 # hybrid = convolution and attention in one network; mlp = MLP (or, for sequencer, LSTM) token
@@ -59,6 +66,7 @@ def family_of(arch: str) -> str:
 def read_results_csv(path) -> pd.DataFrame:
     """A timm results CSV as (model, img_size, top1, top5, params_m, crop_pct); param_count
     may carry thousands separators ("1,014.45")."""
+    import pandas as pd
     df = pd.read_csv(path, dtype={"param_count": str})
     if missing := {"model", "img_size", "top1"} - set(df.columns):
         raise ValueError(f"{path} is not a timm results CSV: no column {', '.join(sorted(missing))}")
@@ -71,6 +79,7 @@ def read_results_csv(path) -> pd.DataFrame:
 
 
 def _registry_rows() -> pd.DataFrame:
+    import pandas as pd
     import timm
     from timm.models import get_pretrained_cfg
     rows = []
@@ -123,6 +132,7 @@ def timm_catalog(results_csv=None, weights_dir=None) -> pd.DataFrame:
     """`CATALOG_COLUMNS` (plus in_chans, input_size and default_tag) for every pretrained timm
     model. A weight file named by the full name is that model's; one named by the
     architecture is its default tag's."""
+    import pandas as pd
     table = _registry_rows()
     for column in ("top1", "top5", "params_m"):
         table[column] = math.nan
@@ -140,6 +150,7 @@ def timm_catalog(results_csv=None, weights_dir=None) -> pd.DataFrame:
 
 def zoo_from_table(table: pd.DataFrame, name: str, dataset: str) -> Zoo:
     """A zoo of timm models; each entry's timm name carries its pretrained tag."""
+    import pandas as pd
     return Zoo(name=name, dataset=dataset, models=tuple(ModelEntry(
         name=row.name, arch=row.name, family=row.family, num_classes=int(row.num_classes),
         in_chans=int(row.in_chans), input_size=tuple(row.input_size), mean=row.mean,

@@ -1,5 +1,9 @@
 """Package names that load on first use (PEP 562), so that importing a light module of a heavy
-package (the command line's planning helpers, say) does not import torch."""
+package (the command line's argument declarations, say) does not import torch or pandas.
+
+Here, in the package every other one imports, so that `pairs`, `benchmark`, `results` and
+`analysis` share it while imports keep running one way.
+"""
 import importlib
 
 
