@@ -109,7 +109,8 @@ def test_interrupted_task_requeues_and_resumes_from_its_checkpoint(
     saved = torch.load(checkpoint, weights_only=True)["rows"]
     # a preemption signal (the job is far from its time limit, so submitit takes USR2 for one).
     # Not `_interrupt()`'s SIGTERM-then-USR2: SLURM may deliver them in either order, and a
-    # SIGTERM after the USR2 kills the `scontrol requeue` its handler started (seen once, in a full suite run).
+    # SIGTERM after the USR2 kills the `scontrol requeue` its handler started (seen once in a
+    # full suite run: the unit was recorded failed instead of requeued).
     SlurmJob(folder=jobs_dir(results_dir) / "%j", job_id=job_id)._interrupt(timeout=True)
     t_interrupt = time.perf_counter()
     assert 0 < len(saved) < epochs
