@@ -317,19 +317,19 @@ def compact(results_dir, tables=None, max_rows: int = MAX_ROWS, max_bytes: int =
         folders = [results_dir / t for t in names if (results_dir / t).is_dir()]
         # the tables' folders are listed, and their merged parts removed, on threads: the
         # system calls release the GIL and folders do not share a directory lock
-        todo = [(folder.name, *listed) for folder, listed in zip(folders, pool.map(
+        todo = [(folder, *listed) for folder, listed in zip(folders, pool.map(
             listing, folders)) if len(listed[0]) >= 2]
         outputs = {}
         # every compacted file, or none: a part that cannot be read (CompactError) leaves
         # nothing written and nothing removed
         with contextlib.ExitStack() as stack:
-            for table, inputs, generation in todo:
+            for folder, inputs, generation in todo:
                 report = TableCompaction(
-                    table, parts=sum(i.identity is not None for i in inputs),
+                    folder.name, parts=sum(i.identity is not None for i in inputs),
                     merged=sum(i.identity is None for i in inputs))
-                outputs[table] = _Output(stack, report, Path(inputs[0].path).parent, generation,
-                                         max_rows, max_bytes)
-            batches = ((table, batch) for table, inputs, _ in todo
+                outputs[folder.name] = _Output(stack, report, folder, generation, max_rows,
+                                               max_bytes)
+            batches = ((folder.name, batch) for folder, inputs, _ in todo
                        for batch in _batches(inputs, BATCH_FILES, BATCH_BYTES))
             with contextlib.closing(_read_ahead(batches)) as stream:
                 for table, batch, data in stream:
@@ -338,6 +338,6 @@ def compact(results_dir, tables=None, max_rows: int = MAX_ROWS, max_bytes: int =
                 output.close()
         reports = [output.report for output in outputs.values()]
         for report, kept in zip(reports, pool.map(
-                lambda inputs: sum(_remove(item) for item in inputs), [t[1] for t in todo])):
+                lambda inputs: sum(_remove(item) for item in inputs), [inputs for _, inputs, _ in todo])):
             report.kept = kept
     return reports
