@@ -262,13 +262,15 @@ def test_kill_9_anywhere_loses_nothing_and_counts_nothing_twice(tmp_path, hook):
 
 
 # the part is replaced by an identical-content copy (a new file) after the compaction read it
+# (only after the read of its own batch: the other table's batch is read on another thread)
 _REWRITE_DURING_READ = """
 read = c._read
-def read_then_rewrite(*args):
-    data = read(*args)
-    import shutil
-    shutil.copyfile({part!r}, {part!r} + ".new")
-    os.replace({part!r} + ".new", {part!r})
+def read_then_rewrite(con, table, paths):
+    data = read(con, table, paths)
+    if {part!r} in paths:
+        import shutil
+        shutil.copyfile({part!r}, {part!r} + ".new")
+        os.replace({part!r} + ".new", {part!r})
     return data
 c._read = read_then_rewrite
 """
