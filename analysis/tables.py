@@ -14,7 +14,7 @@ from analysis import paper
 from analysis.formatting import FORMATS, cell_text, format_table
 from analysis.table_names import TABLE_NAMES, sql_path, sql_text
 from analysis.uncertainty import BOOT, Interval, add_intervals, paired_tests, verdict
-from results.store import read_views
+from results.store import copy_many_parts, read_views
 from results.views import tables_in
 
 _SUCCESS = dict(unit="students", digits=1)
@@ -134,7 +134,12 @@ def run_tables(results_dir, names=TABLE_NAMES, con=None,
     if con is not None:
         return read(con)
     sql = " ".join(sql_text(n) for n in _with_inputs(names) if n not in CAPTIONS)
-    return read_views(results_dir, read, tables_in(sql))
+    tables = tables_in(sql)
+
+    def read_once(con):         # parts not compacted yet: read once, not once per statement
+        copy_many_parts(con, tables)
+        return read(con)
+    return read_views(results_dir, read_once, tables)
 
 
 def format_cell(value) -> str:

@@ -168,6 +168,27 @@ def connect(results_dir, tables=None, union: bool = True) -> duckdb.DuckDBPyConn
     return con
 
 
+# a view over more parts than this (files not compacted yet) is copied into memory by
+# `copy_many_parts`
+COPY_MIN_PARTS = 256
+
+
+def copy_many_parts(con: duckdb.DuckDBPyConnection, tables) -> list[str]:
+    """Copy into `con`'s memory each view of `tables` (bound by `connect`) that lists more than
+    `COPY_MIN_PARTS` parts, and point the view at its copy; returns the tables copied. A caller
+    that runs many statements over a folder not compacted yet (`ktbench tables`: 24) then
+    reads each part once instead of once per statement; compacted tables stay as they are."""
+    copied = []
+    for table in tables:
+        parts = con.execute(f"""SELECT len(list_filter(getvariable('kt_parts_{table}'),
+            lambda f: NOT starts_with(parse_filename(f), '{COMPACTED_PREFIX}')))""").fetchone()[0]
+        if parts > COPY_MIN_PARTS:
+            con.execute(f'CREATE TEMP TABLE "kt_copy_{table}" AS SELECT * FROM "{table}"')
+            con.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM "kt_copy_{table}"')
+            copied.append(table)
+    return copied
+
+
 def _columns_of(path: str) -> list[str]:
     try:
         return pq.read_schema(path).names

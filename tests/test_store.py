@@ -100,3 +100,28 @@ def test_view_types_are_those_duckdb_gives_the_schema():
         assert [sql_type(field.type) for field in schema] == [str(t) for t in rel.types], name
     with pytest.raises(TypeError, match="SQL_TYPES"):
         sql_type(pa.uint8())
+
+
+def test_a_table_of_many_parts_is_read_once_into_memory(tmp_path, monkeypatch):
+    from results import store
+    from results.compact import compact
+    monkeypatch.setattr(store, "COPY_MIN_PARTS", 2)
+    write_part(tmp_path, "class_flips", _class_flips(3, pos=1), "unit-1")
+    write_part(tmp_path, "class_flips", _class_flips(3, pos=2), "unit-2")   # same keys, later
+    write_part(tmp_path, "pair_stats", pd.DataFrame(
+        {"teacher": ["t"], "student": ["s"], "dataset": ["d"], "compat": [""]}).reindex(
+        columns=store.TABLES["pair_stats"].names), "stats-1")
+    con = connect(tmp_path, ["class_flips", "pair_stats"])
+    assert store.copy_many_parts(con, ["class_flips", "pair_stats"]) == []   # 2 parts, 1 part
+    write_part(tmp_path, "class_flips", _class_flips(1, pos=3), "unit-3")    # 3 parts: copied
+    con = connect(tmp_path, ["class_flips", "pair_stats"])
+    assert store.copy_many_parts(con, ["class_flips", "pair_stats"]) == ["class_flips"]
+    for part in table_dir(tmp_path, "class_flips").iterdir():
+        part.unlink()                # the copy is read from now on, not the files
+    rows = con.execute('SELECT "class", pos FROM class_flips ORDER BY "class"').fetchall()
+    assert rows == [(0, 3), (1, 2), (2, 2)]      # one row per key, the last part's
+    for n in (4, 5):
+        write_part(tmp_path, "class_flips", _class_flips(n, pos=n), f"unit-{n}")
+    compact(tmp_path)
+    con = connect(tmp_path, ["class_flips"])
+    assert store.copy_many_parts(con, ["class_flips"]) == []   # compacted files are not parts

@@ -41,9 +41,23 @@ def test_bootstrap_needs_two_units_and_is_deterministic():
     assert bootstrap(values, name="a") == bootstrap(values.copy(), name="a")
 
 
+def test_bootstrap_ignores_the_last_bits_of_its_values():
+    # a mean summed by DuckDB's threads in another order differs in its last bits: the interval
+    # must not (its seed comes from the values); a different value gives another stream
+    values = np.random.default_rng(5).normal(size=1000)
+    noisy = values * (1 + np.random.default_rng(6).choice([-1, 1], 1000) * 2.0**-50)
+    assert (noisy != values).any()
+    # the same resamples (a resampled mean moves by the last bits only; another stream would
+    # move the interval by about a tenth of a standard error, 3e-3 here)
+    assert bootstrap(noisy, name="a") == pytest.approx(bootstrap(values, name="a"), abs=1e-12)
+    other = bootstrap(np.r_[values[:-1], values[-1] + 1e-3], name="a")
+    assert abs(np.subtract(other, bootstrap(values, name="a"))).max() > 1e-4
+
+
 def test_bootstrap_of_many_units_is_the_same_on_any_number_of_threads(monkeypatch):
     """50,000 units: resamples drawn in many blocks; one thread or eight give the same interval,
-    and it is the normal one, mean ± 1.96 standard errors, to within 10% of a standard error."""
+    and it is the normal one, mean ± 1.96 standard errors, to within 0.3 standard errors (the
+    Monte Carlo error of a 2.5% percentile of 1,000 resamples is about 0.085 of one)."""
     from analysis import uncertainty
     values = np.random.default_rng(11).exponential(2.0, 50_000)
     monkeypatch.setattr(uncertainty.os, "cpu_count", lambda: 1)
@@ -51,7 +65,7 @@ def test_bootstrap_of_many_units_is_the_same_on_any_number_of_threads(monkeypatc
     monkeypatch.setattr(uncertainty.os, "cpu_count", lambda: 8)
     assert bootstrap(values, name="many") == one
     se = values.std() / np.sqrt(len(values))
-    assert np.allclose(one, (values.mean() - 1.96 * se, values.mean() + 1.96 * se), atol=0.1 * se)
+    assert np.allclose(one, (values.mean() - 1.96 * se, values.mean() + 1.96 * se), atol=0.3 * se)
 
 
 def test_bootstrap_agrees_with_scipy():

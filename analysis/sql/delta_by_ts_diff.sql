@@ -31,18 +31,23 @@ pairs AS (
                  count(*) FILTER (WHERE status = 'ok') AS ok_runs
           FROM binned GROUP BY ALL)
     GROUP BY dataset, method, bin_order
+),
+bins AS (
+    SELECT dataset, method, bin_order,
+           count(*) FILTER (WHERE status = 'ok') AS runs,
+           round(avg(dist_delta) FILTER (WHERE status = 'ok'), 2) AS mean_delta,
+           round(stddev_pop(dist_delta) FILTER (WHERE status = 'ok'), 2) AS std_delta,
+           count(*) FILTER (WHERE status = 'diverged') AS diverged,
+           count(*) FILTER (WHERE status = 'failed') AS failed
+    FROM binned
+    GROUP BY dataset, method, bin_order
 )
+-- the bins' resampling lists join the bins, not their runs: a list as long as a bin's pairs on
+-- each of its runs would be quadratic in memory
 SELECT dataset, method,
        ['< -15', '[-15, -3]', '(-3, -1]', '(-1, 1]', '(1, 3]', '(3, 15]', '> 15', 'unknown'][bin_order]
            AS ts_diff_bin,
-       count(*) FILTER (WHERE status = 'ok') AS runs,
-       round(avg(dist_delta) FILTER (WHERE status = 'ok'), 2) AS mean_delta,
-       round(stddev_pop(dist_delta) FILTER (WHERE status = 'ok'), 2) AS std_delta,
-       count(*) FILTER (WHERE status = 'diverged') AS diverged,
-       count(*) FILTER (WHERE status = 'failed') AS failed,
-       any_value(p.boot_delta_sum) AS boot_delta_sum,
-       any_value(p.boot_delta_runs) AS boot_delta_runs
-FROM binned
+       runs, mean_delta, std_delta, diverged, failed, p.boot_delta_sum, p.boot_delta_runs
+FROM bins
 LEFT JOIN pairs p USING (dataset, method, bin_order)
-GROUP BY dataset, method, bin_order
 ORDER BY dataset, method, bin_order;

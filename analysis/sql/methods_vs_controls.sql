@@ -30,21 +30,21 @@ per_student AS (
     FROM runs
     GROUP BY dataset, method, student
 ),
+-- resampling lists are joined to one row per arm, never to each pair or run (a list per
+-- row would be quadratic in memory)
 units AS (
-    SELECT p.dataset, p.method, count(*) FILTER (WHERE p.ok_runs > 0) AS pairs,
-           max(p.seeds) AS seeds,
-           list(p.delta_sum ORDER BY p.teacher, p.student) FILTER (WHERE p.ok_runs > 0)
-               AS boot_delta_sum,
-           list(p.ok_runs ORDER BY p.teacher, p.student) FILTER (WHERE p.ok_runs > 0)
-               AS boot_delta_runs,
-           any_value(s.boot_successes) AS boot_successes,
-           any_value(s.boot_finished) AS boot_finished
-    FROM per_pair p
+    SELECT * FROM
+        (SELECT dataset, method, count(*) FILTER (WHERE ok_runs > 0) AS pairs,
+                max(seeds) AS seeds,
+                list(delta_sum ORDER BY teacher, student) FILTER (WHERE ok_runs > 0)
+                    AS boot_delta_sum,
+                list(ok_runs ORDER BY teacher, student) FILTER (WHERE ok_runs > 0)
+                    AS boot_delta_runs
+         FROM per_pair GROUP BY dataset, method)
     JOIN (SELECT dataset, method,
                  list(successes ORDER BY student) FILTER (WHERE finished > 0) AS boot_successes,
                  list(finished ORDER BY student) FILTER (WHERE finished > 0) AS boot_finished
-          FROM per_student GROUP BY dataset, method) s USING (dataset, method)
-    GROUP BY p.dataset, p.method
+          FROM per_student GROUP BY dataset, method) USING (dataset, method)
 ),
 arms AS (
     SELECT dataset, method,
@@ -75,20 +75,19 @@ oracle_students AS (
     FROM oracle_pairs GROUP BY dataset, student
 ),
 oracle AS (
-    SELECT dataset, '(ensemble oracle)' AS method, 'oracle' AS kind,
-           count(*) AS runs, count(DISTINCT student) AS students,
-           avg(delta) AS mean_delta, stddev_pop(delta) AS std_delta, median(delta) AS median_delta,
-           100.0 * avg(CASE WHEN delta > 0 THEN 1 ELSE 0 END) AS success,
-           0 AS diverged, 0 AS failed, count(*) AS pairs, NULL::BIGINT AS seeds,
-           list(delta ORDER BY teacher, student) AS boot_delta_sum,
-           list(1 ORDER BY teacher, student) AS boot_delta_runs,
-           any_value(s.boot_successes) AS boot_successes,
-           any_value(s.boot_finished) AS boot_finished
-    FROM oracle_pairs
+    SELECT * FROM
+        (SELECT dataset, '(ensemble oracle)' AS method, 'oracle' AS kind,
+                count(*) AS runs, count(DISTINCT student) AS students,
+                avg(delta) AS mean_delta, stddev_pop(delta) AS std_delta,
+                median(delta) AS median_delta,
+                100.0 * avg(CASE WHEN delta > 0 THEN 1 ELSE 0 END) AS success,
+                0 AS diverged, 0 AS failed, count(*) AS pairs, NULL::BIGINT AS seeds,
+                list(delta ORDER BY teacher, student) AS boot_delta_sum,
+                list(1 ORDER BY teacher, student) AS boot_delta_runs
+         FROM oracle_pairs GROUP BY dataset)
     JOIN (SELECT dataset, list(successes ORDER BY student) AS boot_successes,
                  list(finished ORDER BY student) AS boot_finished
-          FROM oracle_students GROUP BY dataset) s USING (dataset)
-    GROUP BY dataset
+          FROM oracle_students GROUP BY dataset) USING (dataset)
 )
 SELECT dataset, method, kind, runs, pairs, students, seeds,
        round(mean_delta, 2) AS mean_delta, round(std_delta, 2) AS std_delta,
