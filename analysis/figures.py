@@ -14,32 +14,40 @@ from matplotlib.figure import Figure
 
 from analysis.plotting import ORACLE, figure, method_colors, no_data
 from analysis.predictors import fig_predictor_correlations
-from analysis.tables import run_tables
-from results import connect
+from analysis.tables import run_tables, tables_read
+from results.store import copy_many_parts, read_views
 
 FORMATS = ("png", "pdf")
+# what the figures read beside the paper's tables (pairs, runs per dataset, class counts, flips)
+_RAW_TABLES = ("pair_stats", "transfer_runs", "models", "class_flips", "predictions")
 
 
 class FigureData:
-    """The tables and the few raw queries the figures need, from one snapshot of the folder."""
+    """The tables and the few raw queries the figures need, from one snapshot of the folder
+    (binding only the tables they read)."""
 
     def __init__(self, results_dir):
         self.results_dir = results_dir
-        con = connect(results_dir)
-        try:
-            self.tables = run_tables(results_dir, con=con)
-            self.pairs = con.execute(
-                "SELECT * FROM pair_stats QUALIFY row_number() OVER "
-                "(PARTITION BY teacher, student, dataset ORDER BY compat) = 1").df()
-            self.runs_per_dataset = con.execute(
-                "SELECT dataset, count(*) AS n FROM transfer_runs GROUP BY dataset").df()
-            self.dataset = self._main_dataset()
-            self.classes = con.execute(
-                "SELECT max(num_classes) FROM models WHERE dataset = ?", [self.dataset]
-            ).fetchone()[0]
-            self.histograms = self._histograms(con)
-        finally:
-            con.close()
+        tables = tables_read()
+
+        def read(con):
+            # the paper's tables run many statements: their parts, if not compacted yet, once
+            copy_many_parts(con, tables)
+            self._read(con)
+        read_views(results_dir, read, list(dict.fromkeys([*tables, *_RAW_TABLES])))
+
+    def _read(self, con) -> None:
+        self.tables = run_tables(self.results_dir, con=con)
+        self.pairs = con.execute(
+            "SELECT * FROM pair_stats QUALIFY row_number() OVER "
+            "(PARTITION BY teacher, student, dataset ORDER BY compat) = 1").df()
+        self.runs_per_dataset = con.execute(
+            "SELECT dataset, count(*) AS n FROM transfer_runs GROUP BY dataset").df()
+        self.dataset = self._main_dataset()
+        self.classes = con.execute(
+            "SELECT max(num_classes) FROM models WHERE dataset = ?", [self.dataset]
+        ).fetchone()[0]
+        self.histograms = self._histograms(con)
 
     def _main_dataset(self):
         if len(self.runs_per_dataset):

@@ -133,13 +133,17 @@ def run_tables(results_dir, names=TABLE_NAMES, con=None,
 
     if con is not None:
         return read(con)
-    sql = " ".join(sql_text(n) for n in _with_inputs(names) if n not in CAPTIONS)
-    tables = tables_in(sql)
+    tables = tables_read(names)
 
     def read_once(con):         # parts not compacted yet: read once, not once per statement
         copy_many_parts(con, tables)
         return read(con)
     return read_views(results_dir, read_once, tables)
+
+
+def tables_read(names=TABLE_NAMES) -> list[str]:
+    """The results tables that `run_tables(names)` reads."""
+    return tables_in(" ".join(sql_text(n) for n in _with_inputs(names) if n not in CAPTIONS))
 
 
 def format_cell(value) -> str:

@@ -625,6 +625,18 @@ def test_figures_without_data_say_so(tmp_path):
     assert [p.stat().st_size > 1000 for p in written] == [True, True]
 
 
+def test_figures_bind_only_the_tables_they_read(results, tmp_path):
+    from analysis.figures import FigureData
+    folder = tmp_path / "results"
+    shutil.copytree(results, folder)
+    # an unreadable file in a table no figure reads: binding every table would fail on it
+    (folder / "class_embeddings").mkdir(exist_ok=True)
+    (folder / "class_embeddings" / "junk.parquet").write_bytes(b"not parquet")
+    data = FigureData(folder)
+    assert data.dataset is not None and not data.pairs.empty
+    assert data.tables["success_rate"].equals(FigureData(results).tables["success_rate"])
+
+
 def _chromium():
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if shutil.which(name):
