@@ -25,6 +25,7 @@ MODEL_SCORES = ("tmi", "logme", "hscore", "leep", "nce")
 MODEL_PREDICTORS = tuple(f"{s}_{side}" for s in MODEL_SCORES for side in ("t", "s", "diff"))
 PREDICTORS = PAIR_STATS_PREDICTORS + PAIR_PREDICTORS + MODEL_PREDICTORS
 BOOT, CONFIDENCE = 2000, 0.95
+RESAMPLED_CELLS = 2**22       # resampled values `correlations` holds at once
 
 _RUNS_SQL = """
 SELECT dataset, method || CASE WHEN coalesce(compat, '') = '' THEN ''
@@ -79,10 +80,18 @@ def correlations(x, y, boot: int = BOOT, confidence: float = CONFIDENCE, rng=Non
         return out | dict.fromkeys(("spearman", "spearman_lo", "spearman_hi", "pearson",
                                     "pearson_lo", "pearson_hi"), np.nan)
     rng = np.random.default_rng(0) if rng is None else rng
-    idx = np.concatenate([np.arange(n)[None, :], rng.integers(0, n, (boot, n))])
-    xs, ys = x[idx], y[idx]
-    values = {"pearson": _pearson_rows(xs, ys),
-              "spearman": _pearson_rows(rankdata(xs, axis=1), rankdata(ys, axis=1))}
+
+    def rows(idx):
+        xs, ys = x[idx], y[idx]
+        return np.stack([_pearson_rows(xs, ys),
+                         _pearson_rows(rankdata(xs, axis=1), rankdata(ys, axis=1))])
+    # the sample itself, then the resamples in blocks of about RESAMPLED_CELLS values: memory
+    # stays bounded at 10^5 pairs, and successive draws continue one stream (the same numbers)
+    block = max(1, RESAMPLED_CELLS // n)
+    values = dict(zip(("pearson", "spearman"), np.concatenate(
+        [rows(np.arange(n)[None, :])]
+        + [rows(rng.integers(0, n, (min(block, boot - s), n))) for s in range(0, boot, block)],
+        axis=1)))
     tail = 100 * (1 - confidence) / 2
     for name, v in values.items():
         out[name] = v[0]

@@ -429,6 +429,17 @@ def test_correlations_and_their_intervals():
     assert np.isnan(correlations([1, 2], [1, 2])["spearman"])     # too few pairs
 
 
+def test_correlation_resamples_in_blocks_are_one_stream(monkeypatch):
+    # blocks of 7 resamples (memory bounded at 10^5 pairs) draw what one block of 500 draws
+    from analysis import predictors
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(300)
+    y = x + rng.standard_normal(300)
+    whole = predictors.correlations(x, y, boot=500)
+    monkeypatch.setattr(predictors, "RESAMPLED_CELLS", 300 * 7)
+    assert predictors.correlations(x, y, boot=500) == whole
+
+
 def test_predictor_analysis_over_a_results_folder(tmp_path):
     from analysis.predictors import best_predictors, correlation_table, predictor_runs
     from analysis.tables import run_tables
