@@ -34,7 +34,7 @@ class FigureData:
             # the paper's tables run many statements: their parts, if not compacted yet, once
             copy_many_parts(con, tables)
             self._read(con)
-        read_views(results_dir, read, list(dict.fromkeys([*tables, *_RAW_TABLES])))
+        read_views(results_dir, read, [*tables, *_RAW_TABLES])     # connect drops repeats
 
     def _read(self, con) -> None:
         self.tables = run_tables(self.results_dir, con=con)

@@ -14,6 +14,7 @@ from scipy.stats import rankdata
 
 from analysis.plotting import figure, method_colors, no_data
 from analysis.table_names import sql_text
+from analysis.uncertainty import RESAMPLED_CELLS
 from results import connect
 
 # the predictor columns of predictors_pairs.sql, in the order tables list them
@@ -25,7 +26,6 @@ MODEL_SCORES = ("tmi", "logme", "hscore", "leep", "nce")
 MODEL_PREDICTORS = tuple(f"{s}_{side}" for s in MODEL_SCORES for side in ("t", "s", "diff"))
 PREDICTORS = PAIR_STATS_PREDICTORS + PAIR_PREDICTORS + MODEL_PREDICTORS
 BOOT, CONFIDENCE = 2000, 0.95
-RESAMPLED_CELLS = 2**22       # resampled values `correlations` holds at once
 
 _RUNS_SQL = """
 SELECT dataset, method || CASE WHEN coalesce(compat, '') = '' THEN ''

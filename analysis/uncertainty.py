@@ -22,7 +22,7 @@ import pandas as pd
 
 BOOT, CONFIDENCE, SEED = 1000, 0.95, 0
 ALPHA = 0.05                 # the level the paired tests' verdicts use
-_CELLS = 2**22               # resampled values held at once
+RESAMPLED_CELLS = 2**22      # resampled values held at once (here and in the predictors)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +65,7 @@ def bootstrap(values, stat: str = "mean", weights=None, boot: int = BOOT,
     if stat not in ("mean", "median", "ratio"):
         raise ValueError(f"unknown statistic {stat!r}: use mean, median or ratio")
     seed = _seed(f"{name}|{stat}", values, *([] if weights is None else [weights]))
-    rows = max(1, _CELLS // n)
+    rows = max(1, RESAMPLED_CELLS // n)
 
     def block(start: int) -> np.ndarray:
         # each block its own stream: the same numbers whichever thread draws it

@@ -339,7 +339,8 @@ def compact(results_dir, tables=None, max_rows: int = MAX_ROWS, max_bytes: int =
             for output in outputs.values():
                 output.close()
         reports = [output.report for output in outputs.values()]
-        for report, kept in zip(reports, pool.map(
-                lambda inputs: sum(_remove(item) for item in inputs), [inputs for _, inputs, _ in todo])):
+        removals = pool.map(lambda inputs: sum(_remove(item) for item in inputs),
+                            [inputs for _, inputs, _ in todo])
+        for report, kept in zip(reports, removals):
             report.kept = kept
     return reports

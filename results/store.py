@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from results.schema import COMPACTED_PREFIX, TABLES
-from results.views import GUARD, render_view, tables_in
+from results.views import GUARD, parts_variable, render_view, tables_in
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -159,7 +159,8 @@ def connect(results_dir, tables=None, union: bool = True) -> duckdb.DuckDBPyConn
         con.execute(GUARD + "".join(render_view(t, union) for t in names))
         if not union:
             for table in names:
-                first = con.execute(f"SELECT getvariable('kt_parts_{table}')[1]").fetchone()[0]
+                first = con.execute(
+                    f"SELECT getvariable('{parts_variable(table)}')[1]").fetchone()[0]
                 if first and set(TABLES[table].names) - set(_columns_of(first)):
                     raise MixedSchemas(f"{first} lacks columns of {table}")
     except BaseException:
@@ -180,7 +181,7 @@ def copy_many_parts(con: duckdb.DuckDBPyConnection, tables) -> list[str]:
     reads each part once instead of once per statement; compacted tables stay as they are."""
     copied = []
     for table in tables:
-        parts = con.execute(f"""SELECT len(list_filter(getvariable('kt_parts_{table}'),
+        parts = con.execute(f"""SELECT len(list_filter(getvariable('{parts_variable(table)}'),
             lambda f: NOT starts_with(parse_filename(f), '{COMPACTED_PREFIX}')))""").fetchone()[0]
         if parts > COPY_MIN_PARTS:
             con.execute(f'CREATE TEMP TABLE "kt_copy_{table}" AS SELECT * FROM "{table}"')

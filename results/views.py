@@ -106,10 +106,15 @@ def rows_sql(table: str, files_variable: str, union: bool = True) -> str:
 """
 
 
+def parts_variable(table: str) -> str:
+    """The DuckDB variable in which a table's view lists its files (compacted ones first)."""
+    return f"kt_parts_{table}"
+
+
 @functools.cache
 def render_view(table: str, union: bool = True) -> str:
     """The SQL of one table's view (it needs `GUARD` run first; `union`: see `rows_sql`)."""
-    parts = f"kt_parts_{table}"
+    parts = parts_variable(table)
     keys = ", ".join(_quote(k) for k in TABLE_KEYS[table])
     return f"""
 SET VARIABLE {parts} = (
