@@ -15,6 +15,7 @@ from scipy.stats import rankdata
 from analysis.plotting import figure, method_colors, no_data
 from analysis.table_names import sql_text
 from analysis.uncertainty import RESAMPLED_CELLS
+from analysis.views import bind_views
 from results import connect
 
 # the predictor columns of predictors_pairs.sql, in the order tables list them
@@ -28,13 +29,9 @@ PREDICTORS = PAIR_STATS_PREDICTORS + PAIR_PREDICTORS + MODEL_PREDICTORS
 BOOT, CONFIDENCE = 2000, 0.95
 
 _RUNS_SQL = """
-SELECT dataset, method || CASE WHEN coalesce(compat, '') = '' THEN ''
-                               ELSE ' (' || compat || ')' END AS method,
-       teacher, student, avg(dist_delta) AS dist_delta, count(*) AS runs
-FROM (SELECT * FROM transfer_runs
-      UNION ALL BY NAME SELECT NULL AS mode, NULL AS teachers WHERE false)
-WHERE coalesce(CAST(mode AS VARCHAR), '') IN ('', 'single') AND status = 'ok'
-      AND dist_delta IS NOT NULL
+SELECT dataset, method, teacher, student, avg(dist_delta) AS dist_delta, count(*) AS runs
+FROM single_runs
+WHERE status = 'ok' AND dist_delta IS NOT NULL
 GROUP BY ALL
 """
 
@@ -55,6 +52,7 @@ def predictor_runs(results_dir=None, con=None) -> pd.DataFrame:
     own = con is None
     con = connect(results_dir) if own else con
     try:
+        bind_views(con)
         runs = con.execute(_RUNS_SQL).df()
         pairs = pair_predictor_table(con=con)
     finally:

@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis.formatting import format_table
+from analysis.views import bind_views, tables_in
 from results import connect
 from results.store import read_views
-from results.views import tables_in
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,10 +59,12 @@ def check_read_only(sql: str) -> None:
 
 
 def connect_read_only(results_dir, tables=None, union: bool = True) -> duckdb.DuckDBPyConnection:
-    """`results.connect` (the views of `tables`, default all), then locked: file access only
-    under the folder, no extensions, no SET."""
+    """`results.connect` (the views of `tables`, default all) and the analysis views over them
+    (`runs`, `single_runs`: `analysis.views`), then locked: file access only under the folder,
+    no extensions, no SET."""
     folder = Path(results_dir).resolve()
     con = connect(folder, tables, union)
+    bind_views(con)
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
     con.execute("SET allowed_directories = ?", [[str(folder) + "/"]])

@@ -1,7 +1,7 @@
 """Run the SQL tables over a results folder and format them for a terminal or a file.
 
 Each table is one file in `analysis/sql/`, runnable with DuckDB alone after `results/views.sql`
-(see README). The file's leading comment is the table's caption. Python then adds what SQL
+and `analysis/views.sql` (the one definition of a transfer run: `analysis.views`; see README). The file's leading comment is the table's caption. Python then adds what SQL
 cannot: bootstrap intervals from the `boot_*` unit lists a file returns (`INTERVALS`), paired
 tests and the columns that read another table (`FINISH`), and `paper_reference`, the paper's
 numbers beside the run's (`analysis.paper`).
@@ -14,8 +14,8 @@ from analysis import paper
 from analysis.formatting import FORMATS, cell_text, format_table
 from analysis.table_names import TABLE_NAMES, sql_path, sql_text
 from analysis.uncertainty import BOOT, Interval, add_intervals, paired_tests, verdict
+from analysis.views import bind_views, tables_in
 from results.store import copy_many_parts, read_views
-from results.views import tables_in
 
 _SUCCESS = dict(unit="students", digits=1)
 # table -> its 95% bootstrap intervals, from the `boot_*` unit lists its SQL returns
@@ -117,6 +117,7 @@ def run_tables(results_dir, names=TABLE_NAMES, con=None,
     only the views they read), or over the views of `con`, with its intervals (`boot` bootstrap
     resamples) and Python-computed columns."""
     def read(con):
+        bind_views(con)
         done: dict[str, pd.DataFrame] = {}
 
         def table(name: str) -> pd.DataFrame:

@@ -23,6 +23,7 @@ The hand-made folder, dataset "d", 4 classes:
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,7 @@ import pandas as pd
 import pytest
 
 from analysis import TABLE_NAMES, format_table, run_query, run_tables, write_tables
+from analysis.views import ANALYSIS_VIEWS_SQL
 from benchmark.cli.main import main
 from results import connect
 from results.views import VIEWS_SQL, render_views_sql
@@ -492,17 +494,19 @@ def test_every_table_runs_on_an_empty_folder(tmp_path):
 # --- the SQL needs nothing but DuckDB and the folder ------------------------------------------
 
 def test_sql_files_run_with_duckdb_alone(results, tables):
-    """views.sql + a table's SQL, in a Python that imports only duckdb, give the same table."""
+    """views.sql (results', then the analysis's) + a table's SQL, in a Python that imports only
+    duckdb, give the same table."""
     script = (
         "import sys, duckdb\n"
         "con = duckdb.connect()\n"
         "con.execute('SET VARIABLE results = ?', [sys.argv[1]])\n"
         "con.execute(open(sys.argv[2]).read())\n"
-        "con.execute(open(sys.argv[3]).read()).df().to_json(sys.stdout, orient='split')\n")
+        "con.execute(open(sys.argv[3]).read())\n"
+        "con.execute(open(sys.argv[4]).read()).df().to_json(sys.stdout, orient='split')\n")
     for name in ("success_rate", "full_imagenet", "delta_by_ts_diff_curve"):
         out = subprocess.run(
             [sys.executable, "-I", "-c", script, str(results), str(VIEWS_SQL),
-             str(REPO / "analysis" / "sql" / f"{name}.sql")],
+             str(ANALYSIS_VIEWS_SQL), str(REPO / "analysis" / "sql" / f"{name}.sql")],
             capture_output=True, text=True, check=True, cwd=results)
         got = pd.read_json(__import__("io").StringIO(out.stdout), orient="split")
         # DuckDB gives every estimate and the units behind it (boot_*); ktbench adds the intervals
@@ -517,9 +521,31 @@ def test_sql_files_run_with_duckdb_alone(results, tables):
 def test_sql_files_run_in_the_duckdb_cli(results):
     out = subprocess.run(
         ["duckdb", "-csv", "-c", f"SET VARIABLE results = '{results}'",
-         "-c", f".read {VIEWS_SQL}", "-c", f".read {REPO / 'analysis/sql/success_rate.sql'}"],
+         "-c", f".read {VIEWS_SQL}", "-c", f".read {ANALYSIS_VIEWS_SQL}",
+         "-c", f".read {REPO / 'analysis/sql/success_rate.sql'}"],
         capture_output=True, text=True, check=True)
     assert "kl_dp,3,9,66.7,77.8,66.7,83.3,16.7,0,0" in out.stdout
+
+
+def test_every_table_reads_runs_through_the_one_definition():
+    """A transfer run, and how a compat mode labels its method, are defined once
+    (analysis/views.sql): no table reads transfer_runs itself, and nothing else in analysis/
+    spells the label."""
+    label = re.compile(r"'\s*\(\s*'\s*\|\|\s*compat")
+    files = [p for p in (REPO / "analysis").rglob("*") if p.suffix in (".sql", ".py")]
+    spelled = [p.name for p in files if label.search(p.read_text()) and p != ANALYSIS_VIEWS_SQL]
+    assert not spelled and label.search(ANALYSIS_VIEWS_SQL.read_text())
+    code = {p.name: re.sub(r"--[^\n]*", "", p.read_text())
+            for p in (REPO / "analysis" / "sql").glob("*.sql")}
+    assert not [name for name, sql in code.items() if re.search(r"\btransfer_runs\b", sql)]
+
+
+def test_query_reads_the_analysis_views(results):
+    got = run_query(results, "SELECT method, base_method, count(*) AS n FROM single_runs "
+                             "WHERE student = 's1' AND teacher = 't1' GROUP BY ALL ORDER BY method")
+    assert got.values.tolist() == [["kl", "kl", 1], ["kl (fantasticgains)", "kl", 1],
+                                   ["kl_dp", "kl_dp", 1], ["xe_finetune", "xe_finetune", 1]]
+    assert run_query(results, "SELECT count(*) AS n FROM runs WHERE NOT single_teacher")["n"][0] == 1
 
 
 # --- formats and commands ---------------------------------------------------------------------

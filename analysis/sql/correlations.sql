@@ -3,22 +3,16 @@
 -- initial accuracy and family, the family encoded as the paper does (transformer 0, cnn 1, mlp 2;
 -- other families are left out of that column). Empty where a correlation is undefined (fewer than
 -- two runs, or a constant property).
-WITH runs AS (
-    SELECT * REPLACE (method || CASE WHEN coalesce(compat, '') = '' THEN ''
-                                     ELSE ' (' || compat || ')' END AS method)
-    FROM (SELECT * FROM transfer_runs
-          UNION ALL BY NAME SELECT NULL AS mode, NULL AS teachers WHERE false)
-    WHERE coalesce(CAST(mode AS VARCHAR), '') IN ('', 'single') AND status = 'ok'
-),
-props AS (
+WITH props AS (
     SELECT r.dataset, r.method, r.dist_delta,
            mt.params_m AS t_params, coalesce(r.acc_t, mt.top1) AS t_acc,
            CASE mt.family WHEN 'transformer' THEN 0 WHEN 'cnn' THEN 1 WHEN 'mlp' THEN 2 END AS t_family,
            ms.params_m AS s_params, coalesce(r.acc_s, ms.top1) AS s_acc,
            CASE ms.family WHEN 'transformer' THEN 0 WHEN 'cnn' THEN 1 WHEN 'mlp' THEN 2 END AS s_family
-    FROM runs r
+    FROM single_runs r
     LEFT JOIN models mt ON mt.model = r.teacher AND mt.dataset = r.dataset
     LEFT JOIN models ms ON ms.model = r.student AND ms.dataset = r.dataset
+    WHERE r.status = 'ok'
 )
 SELECT dataset, method,
        count(dist_delta) AS runs,

@@ -3,14 +3,7 @@
 -- mean +- std (population std, as np.std) over ok runs. Runs outside [-15, 15] get their own rows
 -- instead of being dropped; diverged and failed runs are counted per bin, never averaged. 95%
 -- bootstrap interval of mean_delta: resampling the bin's pairs.
-WITH runs AS (
-    SELECT * REPLACE (method || CASE WHEN coalesce(compat, '') = '' THEN ''
-                                     ELSE ' (' || compat || ')' END AS method)
-    FROM (SELECT * FROM transfer_runs
-          UNION ALL BY NAME SELECT NULL AS mode, NULL AS teachers WHERE false)
-    WHERE coalesce(CAST(mode AS VARCHAR), '') IN ('', 'single')
-),
-binned AS (
+WITH binned AS (
     SELECT dataset, method, teacher, student, status, dist_delta,
            CASE WHEN ts_diff IS NULL THEN 8
                 WHEN ts_diff < -15 THEN 1
@@ -20,7 +13,7 @@ binned AS (
                 WHEN ts_diff <= 3 THEN 5
                 WHEN ts_diff <= 15 THEN 6
                 ELSE 7 END AS bin_order
-    FROM runs
+    FROM single_runs
 ),
 pairs AS (
     SELECT dataset, method, bin_order,

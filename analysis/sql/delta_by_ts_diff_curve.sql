@@ -4,22 +4,15 @@
 -- final deltas at or above the bin's 75th percentile (linear interpolation, as numpy). Beside the
 -- methods, "(ensemble oracle)": the confidence ensemble's accuracy minus the student's
 -- (pair_stats.ensemble_acc - acc_s) over the same pairs, in the same bins. Empty bins have no row.
-WITH runs AS (
-    SELECT * REPLACE (method || CASE WHEN coalesce(compat, '') = '' THEN ''
-                                     ELSE ' (' || compat || ')' END AS method)
-    FROM (SELECT * FROM transfer_runs
-          UNION ALL BY NAME SELECT NULL AS mode, NULL AS teachers WHERE false)
-    WHERE coalesce(CAST(mode AS VARCHAR), '') IN ('', 'single')
-),
-ok AS (
-    SELECT dataset, method, ts_diff, dist_delta FROM runs
+WITH ok AS (
+    SELECT dataset, method, ts_diff, dist_delta FROM single_runs
     WHERE status = 'ok' AND ts_diff IS NOT NULL AND dist_delta IS NOT NULL
 ),
 oracle AS (
     SELECT p.dataset, '(ensemble oracle)' AS method, p.ts_diff, p.ensemble_acc - p.acc_s AS dist_delta
     FROM (SELECT * FROM pair_stats QUALIFY row_number() OVER
           (PARTITION BY teacher, student, dataset ORDER BY compat) = 1) p
-    SEMI JOIN (SELECT dataset, teacher, student FROM runs WHERE status = 'ok') r
+    SEMI JOIN (SELECT dataset, teacher, student FROM single_runs WHERE status = 'ok') r
         ON r.dataset = p.dataset AND r.teacher = p.teacher AND r.student = p.student
     WHERE p.ensemble_acc IS NOT NULL
 ),

@@ -2,14 +2,7 @@
 -- student its family, measured accuracy and params, then per method the mean +- std (population
 -- std, as the official np.std) of the final dist_delta over its ok runs, "(n)" runs. Diverged and
 -- failed runs are not averaged in: the cell says how many there were.
-WITH runs AS (
-    SELECT * REPLACE (method || CASE WHEN coalesce(compat, '') = '' THEN ''
-                                     ELSE ' (' || compat || ')' END AS method)
-    FROM (SELECT * FROM transfer_runs
-          UNION ALL BY NAME SELECT NULL AS mode, NULL AS teachers WHERE false)
-    WHERE coalesce(CAST(mode AS VARCHAR), '') IN ('', 'single')
-),
-cells AS (
+WITH cells AS (
     SELECT dataset, student, method,
            avg(acc_s) AS run_acc_s,
            count(*) FILTER (WHERE status = 'ok') AS n,
@@ -17,7 +10,7 @@ cells AS (
            stddev_pop(dist_delta) FILTER (WHERE status = 'ok') AS std_delta,
            count(*) FILTER (WHERE status = 'diverged') AS diverged,
            count(*) FILTER (WHERE status = 'failed') AS failed
-    FROM runs
+    FROM single_runs
     GROUP BY dataset, student, method
 )
 PIVOT (

@@ -6,21 +6,17 @@
 -- the mean and median paired gain. ktbench tables adds a 95% bootstrap interval of the mean
 -- (resampling pairs) and two-sided paired tests over the pairs: the sign test and Wilcoxon's
 -- signed-rank test, with a verdict at p < 0.05.
-WITH runs AS (
-    SELECT dataset, teacher, student, seed, coalesce(compat, '') AS compat, method AS base_method,
-           method || CASE WHEN coalesce(compat, '') = '' THEN ''
-                          ELSE ' (' || compat || ')' END AS method,
+WITH ok AS (
+    SELECT dataset, teacher, student, seed, coalesce(compat, '') AS compat, base_method, method,
            dist_delta
-    FROM (SELECT * FROM transfer_runs
-          UNION ALL BY NAME SELECT NULL AS mode, NULL AS teachers WHERE false)
-    WHERE coalesce(CAST(mode AS VARCHAR), '') IN ('', 'single') AND status = 'ok'
-          AND dist_delta IS NOT NULL
+    FROM single_runs
+    WHERE status = 'ok' AND dist_delta IS NOT NULL
 ),
 matched AS (
     SELECT m.dataset, m.method, c.method AS control, m.teacher, m.student,
            avg(m.dist_delta - c.dist_delta) AS gain, count(*) AS runs
-    FROM runs m
-    JOIN runs c USING (dataset, teacher, student, seed, compat)
+    FROM ok m
+    JOIN ok c USING (dataset, teacher, student, seed, compat)
     WHERE m.base_method NOT IN ('random_teacher', 'self_distill', 'xe_finetune')
       AND c.base_method IN ('random_teacher', 'self_distill', 'xe_finetune')
     GROUP BY m.dataset, m.method, c.method, m.teacher, m.student

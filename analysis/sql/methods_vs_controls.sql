@@ -7,27 +7,19 @@
 -- seeds = the most training seeds any pair ran. 95% bootstrap intervals: mean_delta resamples
 -- pairs, success resamples students. `beyond_controls`: the method's paired gain over each
 -- control run beside it (table gain_over_controls).
-WITH runs AS (
-    SELECT * REPLACE (method || CASE WHEN coalesce(compat, '') = '' THEN ''
-                                     ELSE ' (' || compat || ')' END AS method),
-           method AS base_method
-    FROM (SELECT * FROM transfer_runs
-          UNION ALL BY NAME SELECT NULL AS mode, NULL AS teachers WHERE false)
-    WHERE coalesce(CAST(mode AS VARCHAR), '') IN ('', 'single')
-),
-per_pair AS (
+WITH per_pair AS (
     SELECT dataset, method, teacher, student,
            sum(dist_delta) FILTER (WHERE status = 'ok') AS delta_sum,
            count(*) FILTER (WHERE status = 'ok') AS ok_runs,
            count(DISTINCT seed) AS seeds
-    FROM runs
+    FROM single_runs
     GROUP BY dataset, method, teacher, student
 ),
 per_student AS (
     SELECT dataset, method, student,
            count(*) FILTER (WHERE status = 'ok' AND dist_delta > 0) AS successes,
            count(*) FILTER (WHERE status IN ('ok', 'diverged')) AS finished
-    FROM runs
+    FROM single_runs
     GROUP BY dataset, method, student
 ),
 -- resampling lists are joined to one row per arm, never to each pair or run (a list per
@@ -59,14 +51,14 @@ arms AS (
                  / nullif(count(*) FILTER (WHERE status IN ('ok', 'diverged')), 0) AS success,
            count(*) FILTER (WHERE status = 'diverged') AS diverged,
            count(*) FILTER (WHERE status = 'failed') AS failed
-    FROM runs
+    FROM single_runs
     GROUP BY dataset, method
 ),
 oracle_pairs AS (
     SELECT p.dataset, p.teacher, p.student, p.ensemble_acc - p.acc_s AS delta
     FROM (SELECT * FROM pair_stats QUALIFY row_number() OVER
           (PARTITION BY teacher, student, dataset ORDER BY compat) = 1) p
-    SEMI JOIN (SELECT dataset, teacher, student FROM runs WHERE status = 'ok') r
+    SEMI JOIN (SELECT dataset, teacher, student FROM single_runs WHERE status = 'ok') r
         ON r.dataset = p.dataset AND r.teacher = p.teacher AND r.student = p.student
     WHERE p.ensemble_acc IS NOT NULL
 ),

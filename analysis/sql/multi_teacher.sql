@@ -3,21 +3,14 @@
 -- the best and the mean final dist_delta of the same student and method over its single-teacher
 -- ok runs. Empty until the results hold multi-teacher runs (before the `mode` and `teachers`
 -- columns exist, too).
-WITH runs AS (
-    SELECT * REPLACE (method || CASE WHEN coalesce(compat, '') = '' THEN ''
-                                     ELSE ' (' || compat || ')' END AS method)
-    FROM (SELECT * FROM transfer_runs
-          UNION ALL BY NAME SELECT NULL AS mode, NULL AS teachers WHERE false)
-),
-single AS (
+WITH single AS (
     SELECT dataset, student, method,
            max(dist_delta) AS best_single, avg(dist_delta) AS mean_single
-    FROM runs
-    WHERE coalesce(CAST(mode AS VARCHAR), '') IN ('', 'single') AND status = 'ok'
+    FROM single_runs
+    WHERE status = 'ok'
     GROUP BY dataset, student, method
 )
-SELECT m.dataset, m.student, CAST(m.mode AS VARCHAR) AS mode,
-       CAST(m.teachers AS VARCHAR) AS teachers, m.method, m.seed, m.status,
+SELECT m.dataset, m.student, m.mode, m.teachers, m.method, m.seed, m.status,
        round(m.dist_delta, 2) AS dist_delta,
        round(m.knowledge_gain, 2) AS knowledge_gain,
        round(m.knowledge_loss, 2) AS knowledge_loss,
@@ -25,5 +18,5 @@ SELECT m.dataset, m.student, CAST(m.mode AS VARCHAR) AS mode,
        round(s.mean_single, 2) AS mean_single_teacher_delta
 FROM runs m
 LEFT JOIN single s USING (dataset, student, method)
-WHERE coalesce(CAST(m.mode AS VARCHAR), '') NOT IN ('', 'single')
+WHERE NOT m.single_teacher
 ORDER BY m.dataset, m.student, mode, m.method, teachers, m.seed;

@@ -3,17 +3,10 @@
 -- delta with a trailing '!'; a failed run shows 'failed'. `seeds`: the training seeds the pair
 -- ran; with several, a cell is the mean +- the sample std across its ok seeds (the seed-to-seed
 -- spread); with one, a single run's delta, training noise unmeasured.
-WITH runs AS (
-    SELECT * REPLACE (method || CASE WHEN coalesce(compat, '') = '' THEN ''
-                                     ELSE ' (' || compat || ')' END AS method)
-    FROM (SELECT * FROM transfer_runs
-          UNION ALL BY NAME SELECT NULL AS mode, NULL AS teachers WHERE false)
-    WHERE coalesce(CAST(mode AS VARCHAR), '') IN ('', 'single')
-),
-pairs AS (
+WITH pairs AS (
     SELECT dataset, teacher, student, round(avg(ts_diff), 2) AS ts_diff,
            count(DISTINCT seed) AS seeds
-    FROM runs GROUP BY dataset, teacher, student
+    FROM single_runs GROUP BY dataset, teacher, student
 ),
 stats AS (SELECT * FROM pair_stats QUALIFY row_number() OVER
           (PARTITION BY teacher, student, dataset ORDER BY compat) = 1),
@@ -27,7 +20,7 @@ cells AS (
                 WHEN count(*) FILTER (WHERE status = 'diverged') > 0
                 THEN printf('%+.2f!', avg(dist_delta) FILTER (WHERE status = 'diverged'))
                 ELSE 'failed' END AS delta
-    FROM runs GROUP BY dataset, teacher, student, method
+    FROM single_runs GROUP BY dataset, teacher, student, method
     UNION ALL
     SELECT q.dataset, q.teacher, q.student, '(ensemble oracle)',
            printf('%+.2f', p.ensemble_acc - p.acc_s)

@@ -9,18 +9,18 @@ WITH m AS MATERIALIZED (
 r AS MATERIALIZED (
     SELECT string_agg(DISTINCT plan, ', ' ORDER BY plan) AS plans,
            count(*) AS runs,
-           string_agg(DISTINCT method, ', ' ORDER BY method) AS methods,
+           string_agg(DISTINCT base_method, ', ' ORDER BY base_method) AS methods,
            string_agg(DISTINCT code_version, ', ' ORDER BY code_version) AS code_versions,
            string_agg(DISTINCT host, ', ' ORDER BY host) AS hosts,
            list(DISTINCT dataset) AS datasets,
            strftime(min(started_at) AT TIME ZONE 'UTC', '%Y-%m-%d %H:%M:%S') AS first_started,
            strftime(max(finished_at) AT TIME ZONE 'UTC', '%Y-%m-%d %H:%M:%S') AS last_finished
-    FROM transfer_runs
+    FROM runs
 ),
 s AS MATERIALIZED (
     SELECT min(seeds) AS lo, max(seeds) AS hi
-    FROM (SELECT count(DISTINCT seed) AS seeds FROM transfer_runs
-          GROUP BY dataset, method, compat, teacher, student)
+    FROM (SELECT count(DISTINCT seed) AS seeds FROM runs
+          GROUP BY dataset, method, teacher, student)
 ),
 p AS MATERIALIZED (
     SELECT count(*) AS pairs FROM (SELECT DISTINCT dataset, teacher, student FROM pair_stats)

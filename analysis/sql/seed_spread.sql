@@ -3,21 +3,14 @@
 -- sample std per pair, its mean and max over pairs, and the mean range (max - min). With one seed
 -- per pair that spread is not measured, and `note` says so: the other tables' intervals then
 -- cover the choice of pairs and students, not the noise of training (plan --seeds 0,1,2).
-WITH runs AS (
-    SELECT * REPLACE (method || CASE WHEN coalesce(compat, '') = '' THEN ''
-                                     ELSE ' (' || compat || ')' END AS method)
-    FROM (SELECT * FROM transfer_runs
-          UNION ALL BY NAME SELECT NULL AS mode, NULL AS teachers WHERE false)
-    WHERE coalesce(CAST(mode AS VARCHAR), '') IN ('', 'single')
-),
-per_pair AS (
+WITH per_pair AS (
     SELECT dataset, method, teacher, student,
            count(DISTINCT seed) AS seeds,
            count(*) FILTER (WHERE status = 'ok') AS ok_seeds,
            stddev_samp(dist_delta) FILTER (WHERE status = 'ok') AS seed_std,
            max(dist_delta) FILTER (WHERE status = 'ok')
                - min(dist_delta) FILTER (WHERE status = 'ok') AS seed_range
-    FROM runs
+    FROM single_runs
     GROUP BY dataset, method, teacher, student
 )
 SELECT dataset, method,

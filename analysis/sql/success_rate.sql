@@ -4,14 +4,7 @@
 -- dist_delta over its ok runs. Diverged runs count as unsuccessful; failed runs have no result
 -- and are left out of the shares; both are counted in their own columns. 95% bootstrap
 -- intervals (_lo, _hi) resample students (docs/analysis.md#intervals).
-WITH runs AS (
-    SELECT * REPLACE (method || CASE WHEN coalesce(compat, '') = '' THEN ''
-                                     ELSE ' (' || compat || ')' END AS method)
-    FROM (SELECT * FROM transfer_runs
-          UNION ALL BY NAME SELECT NULL AS mode, NULL AS teachers WHERE false)
-    WHERE coalesce(CAST(mode AS VARCHAR), '') IN ('', 'single')
-),
-per_student AS (
+WITH per_student AS (
     SELECT dataset, method, student,
            count(*) FILTER (WHERE status IN ('ok', 'diverged')) AS runs,
            100.0 * count(*) FILTER (WHERE status = 'ok' AND dist_delta > 0)
@@ -19,7 +12,7 @@ per_student AS (
            avg(dist_delta) FILTER (WHERE status = 'ok') AS mean_delta,
            count(*) FILTER (WHERE status = 'diverged') AS diverged,
            count(*) FILTER (WHERE status = 'failed') AS failed
-    FROM runs
+    FROM single_runs
     GROUP BY dataset, method, student
 )
 SELECT dataset, method,

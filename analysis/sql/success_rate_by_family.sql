@@ -1,21 +1,14 @@
 -- Success rate per method and student family (docs/analysis.md#paper-numbers: per-architecture median success):
 -- as success_rate, with students grouped by their family in `models`; 95% bootstrap intervals
 -- resample the family's students.
-WITH runs AS (
-    SELECT * REPLACE (method || CASE WHEN coalesce(compat, '') = '' THEN ''
-                                     ELSE ' (' || compat || ')' END AS method)
-    FROM (SELECT * FROM transfer_runs
-          UNION ALL BY NAME SELECT NULL AS mode, NULL AS teachers WHERE false)
-    WHERE coalesce(CAST(mode AS VARCHAR), '') IN ('', 'single')
-),
-per_student AS (
+WITH per_student AS (
     SELECT dataset, method, student,
            count(*) FILTER (WHERE status IN ('ok', 'diverged')) AS runs,
            100.0 * count(*) FILTER (WHERE status = 'ok' AND dist_delta > 0)
                  / nullif(count(*) FILTER (WHERE status IN ('ok', 'diverged')), 0) AS success,
            count(*) FILTER (WHERE status = 'diverged') AS diverged,
            count(*) FILTER (WHERE status = 'failed') AS failed
-    FROM runs
+    FROM single_runs
     GROUP BY dataset, method, student
 )
 SELECT p.dataset, p.method, coalesce(m.family, '?') AS family,

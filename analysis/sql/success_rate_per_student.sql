@@ -2,13 +2,6 @@
 -- dist_delta > 0 (one run per teacher, or per teacher and seed). A diverged run counts as
 -- unsuccessful; a failed run has no result and is left out of the share (counted in `failed`).
 -- Single-teacher runs only; a compat mode is part of the method's label.
-WITH runs AS (
-    SELECT * REPLACE (method || CASE WHEN coalesce(compat, '') = '' THEN ''
-                                     ELSE ' (' || compat || ')' END AS method)
-    FROM (SELECT * FROM transfer_runs
-          UNION ALL BY NAME SELECT NULL AS mode, NULL AS teachers WHERE false)
-    WHERE coalesce(CAST(mode AS VARCHAR), '') IN ('', 'single')
-)
 SELECT dataset, method, student,
        count(*) FILTER (WHERE status IN ('ok', 'diverged')) AS runs,
        count(*) FILTER (WHERE status = 'ok' AND dist_delta > 0) AS successes,
@@ -16,6 +9,6 @@ SELECT dataset, method, student,
              / nullif(count(*) FILTER (WHERE status IN ('ok', 'diverged')), 0), 1) AS success,
        count(*) FILTER (WHERE status = 'diverged') AS diverged,
        count(*) FILTER (WHERE status = 'failed') AS failed
-FROM runs
+FROM single_runs
 GROUP BY dataset, method, student
 ORDER BY dataset, method, student;

@@ -3,20 +3,14 @@
 -- with complementary knowledge / initial positive flips, %; transfer_runs.transfer_rate, which is
 -- the final epoch's value in transfer_epochs) over the student's ok runs, with the student's family
 -- and params (millions). Undefined values (nan) are left out.
-WITH runs AS (
-    SELECT * REPLACE (method || CASE WHEN coalesce(compat, '') = '' THEN ''
-                                     ELSE ' (' || compat || ')' END AS method)
-    FROM (SELECT * FROM transfer_runs
-          UNION ALL BY NAME SELECT NULL AS mode, NULL AS teachers WHERE false)
-    WHERE coalesce(CAST(mode AS VARCHAR), '') IN ('', 'single') AND status = 'ok'
-)
 SELECT r.dataset, r.method, coalesce(m.family, '?') AS family, r.student,
        any_value(m.params_m) AS params_m,
        count(*) AS runs,
        round(avg(nullif(r.transfer_rate, 'NaN'::DOUBLE)), 2) AS transfer_rate,
        round(quantile_cont(nullif(r.transfer_rate, 'NaN'::DOUBLE), 0.25), 2) AS q25_transfer_rate,
        round(quantile_cont(nullif(r.transfer_rate, 'NaN'::DOUBLE), 0.75), 2) AS q75_transfer_rate
-FROM runs r
+FROM single_runs r
 LEFT JOIN models m ON m.model = r.student AND m.dataset = r.dataset
+WHERE r.status = 'ok'
 GROUP BY r.dataset, r.method, coalesce(m.family, '?'), r.student
 ORDER BY r.dataset, r.method, params_m, r.student;

@@ -3,14 +3,7 @@
 -- top 2/5/20/50/100% of the initial complementary knowledge (top{p}_improve, %), and the transfer
 -- rate (gained flips in those classes / initial positive flips, %). Mean per method and student
 -- family, and over all families ("all"). Undefined values (nan: no gained flips) are left out.
-WITH runs AS (
-    SELECT * REPLACE (method || CASE WHEN coalesce(compat, '') = '' THEN ''
-                                     ELSE ' (' || compat || ')' END AS method)
-    FROM (SELECT * FROM transfer_runs
-          UNION ALL BY NAME SELECT NULL AS mode, NULL AS teachers WHERE false)
-    WHERE coalesce(CAST(mode AS VARCHAR), '') IN ('', 'single') AND status = 'ok'
-),
-final AS (
+WITH final AS (
     SELECT * FROM transfer_epochs
     QUALIFY row_number() OVER (PARTITION BY key ORDER BY epoch DESC) = 1
 ),
@@ -22,9 +15,10 @@ joined AS (
            nullif(f.top50_improve, 'NaN'::DOUBLE) AS top50,
            nullif(f.top100_improve, 'NaN'::DOUBLE) AS top100,
            nullif(f.transfer_rate, 'NaN'::DOUBLE) AS transfer_rate
-    FROM runs r
+    FROM single_runs r
     JOIN final f USING (key)
     LEFT JOIN models m ON m.model = r.student AND m.dataset = r.dataset
+    WHERE r.status = 'ok'
 )
 SELECT dataset, method,
        CASE WHEN grouping(family) = 1 THEN 'all' ELSE family END AS family,
