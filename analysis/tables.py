@@ -34,6 +34,14 @@ INTERVALS: dict[str, tuple[Interval, ...]] = {
     "gain_over_controls": (Interval("mean_gain", "boot_gain", unit="pairs"),),
     "delta_by_ts_diff": (Interval("mean_delta", "boot_delta_sum", unit="pairs", stat="ratio",
                                   weights="boot_delta_runs"),),
+    "knowledge_gain_loss": (Interval("mean_gain", "boot_gain", unit="students"),
+                            Interval("mean_loss", "boot_loss", unit="students"),
+                            Interval("mean_net", "boot_net", unit="students")),
+    "dp_supervision": (Interval("mean_gain", "boot_gain", unit="pairs"),),
+    "gain_size": (Interval("under_1_pct", "boot_under_1", stat="ratio", weights="boot_gaining",
+                           scale=100, **_SUCCESS),),
+    "matched_students": (Interval("mean_diff", "boot_diff", unit="teachers"),),
+    "random_init_flips": (Interval("mean_rho_pos", "boot_rho_pos", unit="pairs", digits=3),),
     "class_similarity": (Interval("mean_sim", "boot_mean_sim", unit="pairs", digits=3),
                          Interval("uplift_pct", "boot_uplift", unit="pairs", scale=100,
                                   digits=1),
@@ -43,7 +51,8 @@ INTERVALS: dict[str, tuple[Interval, ...]] = {
 
 
 def _paired_tests(df: pd.DataFrame, tables: dict) -> pd.DataFrame:
-    """gain_over_controls: the sign and signed-rank tests over each row's per-pair gains."""
+    """gain_over_controls, dp_supervision: the sign and signed-rank tests over each row's
+    per-pair gains."""
     tests = pd.DataFrame([paired_tests(gains) for gains in df["boot_gain"]],
                          columns=["wins", "losses", "ties", "sign_p", "wilcoxon_p"])
     tests["verdict"] = [verdict(m, p, w + lo) for m, p, w, lo in
@@ -73,6 +82,7 @@ def _beyond_controls(df: pd.DataFrame, tables: dict) -> pd.DataFrame:
 # file gets df None.
 FINISH = {
     "gain_over_controls": ((), _paired_tests),
+    "dp_supervision": ((), _paired_tests),
     "methods_vs_controls": (("gain_over_controls",), _beyond_controls),
     "paper_reference": (paper.RUN_TABLES, lambda df, tables: paper.paper_reference(tables)),
 }

@@ -1,7 +1,9 @@
 -- rho_pos and rho_neg by teacher-minus-student accuracy (ts_diff, points), in the fixed bins of
 -- the transfer tables plus open ends: complementary knowledge exists even for much weaker teachers.
+-- Pairs of the random-init baseline (`<model>@random`) are left out.
 WITH pairs AS (
     SELECT * FROM pair_stats
+    WHERE NOT ends_with(teacher, '@random') AND NOT ends_with(student, '@random')
     QUALIFY row_number() OVER (PARTITION BY teacher, student, dataset ORDER BY compat) = 1
 ),
 binned AS (
