@@ -344,6 +344,88 @@ def fig_methods_vs_controls(data: FigureData) -> Figure:
     return fig
 
 
+def fig_knowledge_gain_loss(data: FigureData) -> Figure:
+    """Knowledge gain against knowledge loss per student family (mean over students, 95%
+    intervals): KL beside KL + DP where the run has them, else every method."""
+    fig, (ax,) = figure(width=9)
+    table = data.table("knowledge_gain_loss")
+    methods = [m for m in ("kl", "kl_dp") if m in set(table["method"])] or sorted(
+        table["method"].unique())
+    table = table[table["method"].isin(methods)]
+    if table.empty:
+        no_data(ax, "knowledge gain and loss")
+        return fig
+    families = sorted(f for f in table["family"].unique() if f != "all") + ["all"]
+    colors = method_colors(methods)
+    bars = [(m, side) for m in methods for side in ("gain", "loss")]
+    width = 0.8 / len(bars)
+    x = np.arange(len(families))
+    for i, (method, side) in enumerate(bars):
+        rows = table[table["method"] == method].set_index("family").reindex(families)
+        values = rows[f"mean_{side}"].to_numpy(float)
+        errors = np.abs(np.vstack([values - rows[f"mean_{side}_lo"].to_numpy(float),
+                                   rows[f"mean_{side}_hi"].to_numpy(float) - values]))
+        ax.bar(x - 0.4 + (i + 0.5) * width, values, width, yerr=np.nan_to_num(errors), capsize=3,
+               color=colors[method], hatch="" if side == "gain" else "//", edgecolor="black",
+               linewidth=0.5, label=f"{method} {side}")
+    ax.set_xticks(x, families)
+    ax.set_xlabel("Student family")
+    ax.set_ylabel("Mean over students [% of eval samples]")
+    ax.set_title(f"Knowledge gain (plain) and loss (hatched) ({data.dataset})")
+    ax.legend(fontsize=9, ncols=2)
+    return fig
+
+
+def fig_multi_teacher_epochs(data: FigureData) -> Figure:
+    """Multi-teacher transfer epoch by epoch: knowledge gain, knowledge loss and delta against
+    the initial student, one line per run (the first six), a dotted line where the next
+    teacher of a sequence takes over."""
+    fig, axes = figure(width=13, height=4.2, ncols=3)
+    epochs = data.table("multi_teacher_epochs")
+    if epochs.empty:
+        no_data(axes[0], "multi-teacher runs")
+        return fig
+    runs = epochs.groupby(["student", "mode", "teachers", "method"], sort=True)
+    for (student, mode, teachers, method), rows in list(runs)[:6]:
+        label = f"{student} ← {teachers} ({mode}, {method})"
+        for ax, column in zip(axes, ("knowledge_gain", "knowledge_loss", "dist_delta")):
+            line, = ax.plot(rows["epoch"], rows[column], "-o", markersize=3, label=label)
+            for epoch in rows["epoch"][rows["step"].diff() > 0]:
+                ax.axvline(epoch - 0.5, color=line.get_color(), linestyle=":", linewidth=1)
+    for ax, title in zip(axes, ("Knowledge gain [%]", "Knowledge loss [%]", "Transfer delta [points]")):
+        ax.set_xlabel("Epoch")
+        ax.set_title(title)
+    axes[0].legend(fontsize=7)
+    return fig
+
+
+def fig_matched_students(data: FigureData) -> Figure:
+    """Students that differ in one property (weights, size, family): the difference of their
+    mean transfer delta over shared teachers (b − a), with its 95% interval over teachers, for
+    KL + DP where the run has it."""
+    fig, (ax,) = figure()
+    pairs = data.table("matched_students")
+    method = "kl_dp" if "kl_dp" in set(pairs["method"]) else (
+        sorted(pairs["method"].unique())[0] if len(pairs) else None)
+    pairs = pairs[pairs["method"] == method].sort_values(["property", "student_a", "student_b"])
+    if pairs.empty:
+        no_data(ax, "matched students")
+        return fig
+    y = np.arange(len(pairs))
+    shade = {"weights": "C0", "size": "C1", "family": "C2"}
+    values = pairs["mean_diff"].to_numpy(float)
+    errors = np.abs(np.vstack([values - pairs["mean_diff_lo"].to_numpy(float),
+                               pairs["mean_diff_hi"].to_numpy(float) - values]))
+    ax.barh(y, values, xerr=np.nan_to_num(errors), capsize=3, edgecolor="black",
+            color=[shade[p] for p in pairs["property"]])
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(y, [f"{p}: {b} − {a}" for p, a, b in
+                      zip(pairs["property"], pairs["student_a"], pairs["student_b"])], fontsize=8)
+    ax.set_xlabel("Difference of mean transfer delta, student b − a [points]")
+    ax.set_title(f"Students differing in one property ({method}, {data.dataset})")
+    return fig
+
+
 FIGURES = {
     "complementary_knowledge": fig_complementary_knowledge,
     "class_histograms": fig_class_histograms,
@@ -356,6 +438,9 @@ FIGURES = {
     "class_similarity": fig_class_similarity,
     "methods_vs_controls": fig_methods_vs_controls,
     "predictor_correlations": fig_predictor_correlations,
+    "knowledge_gain_loss": fig_knowledge_gain_loss,
+    "multi_teacher_epochs": fig_multi_teacher_epochs,
+    "matched_students": fig_matched_students,
 }
 
 
