@@ -14,10 +14,10 @@ Like with like:
   run). A mean delta leaves collapsed runs out on both sides: the run's over its `ok` runs (a run
   is stopped as diverged once it falls `diverge_margin`, 20 points by default, below its start),
   the results file's over the runs whose final delta is above -20, the authors' own cut
-  (their teacher-influence figure). Where the file's per-student mean holds one collapsed run, it
-  is recomputed without it from the student's mean and minimum over its 20 runs; a student with
-  more collapsed runs than that is left out of the mean, and the row says how many students
-  remain.
+  (their teacher-influence figure). Where the file's per-student mean holds one collapsed run (its
+  minimum; the other 19, by their mean and std, cannot reach -20), it is recomputed without it,
+  (20 mean - min) / 19; a student where that cannot be shown is left out of the mean, and the row
+  says how many students remain (docs/analysis.md#paper-numbers).
 - Students: the file's 20 students of every method (the 10 extra KL + DP students left out, as
   the authors' figures do), none dropped for collapsing: so MCL's median success is 80.0 over
   the 20, not the 85 of the 17 the authors' figure kept.
