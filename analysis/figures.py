@@ -392,7 +392,8 @@ def fig_multi_teacher_epochs(data: FigureData) -> Figure:
             line, = ax.plot(rows["epoch"], rows[column], "-o", markersize=3, label=label)
             for epoch in rows["epoch"][rows["step"].diff() > 0]:
                 ax.axvline(epoch - 0.5, color=line.get_color(), linestyle=":", linewidth=1)
-    for ax, title in zip(axes, ("Knowledge gain [%]", "Knowledge loss [%]", "Transfer delta [points]")):
+    titles = ("Knowledge gain [%]", "Knowledge loss [%]", "Transfer delta [points]")
+    for ax, title in zip(axes, titles):
         ax.set_xlabel("Epoch")
         ax.set_title(title)
     axes[0].legend(fontsize=7)
@@ -400,28 +401,31 @@ def fig_multi_teacher_epochs(data: FigureData) -> Figure:
 
 
 def fig_matched_students(data: FigureData) -> Figure:
-    """Students that differ in one property (weights, size, family): the difference of their
-    mean transfer delta over shared teachers (b − a), with its 95% interval over teachers, for
-    KL + DP where the run has it."""
+    """Students that differ in one property (weights, size, family), each beside its nearest
+    match: the mean over pairs of student b's mean transfer delta minus a's, with its 95%
+    interval over pairs, for KL + DP where the run has it."""
     fig, (ax,) = figure()
-    pairs = data.table("matched_students")
-    method = "kl_dp" if "kl_dp" in set(pairs["method"]) else (
-        sorted(pairs["method"].unique())[0] if len(pairs) else None)
-    pairs = pairs[pairs["method"] == method].sort_values(["property", "student_a", "student_b"])
-    if pairs.empty:
+    groups = data.table("matched_students_by_property")
+    method = "kl_dp" if "kl_dp" in set(groups["method"]) else (
+        sorted(groups["method"].unique())[0] if len(groups) else None)
+    groups = groups[groups["method"] == method]
+    if groups.empty:
         no_data(ax, "matched students")
         return fig
-    y = np.arange(len(pairs))
+    y = np.arange(len(groups))
     shade = {"weights": "C0", "size": "C1", "family": "C2"}
-    values = pairs["mean_diff"].to_numpy(float)
-    errors = np.abs(np.vstack([values - pairs["mean_diff_lo"].to_numpy(float),
-                               pairs["mean_diff_hi"].to_numpy(float) - values]))
+    values = groups["mean_diff"].to_numpy(float)
+    errors = np.abs(np.vstack([values - groups["mean_diff_lo"].to_numpy(float),
+                               groups["mean_diff_hi"].to_numpy(float) - values]))
     ax.barh(y, values, xerr=np.nan_to_num(errors), capsize=3, edgecolor="black",
-            color=[shade[p] for p in pairs["property"]])
+            color=[shade[p] for p in groups["property"]])
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_yticks(y, [f"{p}: {b} − {a}" for p, a, b in
-                      zip(pairs["property"], pairs["student_a"], pairs["student_b"])], fontsize=8)
-    ax.set_xlabel("Difference of mean transfer delta, student b − a [points]")
+    labels = {"weights": "{a}: more accurate weights", "size": "{a}: larger",
+              "family": "{b} − {a}"}
+    ax.set_yticks(y, [f"{labels[p].format(a=a, b=b)} ({n} pairs)" for p, a, b, n in
+                      zip(groups["property"], groups["family_a"], groups["family_b"],
+                          groups["pairs"])], fontsize=8)
+    ax.set_xlabel("Mean transfer delta, student b − matched student a [points]")
     ax.set_title(f"Students differing in one property ({method}, {data.dataset})")
     return fig
 

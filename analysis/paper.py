@@ -1,4 +1,5 @@
-"""The authors' numbers beside the run's: the `paper_reference` table (docs/analysis.md#paper-numbers).
+"""The authors' numbers beside the run's: the `paper_reference` table
+(docs/analysis.md#paper-numbers).
 
 Each fact is a *value* (a median success rate, a mean delta), shown beside the run's estimate
 and its 95% interval; a *direction* (KL + DP above KL, CNN students below transformers), shown
@@ -61,7 +62,8 @@ def _paper(where: str) -> str:
 def method_label(method: str, path: str) -> str:
     """The run's label of `method` on a code path: the compat label where the authors' code
     differs from the default and the path is the authors'."""
-    return f"{method} ({COMPAT})" if path == "authors" and method in AUTHORS_CODE_DIFFERS else method
+    differs = path == "authors" and method in AUTHORS_CODE_DIFFERS
+    return f"{method} ({COMPAT})" if differs else method
 
 
 @dataclasses.dataclass(frozen=True)

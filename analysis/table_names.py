@@ -11,7 +11,7 @@ TABLE_NAMES = (
     "success_rate", "success_rate_by_family", "success_rate_per_student", "methods_vs_controls",
     "gain_over_controls", "seed_spread", "paper_reference",
     "full_imagenet", "gain_size", "delta_by_ts_diff", "delta_by_ts_diff_curve", "correlations",
-    "matched_students", "knowledge_gain_loss", "dp_supervision",
+    "matched_students", "matched_students_by_property", "knowledge_gain_loss", "dp_supervision",
     "multi_teacher", "multi_teacher_vs_teachers", "multi_teacher_epochs", "pair_deltas",
     "complementary_knowledge", "complementary_knowledge_by_ts_diff", "random_init_flips",
     "class_concentration", "class_similarity",

@@ -1,10 +1,12 @@
 """Run the SQL tables over a results folder and format them for a terminal or a file.
 
 Each table is one file in `analysis/sql/`, runnable with DuckDB alone after `results/views.sql`
-and `analysis/views.sql` (the one definition of a transfer run: `analysis.views`; see README). The file's leading comment is the table's caption. Python then adds what SQL
-cannot: bootstrap intervals from the `boot_*` unit lists a file returns (`INTERVALS`), paired
-tests and the columns that read another table (`FINISH`), and `paper_reference`, the paper's
-numbers beside the run's (`analysis.paper`).
+and `analysis/views.sql` (the one definition of a transfer run: `analysis.views`; see README).
+The file's leading comment is the table's caption. Python then adds what SQL cannot: bootstrap
+intervals from the `boot_*` unit lists a file returns (`INTERVALS`), paired tests and the
+columns and tables that read another table (`FINISH`: `matched_students_by_property` sums up
+`matched_students`), and `paper_reference`, the paper's numbers beside the run's
+(`analysis.paper`).
 """
 from pathlib import Path
 
@@ -40,7 +42,10 @@ INTERVALS: dict[str, tuple[Interval, ...]] = {
     "dp_supervision": (Interval("mean_gain", "boot_gain", unit="pairs"),),
     "gain_size": (Interval("under_1_pct", "boot_under_1", stat="ratio", weights="boot_gaining",
                            scale=100, **_SUCCESS),),
-    "matched_students": (Interval("mean_diff", "boot_diff", unit="teachers"),),
+    "matched_students_by_property": (
+        Interval("mean_diff", "boot_diff", unit="pairs"),
+        Interval("b_better_pct", "boot_better", stat="ratio", weights="boot_pairs", scale=100,
+                 unit="pairs", digits=1)),
     "random_init_flips": (Interval("mean_rho_pos", "boot_rho_pos", unit="pairs", digits=3),),
     "class_similarity": (Interval("mean_sim", "boot_mean_sim", unit="pairs", digits=3),
                          Interval("uplift_pct", "boot_uplift", unit="pairs", scale=100,
@@ -77,6 +82,28 @@ def _beyond_controls(df: pd.DataFrame, tables: dict) -> pd.DataFrame:
     return out
 
 
+_BY_PROPERTY = ["dataset", "method", "property", "family_a", "family_b"]
+BY_PROPERTY_CAPTION = (
+    "The matched students summed up (matched_students: each student beside its nearest match "
+    "that differs in one property): per method, property and the two families (a's, b's), the "
+    "matched pairs, the mean over pairs of mean_diff (student b's mean delta over shared teachers "
+    "minus a's: b is the more accurate for weights, the larger for size, the later family in "
+    "name order for family), and b_better_pct, the % of pairs where b gains more. 95% bootstrap "
+    "intervals resample pairs.")
+
+
+def _by_property(df: pd.DataFrame, tables: dict) -> pd.DataFrame:
+    """matched_students_by_property: matched_students' pairs grouped, with their unit lists."""
+    pairs = tables["matched_students"].dropna(subset=["mean_diff"])
+    better = (pairs["mean_diff"] > 0).astype(float)
+    groups = pairs.assign(better=better, one=1.0).groupby(_BY_PROPERTY, sort=True)
+    out = groups.agg(pairs=("mean_diff", "size"), mean_diff=("mean_diff", "mean"),
+                     b_better_pct=("better", "mean"), boot_diff=("mean_diff", list),
+                     boot_better=("better", list), boot_pairs=("one", list)).reset_index()
+    return out.assign(mean_diff=out["mean_diff"].round(2),
+                      b_better_pct=(100 * out["b_better_pct"]).round(1))
+
+
 # table -> (the finished tables it reads, the step that completes it: (df, tables) -> df).
 # The step runs before the intervals, so it may read the `boot_*` lists. A table without a SQL
 # file gets df None.
@@ -85,13 +112,18 @@ FINISH = {
     "dp_supervision": ((), _paired_tests),
     "methods_vs_controls": (("gain_over_controls",), _beyond_controls),
     "paper_reference": (paper.RUN_TABLES, lambda df, tables: paper.paper_reference(tables)),
+    "matched_students_by_property": (("matched_students",), _by_property),
 }
-CAPTIONS = {"paper_reference": paper.CAPTION}     # tables without a SQL file
+CAPTIONS = {"paper_reference": paper.CAPTION,      # tables without a SQL file
+            "matched_students_by_property": BY_PROPERTY_CAPTION}
+_PYTHON_SOURCES = {"paper_reference": "analysis/paper.py"}
 
 
 def table_source(name: str) -> str:
     """Where a table is defined: its SQL file, or the module of a table computed in Python."""
-    return "analysis/paper.py" if name in CAPTIONS else f"analysis/sql/{sql_path(name).name}"
+    if name in CAPTIONS:
+        return _PYTHON_SOURCES.get(name, "analysis/tables.py")
+    return f"analysis/sql/{sql_path(name).name}"
 
 
 def sql_caption(name: str) -> str:

@@ -1,5 +1,6 @@
 """The paper's comparisons and analyses (paper_reference, knowledge_gain_loss, dp_supervision,
-gain_size, matched_students, multi_teacher_vs_teachers, multi_teacher_epochs, random_init_flips)
+gain_size, matched_students and their summary, multi_teacher_vs_teachers, multi_teacher_epochs,
+random_init_flips)
 against numbers worked out by hand on a results folder this test writes with pandas alone.
 
 The folder, dataset "d":
@@ -68,10 +69,12 @@ def _run(key, student, teacher, label, delta, status="ok", **extra):
 def make_paper_results(folder):
     _write(folder, "models", [
         dict(key=f"m-{m}", model=m, zoo="hand", family=f, arch=m, params_m=p, source="x",
-             dataset=D, num_classes=4, top1=a) for m, (f, p, a) in {**STUDENTS, **TEACHERS}.items()])
+             dataset=D, num_classes=4, top1=a)
+        for m, (f, p, a) in {**STUDENTS, **TEACHERS}.items()])
     _write(folder, "pair_stats", [
         dict(teacher=t, student=s, dataset=D, compat="", acc_t=_acc(t), acc_s=_acc(s),
-             ts_diff=_acc(t) - _acc(s), pos_flips=rho, neg_flips=1.0) for (s, t), rho in RHO.items()])
+             ts_diff=_acc(t) - _acc(s), pos_flips=rho, neg_flips=1.0)
+        for (s, t), rho in RHO.items()])
     runs = [_run(f"{label}-{s}-{t}", s, t, label, delta,
                  "diverged" if (label, s, t) in DIVERGED else "ok")
             for label, deltas in DELTAS.items() for (s, t), delta in zip(PAIRS, deltas)]
@@ -103,7 +106,8 @@ def test_knowledge_gain_against_loss_per_family(tables):
     cnn, trf, every = (_one(df, method="kl", family=f) for f in ("cnn", "transformer", "all"))
     assert (cnn["students"], cnn["mean_gain"], cnn["mean_loss"], cnn["mean_net"]) == (3, 2, 3, -1)
     assert (trf["mean_gain"], trf["mean_loss"], trf["mean_net"]) == (3, 1, 2)
-    assert (every["students"], every["runs"], every["mean_gain"], every["mean_loss"]) == (4, 8, 2.25, 2.5)
+    assert (every["students"], every["runs"], every["mean_gain"], every["mean_loss"]) == \
+        (4, 8, 2.25, 2.5)
     # four students, gains [2, 2, 2, 3]: a resample's mean lies in [2, 3]; all three: exactly 2
     assert 2 <= every["mean_gain_lo"] <= every["mean_gain_hi"] <= 3
     assert (cnn["mean_gain_lo"], cnn["mean_gain_hi"]) == (2, 2)
@@ -145,18 +149,32 @@ def test_gain_size(tables):
 def test_matched_students(tables):
     kl = tables["matched_students"]
     kl = kl[kl["method"] == "kl"].set_index(["student_a", "student_b"])
-    # s1-s2: same family, 10 and 10.05 M (within 1%); s1-s3 and s2-s3: twice the size;
-    # s1-s4, s2-s4: cnn and transformer of 10 and 14 M; s4-s3: 14 and 20 M (at most 1.5x)
+    # each student's nearest match: s1-s2 same family, 10 and 10.05 M (within 1%); s1-s3 and
+    # s2-s3 about twice the size; every cnn student beside the transformer s4 (10, 10.05 and
+    # 20 M against 14 M: at most 1.5x either way)
     assert kl["property"].to_dict() == {
         ("s1", "s2"): "weights", ("s1", "s3"): "size", ("s1", "s4"): "family",
-        ("s2", "s3"): "size", ("s2", "s4"): "family", ("s4", "s3"): "family"}
+        ("s2", "s3"): "size", ("s2", "s4"): "family", ("s3", "s4"): "family"}
     # s1 (0.4, -0.6) against s2 (-0.2, -0.4): differences -0.6 and +0.2
     assert kl.loc[("s1", "s2"), ["teachers", "delta_a", "delta_b", "mean_diff"]].tolist() == \
         [2, -0.1, -0.3, -0.2]
     assert kl.loc[("s1", "s3"), "mean_diff"] == 0.8
-    assert kl.loc[("s4", "s3"), "mean_diff"] == 0.9      # +2.2 and -0.4
-    assert kl.loc[("s1", "s2"), ["mean_diff_lo", "mean_diff_hi"]].tolist() == [-0.6, 0.2]
-    assert set(tables["matched_students"]["ci95_over"]) == {"teachers"}
+    assert kl.loc[("s3", "s4"), "mean_diff"] == -0.9      # -2.2 and +0.4
+
+
+def test_matched_students_by_property(tables):
+    df = tables["matched_students_by_property"]
+    df = df[df["method"] == "kl"].set_index("property")
+    assert df.loc["weights", ["family_a", "family_b", "pairs", "mean_diff", "b_better_pct"]
+                  ].tolist() == ["cnn", "cnn", 1, -0.2, 0.0]
+    # size: s3 - s1 +0.8, s3 - s2 +1.0; family: s4 - s1 -0.1, s4 - s2 +0.1, s4 - s3 -0.9
+    assert df.loc["size", ["pairs", "mean_diff", "b_better_pct"]].tolist() == [2, 0.9, 100.0]
+    assert df.loc["size", ["mean_diff_lo", "mean_diff_hi"]].tolist() == [0.8, 1.0]
+    family = df.loc["family"]
+    assert (family["family_b"], family["pairs"], family["mean_diff"], family["b_better_pct"]) == \
+        ("transformer", 3, -0.3, 33.3)
+    assert -0.9 <= family["mean_diff_lo"] < -0.3 < family["mean_diff_hi"] <= 0.1
+    assert set(df["ci95_over"]) == {"pairs"} and np.isnan(df.loc["weights", "mean_diff_lo"])
 
 
 def test_multi_teacher_against_its_own_teachers(tables):
@@ -221,7 +239,8 @@ def test_paper_reference_compares_like_with_like(tables):
     # cd ran with the default only: compared, and labelled as not the authors' code
     cd = row("mean per-student delta of cd (collapsed runs out; file: 19 of 20 students, "
              "the others had several)")
-    assert (cd["paper"], cd["run"], cd["code_path"]) == ("-1.31", "-1", "default (cd: not the authors' code)")
+    assert (cd["paper"], cd["run"], cd["code_path"]) == \
+        ("-1.31", "-1", "default (cd: not the authors' code)")
     # directions as the paper states them: unsupervised DP matches or beats supervised
     dp = ref[ref["check"].str.startswith("unsupervised DP matches or beats")].iloc[0]
     assert (dp["kind"], dp["run"], dp["agrees"]) == ("bound", "kl_dp_unsup - kl_dp 0.05", "yes")
