@@ -60,8 +60,9 @@ def _paper(where: str) -> str:
 
 
 def method_label(method: str, path: str) -> str:
-    """The run's label of `method` on a code path: the compat label where the authors' code
-    differs from the default and the path is the authors'."""
+    """The run's label of `method` on a code path: the compat label (as the view `runs` of
+    analysis/views.sql writes it) where the authors' code differs from the default and the path
+    is the authors'."""
     differs = path == "authors" and method in AUTHORS_CODE_DIFFERS
     return f"{method} ({COMPAT})" if differs else method
 
