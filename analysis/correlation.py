@@ -13,7 +13,7 @@ bootstrap does (docs/analysis.md#predictor-intervals says what that leaves out):
   1,000 resamples took about a minute); n - 3 for n makes it Fisher's 1 / (n - 3) for normal
   data, where the influence of z has variance 1. Unlike the Fisher or Bonett-Wright
   ((1 + r^2 / 2) / (n - 3)) variances it does not assume normal data: where the spread of y
-  grows with |x| those cover 75-89% at 30-100 pairs, this one about what the bootstrap covers.
+  grows with |x| those cover 75-89% at 30-300 pairs, this one about what the bootstrap covers.
   tests/test_correlation.py checks its coverage beside the bootstrap's at small n.
 """
 import numpy as np
@@ -23,9 +23,11 @@ from scipy.stats import rankdata
 from analysis.uncertainty import RESAMPLED_CELLS
 
 BOOT, CONFIDENCE = 2000, 0.95
-# above this many pairs the interval is the delta-method one: 2,000 resamples of 1,000 pairs,
-# ranked, take about half a second per correlation; the two agree to a few thousandths there
-BOOTSTRAP_MAX_PAIRS = 1000
+# above this many pairs the interval is the delta-method one. The two cover alike from 100 pairs
+# (docs/analysis.md#predictor-intervals) and agree to about 0.003 at 1,000, where 2,000
+# resamples took 1.4-2 s per predictor on the shared 2 cores; a sweep of the paper's size
+# (20 students x 20 teachers: 400 pairs per method) keeps the bootstrap
+BOOTSTRAP_MAX_PAIRS = 500
 STATISTICS = ("spearman", "pearson")
 
 

@@ -7,7 +7,7 @@ columns) beside the final dist_delta of its ok single-teacher runs, averaged ove
 per (dataset, method, teacher, student). Per dataset and method, for every predictor: Spearman's
 and Pearson's correlation with dist_delta over the pairs where both are known, with intervals
 over pairs (`analysis.correlation`: the percentile bootstrap, `boot` seeded resamples, up to
-1,000 pairs; a delta-method interval above). Needs only the results folder (never `benchmark`).
+500 pairs; a delta-method interval above). Needs only the results folder (never `benchmark`).
 """
 from collections.abc import Callable
 

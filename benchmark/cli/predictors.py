@@ -34,7 +34,7 @@ def add_arguments(p) -> None:
     p.add_argument("--method", default="kl_dp",
                    help="method of the best-predictor table (default kl_dp)")
     p.add_argument("--boot", type=int, default=2000,
-                   help="bootstrap resamples of the correlation intervals up to 1,000 pairs "
+                   help="bootstrap resamples of the correlation intervals up to 500 pairs "
                         "(above: the delta method; default 2000)")
     p.add_argument("--analyze-only", action="store_true",
                    help="compute nothing: analyse the predictors already in --results")
