@@ -9,7 +9,7 @@ bootstrap does (docs/analysis.md#predictor-intervals says what that leaves out):
   (infinitesimal jackknife) standard error: se(r)^2 = sum_i IF_i^2 / (n (n - 3)), IF_i the
   empirical influence of pair i on the correlation (centred), and se(z) = se(r) / (1 - r^2).
   sum_i IF_i^2 / n^2 is the first-order variance that the bootstrap estimates by resampling,
-  here from the data in O(n log n) instead of boot x n log n (at 10^5 pairs milliseconds where
+  here from the data in O(n log n) instead of boot x n log n (at 10^5 pairs 0.2 s where
   1,000 resamples took about a minute); n - 3 for n makes it Fisher's 1 / (n - 3) for normal
   data, where the influence of z has variance 1. Unlike the Fisher or Bonett-Wright
   ((1 + r^2 / 2) / (n - 3)) variances it does not assume normal data: where the spread of y
