@@ -416,7 +416,7 @@ def test_predictor_strategies_explain_missing_inputs():
 
 
 def test_correlations_and_their_intervals():
-    from analysis.predictors import correlations
+    from analysis.correlation import correlations
     rng = np.random.default_rng(0)
     x = rng.standard_normal(40)
     y = x + rng.standard_normal(40)
@@ -431,13 +431,13 @@ def test_correlations_and_their_intervals():
 
 def test_correlation_resamples_in_blocks_are_one_stream(monkeypatch):
     # blocks of 7 resamples (memory bounded at 10^5 pairs) draw what one block of 500 draws
-    from analysis import predictors
+    from analysis import correlation
     rng = np.random.default_rng(1)
     x = rng.standard_normal(300)
     y = x + rng.standard_normal(300)
-    whole = predictors.correlations(x, y, boot=500)
-    monkeypatch.setattr(predictors, "RESAMPLED_CELLS", 300 * 7)
-    assert predictors.correlations(x, y, boot=500) == whole
+    whole = correlation.correlations(x, y, boot=500)
+    monkeypatch.setattr(correlation, "RESAMPLED_CELLS", 300 * 7)
+    assert correlation.correlations(x, y, boot=500) == whole
 
 
 def test_predictor_analysis_over_a_results_folder(tmp_path):
@@ -478,3 +478,44 @@ def test_predictor_figure_renders_with_and_without_data(tmp_path):
     fig = render_figures(tmp_path, ["predictor_correlations"])["predictor_correlations"]
     assert fig.axes and fig.axes[0].texts                      # "no ... yet"
 
+
+
+def test_size_only_baseline_by_hand(tmp_path):
+    from analysis.predictors import (DERIVED_PREDICTORS, PREDICTORS, best_predictors,
+                                     correlation_table, pair_predictor_table, predictor_runs)
+    params = {"a": 10.0, "b": 20.0, "c": 40.0}                   # d has no models row
+    models = [dict.fromkeys(TABLES["models"].names) | {"key": f"{m}-{ds}", "model": m,
+                                                       "dataset": ds, "params_m": p}
+              for ds in ("toy", "other") for m, p in params.items()]
+    write_part(tmp_path, "models", pd.DataFrame(models), "models")
+    gaps = {("a", "b"): 5.0, ("b", "a"): -5.0, ("c", "a"): 3.0, ("a", "c"): 3.0,
+            ("b", "c"): 1.0, ("d", "a"): 0.0}
+    stats = [dict.fromkeys(TABLES["pair_stats"].names) | {
+        "teacher": t, "student": s, "dataset": "toy", "compat": "", "ts_diff": g}
+        for (t, s), g in gaps.items()]
+    stats.append(dict(stats[0], dataset="other"))
+    write_part(tmp_path, "pair_stats", pd.DataFrame(stats), "stats")
+    pairs = pair_predictor_table(tmp_path).set_index(["dataset", "teacher", "student"])
+    assert pairs.loc[("toy", "c", "a"), ["params_t", "params_s"]].tolist() == [40.0, 10.0]
+    # toy: accuracy leads 5, -5, 3, 3, 1 rank 5, 1, 3.5, 3.5, 2 of 5; size ratios 0.5, 2, 4,
+    # 0.25, 0.5 rank 2.5, 4, 5, 1, 2.5; size_only = the mean of rank / 5; (d, a) has no size
+    toy = pairs.loc["toy", "size_only"]
+    expected = {("a", "b"): 0.75, ("b", "a"): 0.5, ("c", "a"): 0.85, ("a", "c"): 0.45,
+                ("b", "c"): 0.45}
+    assert {k: toy[k] for k in expected} == pytest.approx(expected)
+    assert np.isnan(toy[("d", "a")])
+    assert pairs.loc[("other", "a", "b"), "size_only"] == 1.0   # ranked within its dataset
+    assert "size_only" in DERIVED_PREDICTORS and PREDICTORS[0] == "size_only"
+    # runs whose delta is the accuracy lead: ts_diff ranks them perfectly; size_only's ranks
+    # 4, 3, 5, 1.5, 1.5 against 5, 1, 3.5, 3.5, 2 give Spearman 3.75 / 9.5 = 15 / 38
+    runs = [dict.fromkeys(TABLES["transfer_runs"].names) | {
+        "key": f"kl-{t}-{s}", "teacher": t, "student": s, "method": "kl", "dataset": "toy",
+        "status": "ok", "compat": "", "seed": 0, "mode": "", "dist_delta": g}
+        for (t, s), g in gaps.items() if (t, s) in expected]
+    write_part(tmp_path, "transfer_runs", pd.DataFrame(runs), "runs")
+    data = predictor_runs(tmp_path)
+    table = correlation_table(data, boot=50)
+    best = best_predictors(table, data, "kl").set_index("predictor")
+    assert best.loc["size_only", "spearman"] == pytest.approx(15 / 38)
+    assert best.loc["ts_diff", "vs_size_only"] == pytest.approx(1 - 15 / 38)
+    assert best.loc["size_only", "vs_size_only"] == 0.0

@@ -33,7 +33,9 @@ def add_arguments(p) -> None:
                    help="torch threads for the features forward passes (default 1)")
     p.add_argument("--method", default="kl_dp",
                    help="method of the best-predictor table (default kl_dp)")
-    p.add_argument("--boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--boot", type=int, default=2000,
+                   help="bootstrap resamples of the correlation intervals up to 500 pairs "
+                        "(above: the delta method; default 2000)")
     p.add_argument("--analyze-only", action="store_true",
                    help="compute nothing: analyse the predictors already in --results")
     p.add_argument("--format", default="markdown", choices=["markdown", "csv", "latex"])
@@ -77,8 +79,8 @@ def analysis_tables(results_dir, method: str = "kl_dp", boot: int = 2000, seed: 
     runs = predictor_runs(results_dir)
     table = correlation_table(runs, boot=boot, seed=seed)
     return {"teacher sets (greedy vs random vs accuracy)": sets,
-            "Spearman with dist_delta [95% bootstrap interval]": _pivot(table, "spearman"),
-            "Pearson with dist_delta [95% bootstrap interval]": _pivot(table, "pearson"),
+            "Spearman with dist_delta [95% interval over pairs]": _pivot(table, "spearman"),
+            "Pearson with dist_delta [95% interval over pairs]": _pivot(table, "pearson"),
             f"which predictor best ranks pairs for {method}":
                 best_predictors(table, runs, method).round(2)}
 
