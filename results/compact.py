@@ -253,11 +253,12 @@ class _Output:
             self.writer.close()
             self.writer = None
 
-    def drop_superseded(self, staying: list[str], spill: Path) -> None:
+    def drop_superseded(self, con, staying: list[str]) -> None:
         """Drop the rows of the table's compacted files (those that stay, then these, in view
-        order) that a newer row of their key supersedes (called once these are in place)."""
+        order) that a newer row of their key supersedes (called once these are in place; `con`
+        from `superseded.connect`)."""
         files = staying + self.paths
-        for index, rows in superseded.find(files, self.report.table, spill).items():
+        for index, rows in superseded.find(con, files, self.report.table).items():
             self.report.superseded += superseded.drop(files[index], self.report.table, rows,
                                                       self.options, ROW_GROUP_ROWS)
 
@@ -362,11 +363,13 @@ def compact(results_dir, tables=None, max_rows: int = MAX_ROWS, max_bytes: int =
                     outputs[table].write(batch, data)
             for output in outputs.values():
                 output.close()
-        try:
-            for folder, _, staying, _ in todo:
-                outputs[folder.name].drop_superseded(staying, results_dir / _SPILL)
-        except superseded.SupersededError as e:
-            raise CompactError(str(e)) from None
+        if todo:
+            try:
+                with contextlib.closing(superseded.connect(results_dir / _SPILL)) as con:
+                    for folder, _, staying, _ in todo:
+                        outputs[folder.name].drop_superseded(con, staying)
+            except superseded.SupersededError as e:
+                raise CompactError(str(e)) from None
         reports = [output.report for output in outputs.values()]
         removals = pool.map(lambda inputs: sum(_remove(item) for item in inputs),
                             [inputs for _, inputs, _, _ in todo])

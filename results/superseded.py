@@ -11,7 +11,6 @@ among them, the newest place of each key and the rows before it (a hash shared b
 only costs a look at their rows). `drop` rewrites one file without its losing rows,
 atomically, a row group at a time.
 """
-import contextlib
 import os
 from pathlib import Path
 
@@ -32,16 +31,19 @@ class SupersededError(ValueError):
     """DuckDB could not finish looking (out of disk, say): nothing was dropped."""
 
 
-def find(files: list[str], table: str, spill: Path) -> dict[int, np.ndarray]:
-    """{index in `files`: sorted numbers of its superseded rows}, for the files in view order;
-    `spill` is a folder DuckDB may write to (and leaves empty)."""
+def connect(spill: Path) -> duckdb.DuckDBPyConnection:
+    """A DuckDB for `find`, under `MEMORY_LIMIT`, spilling to the folder `spill` (left empty)."""
+    return duckdb.connect(":memory:", config={"memory_limit": MEMORY_LIMIT,
+                                             "temp_directory": str(spill)})
+
+
+def find(con: duckdb.DuckDBPyConnection, files: list[str], table: str) -> dict[int, np.ndarray]:
+    """{index in `files`: sorted numbers of its superseded rows}, for the files of `table` in
+    view order (`con` from `connect`)."""
     if len(files) == 0:
         return {}
-    con = duckdb.connect(":memory:", config={"memory_limit": MEMORY_LIMIT,
-                                             "temp_directory": str(spill)})
     try:
-        with contextlib.closing(con):
-            return _find(con, files, table)
+        return _find(con, files, table)
     except duckdb.Error as e:
         raise SupersededError(f"{table}: superseded rows not looked for ({str(e).splitlines()[0]}); "
                               "the views are right, the next compaction drops them") from None
@@ -58,10 +60,10 @@ def _find(con, files: list[str], table: str) -> dict[int, np.ndarray]:
     # counting distinct hashes costs two thirds of collecting the repeated ones
     if con.execute(f"SELECT count(*) = count(DISTINCT h) FROM ({hashes})").fetchone()[0]:
         return {}
-    con.execute(f"CREATE TEMP TABLE kt_repeated AS SELECT h FROM ({hashes}) "
+    con.execute(f"CREATE OR REPLACE TEMP TABLE kt_repeated AS SELECT h FROM ({hashes}) "
                 "GROUP BY h HAVING count(*) > 1")
     con.execute(f"""
-        CREATE TEMP TABLE kt_superseded AS
+        CREATE OR REPLACE TEMP TABLE kt_superseded AS
         WITH r AS (SELECT *, kt_file * {_PLACE} + kt_row AS place FROM ({scan})
                    WHERE hash({key_list}) IN (SELECT h FROM kt_repeated)),
              n AS (SELECT {key_list}, max(place) AS newest FROM r GROUP BY ALL)
