@@ -254,3 +254,23 @@ def test_the_spot_check_catches_another_models_predictions(zoo, reference, image
     assert "not spot-checked" in capsys.readouterr().out
     got = read_table(tmp_path / "r", "predictions").sort_values("sample")["pred"].to_numpy()
     np.testing.assert_array_equal(got, preds["student_r"].to_numpy())
+
+
+def test_repeated_file_names_in_another_order_suggest_fullname(zoo, reference, image_folder,
+                                                                tmp_path, capsys, cache):
+    _, _, probs = reference
+    # base names: each class folder holds img0..img3, so 8 of the 12 names repeat
+    path = write_inference(tmp_path / "teacher_e.csv", probs["teacher_e"],
+                           _names(image_folder, full=False), 2, order=np.arange(12)[::-1])
+    err = _refused(_import(path, zoo, tmp_path, cache, *FLAGS), capsys, tmp_path)
+    assert "8 of its file names repeat" in err and "run inference.py with --fullname" in err, err
+
+
+def test_the_predict_stage_stores_top1_in_float64(reference):
+    from results import read_table
+    results, predictions, _ = reference
+    right = (predictions["pred"] == predictions["label"]).groupby(predictions["model"]).sum()
+    top1 = read_table(results, "models").set_index("model")["top1"]
+    for model, k in right.items():
+        # k of 12 right: 100 k / 12 to float64's precision (through float32: off by ~1e-6)
+        assert abs(top1[model] - 100 * int(k) / 12) < 1e-12, (model, top1[model], k)

@@ -30,6 +30,7 @@ import pandas as pd
 from benchmark import data
 from benchmark.data.preprocess import Preprocessing
 from benchmark.models.weights import check_reported_top1
+from benchmark.units.predict import top1_percent
 from benchmark.units.import_checks import (GivenPreprocessing, check_preprocessing, spot_check,
                                            weights_at_hand)
 from pairs.catalog import ModelEntry, Zoo
@@ -125,8 +126,11 @@ def sample_order(file_names, dataset_names, path: Path) -> np.ndarray:
     if len(row_of) == n == len(set(ours)) and row_of.keys() == set(ours):
         return np.asarray([row_of[k] for k in ours])
     i = next(i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b)
+    shared = n - len(row_of)
+    hint = (f"; {shared} of its file names repeat (images of different classes share a name): "
+            "run inference.py with --fullname" if shared and not full else "")
     raise ValueError(f"{path}: its samples do not match the dataset's eval split: row {i} is "
-                     f"{theirs[i]!r}, the dataset's sample {i} is {ours[i]!r}")
+                     f"{theirs[i]!r}, the dataset's sample {i} is {ours[i]!r}{hint}")
 
 
 def per_sample(indices, outputs, kind: str, labels: np.ndarray, num_classes: int,
@@ -187,7 +191,7 @@ def read_predictions(path: Path, zoo: Zoo, split, model: str | None = None,
     predictions = pd.DataFrame({
         "model": entry.name, "dataset": zoo.dataset, "sample": np.arange(len(labels)),
         "label": labels, "pred": pred, "p_true": p_true, "p_max": p_max})
-    top1 = 100.0 * float(np.mean(pred == labels))
+    top1 = top1_percent(pred, labels)
     row = {"key": predict_key(entry, zoo.dataset), "model": entry.name, "zoo": zoo.name,
            "family": entry.family, "arch": entry.arch, "params_m": params_m(entry),
            "source": f"import:{path.resolve()}", "dataset": zoo.dataset,
