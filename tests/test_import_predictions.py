@@ -274,3 +274,38 @@ def test_the_predict_stage_stores_top1_in_float64(reference):
     for model, k in right.items():
         # k of 12 right: 100 k / 12 to float64's precision (through float32: off by ~1e-6)
         assert abs(top1[model] - 100 * int(k) / 12) < 1e-12, (model, top1[model], k)
+
+
+def test_a_reimport_compacted_twice_reads_the_same_in_pandas_and_ktbench_query(
+        zoo, reference, image_folder, tmp_path, capsys, cache):
+    import pyarrow.parquet as pq
+    _, expected, probs = reference
+    results = tmp_path / "r"
+
+    def imported(model, values):
+        path = write_inference(tmp_path / f"{model}.csv", values, _names(image_folder, True), 0)
+        assert main(["import-predictions", str(path), "--zoo", zoo.name, *FLAGS, "--no-check",
+                     "--results", str(results)]) == 0
+
+    for model in probs:
+        imported(model, probs[model])
+    assert main(["compact", "--results", str(results)]) == 0
+    # teacher_e imported again, from a file whose top-1 is another class everywhere
+    rolled = np.roll(probs["teacher_e"], 1, axis=1)
+    imported("teacher_e", rolled)
+    assert main(["compact", "--results", str(results)]) == 0
+    capsys.readouterr()
+    assert main(["query", "--results", str(results), "--format", "csv",
+                 "SELECT model, count(*) AS n, sum(pred) AS s FROM predictions GROUP BY model "
+                 "ORDER BY model"]) == 0
+    viewed = capsys.readouterr().out.split()
+    raw = pd.read_parquet(results / "predictions")
+    arrow = pq.ParquetDataset(results / "predictions").read().to_pandas()
+    newest = {"student_r": expected[expected["model"] == "student_r"]["pred"].to_numpy(),
+              "teacher_e": rolled.argmax(1)}
+    for frame in (raw, arrow):
+        assert len(frame) == 24
+        for model, preds in newest.items():
+            np.testing.assert_array_equal(
+                frame[frame["model"] == model].sort_values("sample")["pred"], preds)
+    assert viewed == ["model,n,s"] + [f"{m},12,{newest[m].sum()}" for m in sorted(newest)]
