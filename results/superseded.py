@@ -33,8 +33,12 @@ class SupersededError(ValueError):
 
 def connect(spill: Path) -> duckdb.DuckDBPyConnection:
     """A DuckDB for `find`, under `MEMORY_LIMIT`, spilling to the folder `spill` (left empty)."""
-    return duckdb.connect(":memory:", config={"memory_limit": MEMORY_LIMIT,
-                                             "temp_directory": str(spill)})
+    try:
+        return duckdb.connect(":memory:", config={"memory_limit": MEMORY_LIMIT,
+                                                 "temp_directory": str(spill)})
+    except duckdb.Error as e:
+        raise SupersededError(f"superseded rows not looked for ({str(e).splitlines()[0]}); "
+                              "the views are right, the next compaction drops them") from None
 
 
 def find(con: duckdb.DuckDBPyConnection, files: list[str], table: str) -> dict[int, np.ndarray]:

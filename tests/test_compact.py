@@ -400,3 +400,26 @@ def test_kill_9_while_dropping_superseded_rows_loses_nothing(tmp_path):
         raw = pd.read_parquet(folder / table)
         assert len(raw) == len(raw.drop_duplicates(keys)) == (6 if table == "transfer_runs" else 12)
     assert not [p for t in ("transfer_runs", "transfer_epochs") for p in (folder / t).glob(".*")]
+
+
+def test_a_failed_search_for_superseded_rows_removes_no_part(tmp_path, monkeypatch, capsys):
+    import duckdb
+    from results import superseded
+    folder = _folder(tmp_path, 3)
+    compact(folder)
+    _unit(folder, 1, acc=111.0)
+    expected = _views(folder)
+
+    def out_of_memory(*args):
+        raise duckdb.OutOfMemoryException("Out of Memory Error: failed to allocate")
+    monkeypatch.setattr(superseded, "_find", out_of_memory)
+    assert main(["compact", "--results", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "superseded rows not looked for (Out of Memory" in err, err
+    # the rerun's parts are still there, and the views still prefer them
+    assert "transfer-0001.parquet" in _files(folder)["transfer_runs"]
+    _assert_views(folder, expected)
+    monkeypatch.undo()
+    compact(folder)
+    _assert_views(folder, expected)
+    assert len(pd.read_parquet(folder / "transfer_runs")) == 3
