@@ -49,8 +49,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from results.schema import COMPACTED_PREFIX, TABLES
 from results import superseded
+from results.schema import COMPACTED_PREFIX, TABLES
 from results.store import atomic_path
 from results.verify import columns_problem, footer_ok
 from results.views import rows_sql

@@ -30,9 +30,9 @@ import pandas as pd
 from benchmark import data
 from benchmark.data.preprocess import Preprocessing
 from benchmark.models.weights import check_reported_top1
-from benchmark.units.predict import top1_percent
 from benchmark.units.import_checks import (GivenPreprocessing, check_preprocessing, spot_check,
                                            weights_at_hand)
+from benchmark.units.predict import top1_percent
 from pairs.catalog import ModelEntry, Zoo
 from pairs.plan import predict_key
 from results import write_part
