@@ -11,6 +11,11 @@ Why it is safe (docs/reliability.md#compaction):
 - Nothing is removed before every compacted file is written, synced and renamed into place
   (`results.store.atomic_path`), so a kill -9 at any instant leaves each row in a part, in a
   compacted file or in both; the views keep one row per natural key, so none counts twice.
+- One row per key for every reader: once the compacted files are in place, the rows of the
+  table's compacted files that a newer row of their key supersedes (a unit rerun, predictions
+  imported again) are dropped, each file rewritten atomically (`results.superseded`), before any
+  part is removed; a kill -9 in between leaves them for the next compaction. Only parts that
+  appear while it runs (newer rows, that the views prefer) may repeat a key until the next one.
 - The views read compacted files oldest generation first, then parts, and keep the row read
   last: a part written after a compaction (a rerun of its unit) beats the compacted copy of its
   key, and rows keep their order inside a compacted file, so merging never changes which row
@@ -44,6 +49,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from results import superseded
 from results.schema import COMPACTED_PREFIX, TABLES
 from results.store import atomic_path
 from results.verify import columns_problem, footer_ok
@@ -57,11 +63,13 @@ BATCH_BYTES = 64 * 2**20        # bytes of files read at once
 READERS = 2                     # threads reading batches, each with its own DuckDB
 AHEAD = READERS + 1             # batches in flight: both readers busy while one batch is written
 _HIDDEN = ".compacting"
+_SPILL = ".compact.spill"       # a folder DuckDB may spill to while finding superseded rows
 _GENERATION = re.compile(rf"{COMPACTED_PREFIX}(\d+)-")
 
 
 class CompactError(ValueError):
-    """Not a results folder, or a part that cannot be read: nothing was changed."""
+    """Not a results folder, or a part that cannot be read: nothing was changed (or superseded
+    rows could not be looked for: the compacted files are in place, no part was removed)."""
 
 
 class Busy(RuntimeError):
@@ -76,12 +84,15 @@ class TableCompaction:
     files: int = 0            # compacted files written
     rows: int = 0             # rows written
     kept: int = 0             # parts replaced by a writer while being merged: left in place
+    superseded: int = 0       # rows of compacted files dropped: a newer row has their key
 
     def line(self) -> str:
         merged = f" + {self.merged} small compacted file(s)" if self.merged else ""
+        dropped = (f"; {self.superseded} superseded row(s) dropped (a newer row has their key)"
+                   if self.superseded else "")
         kept = f"; {self.kept} part(s) rewritten meanwhile, kept" if self.kept else ""
         return (f"{self.table}: {self.parts} part(s){merged} -> {self.files} compacted "
-                f"file(s), {self.rows} rows{kept}")
+                f"file(s), {self.rows} rows{dropped}{kept}")
 
 
 def _generation(name: str) -> int:
@@ -101,9 +112,10 @@ class _Input:
     identity: tuple | None      # a part's identity when listed; None for a compacted file
 
 
-def _listing(folder: Path, max_rows: int, max_bytes: int) -> tuple[list[_Input], int]:
-    """The files to merge, in view order (compacted by generation, then parts), and the next
-    generation. Compacted files are merged again only when small and after every full one."""
+def _listing(folder: Path, max_rows: int, max_bytes: int) -> tuple[list[_Input], list[str], int]:
+    """The files to merge, in view order (compacted by generation, then parts), the compacted
+    files that stay (in view order) and the next generation. Compacted files are merged again
+    only when small and after every full one."""
     compacted, parts = [], []
     with os.scandir(folder) as entries:
         for entry in entries:
@@ -125,7 +137,8 @@ def _listing(folder: Path, max_rows: int, max_bytes: int) -> tuple[list[_Input],
             break
         small.insert(0, item)
     generation = max((_generation(i.name) for i in compacted), default=0) + 1
-    return small + parts, generation
+    staying = [i.path for i in compacted[:len(compacted) - len(small)]]
+    return small + parts, staying, generation
 
 
 def _batches(inputs: list[_Input], limit_files: int, limit_bytes: int):
@@ -215,6 +228,7 @@ class _Output:
         self.stack, self.report, self.folder = stack, report, folder
         self.generation, self.max_rows, self.max_bytes = generation, max_rows, max_bytes
         self.writer, self.rows, self.size = None, 0, 0
+        self.paths = []           # the compacted files' final paths, in view order
         schema = TABLES[report.table]
         self.options = dict(compression="zstd", use_dictionary=[
             f.name for f in schema if pa.types.is_string(f.type)])
@@ -224,6 +238,7 @@ class _Output:
             self.close()
         if self.writer is None:
             name = f"{COMPACTED_PREFIX}{self.generation:010d}-{uuid.uuid4().hex[:8]}.parquet"
+            self.paths.append(os.path.join(self.folder, name))
             tmp = self.stack.enter_context(atomic_path(self.folder / name))
             self.writer = self.stack.enter_context(
                 pq.ParquetWriter(tmp, TABLES[self.report.table], **self.options))
@@ -237,6 +252,15 @@ class _Output:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+    def drop_superseded(self, con, staying: list[str]) -> None:
+        """Drop the rows of the table's compacted files (those that stay, then these, in view
+        order) that a newer row of their key supersedes (called once these are in place; `con`
+        from `superseded.connect`)."""
+        files = staying + self.paths
+        for index, rows in superseded.find(con, files, self.report.table).items():
+            self.report.superseded += superseded.drop(files[index], self.report.table, rows,
+                                                      self.options, ROW_GROUP_ROWS)
 
 
 def _put_back(hidden, path) -> None:
@@ -318,29 +342,37 @@ def compact(results_dir, tables=None, max_rows: int = MAX_ROWS, max_bytes: int =
     with _locked(results_dir, wait), ThreadPoolExecutor(READERS) as pool:
         folders = [results_dir / t for t in names if (results_dir / t).is_dir()]
         # the tables' folders are listed, and their merged parts removed, on threads: the
-        # system calls release the GIL and folders do not share a directory lock
-        todo = [(folder, *listed) for folder, listed in zip(folders, pool.map(
-            listing, folders)) if len(listed[0]) >= 2]
+        # system calls release the GIL and folders do not share a directory lock; a lone part
+        # is merged too (it may supersede rows of the compacted files)
+        todo = [(folder, *listed) for folder, listed in zip(folders, pool.map(listing, folders))
+                if len(listed[0]) >= 2 or any(i.identity is not None for i in listed[0])]
         outputs = {}
         # every compacted file, or none: a part that cannot be read (CompactError) leaves
         # nothing written and nothing removed
         with contextlib.ExitStack() as stack:
-            for folder, inputs, generation in todo:
+            for folder, inputs, _, generation in todo:
                 report = TableCompaction(
                     folder.name, parts=sum(i.identity is not None for i in inputs),
                     merged=sum(i.identity is None for i in inputs))
                 outputs[folder.name] = _Output(stack, report, folder, generation, max_rows,
                                                max_bytes)
-            batches = ((folder.name, batch) for folder, inputs, _ in todo
+            batches = ((folder.name, batch) for folder, inputs, _, _ in todo
                        for batch in _batches(inputs, BATCH_FILES, BATCH_BYTES))
             with contextlib.closing(_read_ahead(batches)) as stream:
                 for table, batch, data in stream:
                     outputs[table].write(batch, data)
             for output in outputs.values():
                 output.close()
+        if todo:
+            try:
+                with contextlib.closing(superseded.connect(results_dir / _SPILL)) as con:
+                    for folder, _, staying, _ in todo:
+                        outputs[folder.name].drop_superseded(con, staying)
+            except superseded.SupersededError as e:
+                raise CompactError(str(e)) from None
         reports = [output.report for output in outputs.values()]
         removals = pool.map(lambda inputs: sum(_remove(item) for item in inputs),
-                            [inputs for _, inputs, _ in todo])
+                            [inputs for _, inputs, _, _ in todo])
         for report, kept in zip(reports, removals):
             report.kept = kept
     return reports

@@ -80,7 +80,8 @@ def _duckdb_types(table: str) -> tuple[tuple[str, str], ...]:
     return tuple((field.name, sql_type(field.type)) for field in TABLES[table])
 
 
-def _quote(name: str) -> str:
+def quote_name(name: str) -> str:
+    """`name` as a DuckDB identifier (double-quoted)."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -92,7 +93,7 @@ def rows_sql(table: str, files_variable: str, union: bool = True) -> str:
     less), but a file lacking a column read is an error, and a column the first file lacks is
     NULL everywhere (`results.store.read_views` checks the first and falls back)."""
     columns = _duckdb_types(table) + (("kt_file", "BIGINT"), ("kt_row", "BIGINT"))
-    typed_empty = ",\n           ".join(f"NULL::{kind} AS {_quote(name)}" for name, kind in columns)
+    typed_empty = ",\n           ".join(f"NULL::{kind} AS {quote_name(name)}" for name, kind in columns)
     read = ("SELECT *, file_index AS kt_file, file_row_number AS kt_row "
             f"FROM read_parquet(getvariable(''{files_variable}''), "
             f"union_by_name = {str(union).lower()})")
@@ -115,13 +116,13 @@ def parts_variable(table: str) -> str:
 def render_view(table: str, union: bool = True) -> str:
     """The SQL of one table's view (it needs `GUARD` run first; `union`: see `rows_sql`)."""
     parts = parts_variable(table)
-    keys = ", ".join(_quote(k) for k in TABLE_KEYS[table])
+    keys = ", ".join(quote_name(k) for k in TABLE_KEYS[table])
     return f"""
 SET VARIABLE {parts} = (
     SELECT coalesce(list(file ORDER BY starts_with(parse_filename(file), '{COMPACTED_PREFIX}') DESC,
                                        file), [])
     FROM glob(getvariable('kt_results') || '/{table}/*.parquet'));
-CREATE OR REPLACE VIEW {_quote(table)} AS
+CREATE OR REPLACE VIEW {quote_name(table)} AS
 SELECT * EXCLUDE (kt_file, kt_row) FROM ({rows_sql(table, parts, union)})
 QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY kt_file DESC, kt_row DESC) = 1;
 """

@@ -1,6 +1,7 @@
 """Compaction: parts merged into compacted files with the same rows, safe at every instant
 (kill -9 anywhere, writers running beside it, a part rewritten meanwhile), idempotent, and
 refusing bad input without changing anything."""
+import contextlib
 import os
 import signal
 import subprocess
@@ -290,3 +291,135 @@ def test_query_lists_again_when_a_compaction_removed_a_file(tmp_path, monkeypatc
     monkeypatch.setattr(store, "connect", connect_then_compact)
     assert query(folder, "SELECT count(*) AS n FROM transfer_runs")["n"][0] == 3
     assert os.listdir(folder / "transfer_runs")[0].startswith("compacted-")
+
+
+# --- one row per key for every reader -----------------------------------------------------------
+
+def _predictions(model: str, pred: int, samples: int = 40) -> pd.DataFrame:
+    return pd.DataFrame({"model": model, "dataset": "d", "sample": range(samples),
+                         "label": 0, "pred": pred, "p_true": 0.5, "p_max": 0.5}).astype(
+        {"sample": "int32", "label": "int32", "pred": "int32", "p_true": "float32",
+         "p_max": "float32"})
+
+
+def _raw_readers(folder: Path, table: str) -> dict[str, pd.DataFrame]:
+    """The table as plain Parquet readers see it (no ktbench, no views)."""
+    import pyarrow.dataset
+    files = sorted(str(p) for p in (folder / table).glob("*.parquet"))
+    raw = {"pandas": pd.read_parquet(folder / table),
+           "pyarrow": pyarrow.dataset.dataset(files, format="parquet").to_table().to_pandas()}
+    with contextlib.suppress(ImportError):
+        import polars
+        raw["polars"] = polars.read_parquet(files).to_pandas()
+    return raw
+
+
+def _assert_raw_equals_query(folder: Path, expected_preds: dict[str, int], samples: int = 40):
+    """Every raw reader holds exactly one row per (model, dataset, sample), with the newest
+    prediction, and so does `ktbench query`."""
+    expected = pd.DataFrame([(m, s, p) for m, p in sorted(expected_preds.items())
+                             for s in range(samples)], columns=["model", "sample", "pred"])
+    viewed = query(folder, "SELECT model, sample, pred FROM predictions ORDER BY model, sample")
+    pd.testing.assert_frame_equal(viewed.astype({"sample": "int64", "pred": "int64"}), expected)
+    for reader, raw in _raw_readers(folder, "predictions").items():
+        got = raw[["model", "sample", "pred"]].sort_values(["model", "sample"]).reset_index(
+            drop=True).astype({"sample": "int64", "pred": "int64"})
+        pd.testing.assert_frame_equal(got, expected, obj=reader)
+
+
+def test_a_reimport_compacted_twice_leaves_one_row_per_key_for_every_reader(tmp_path, capsys):
+    folder = tmp_path / "results"
+    for i, model in enumerate(("a", "b", "c")):
+        write_part(folder, "predictions", _predictions(model, pred=i), f"import-{model}-1")
+    compact(folder)
+    # model b imported again from another file: another part, newer predictions
+    write_part(folder, "predictions", _predictions("b", pred=7), "import-b-2")
+    assert len(pd.read_parquet(folder / "predictions")) == 160     # before compacting: 4 copies
+    assert main(["compact", "--results", str(folder)]) == 0
+    assert "40 superseded row(s) dropped" in capsys.readouterr().out
+    _assert_raw_equals_query(folder, {"a": 0, "b": 7, "c": 2})
+    # and a third import, compacted again: still 120 rows, the newest predictions
+    write_part(folder, "predictions", _predictions("b", pred=9), "import-b-3")
+    compact(folder)
+    _assert_raw_equals_query(folder, {"a": 0, "b": 9, "c": 2})
+    assert compact(folder) == []
+    assert not (folder / ".compact.spill").exists() and verify(folder).ok
+
+
+def test_a_full_compacted_file_loses_its_superseded_rows(tmp_path):
+    folder = tmp_path / "results"
+    for model in ("a", "b", "c"):
+        write_part(folder, "predictions", _predictions(model, pred=1), f"p-{model}")
+    # 40-row files are full at max_rows 40: never merged again, rewritten without b's rows
+    full_rows = 40
+    compact(folder, max_rows=full_rows)
+    full = sorted((folder / "predictions").glob("*.parquet"))
+    assert len(full) == 1      # one batch of three parts: one file of 120 rows
+    write_part(folder, "predictions", _predictions("b", pred=5), "p-b-again")
+    write_part(folder, "predictions", _predictions("a", pred=6).iloc[:10], "p-a-partly")
+    (report,) = compact(folder, max_rows=full_rows)
+    assert report.superseded == 50 and report.parts == 2
+    preds = _raw_readers(folder, "predictions")["pandas"]
+    assert len(preds) == 120
+    got = preds.groupby("model")["pred"].apply(sorted).to_dict()
+    assert got == {"a": [1] * 30 + [6] * 10, "b": [5] * 40, "c": [1] * 40}
+    # a key repeated inside one part: its last row wins, as in the views
+    twice = pd.concat([_predictions("c", pred=3).iloc[:2], _predictions("c", pred=4).iloc[:2]])
+    write_part(folder, "predictions", twice, "p-c-twice")
+    compact(folder, max_rows=full_rows)
+    preds = _raw_readers(folder, "predictions")["pandas"].set_index(["model", "sample"])
+    assert len(preds) == 120 and preds.loc[("c", 0), "pred"] == 4 and preds.loc[("c", 1), "pred"] == 4
+    assert preds.loc[("c", 2), "pred"] == 1
+
+
+# the first compacted file rewritten without its superseded rows, the others not yet
+_KILL_AFTER_FIRST_DROP = """
+drop = c.superseded.drop
+def drop_then_die(*args):
+    drop(*args)
+    os.kill(os.getpid(), signal.SIGKILL)
+c.superseded.drop = drop_then_die
+"""
+
+
+def test_kill_9_while_dropping_superseded_rows_loses_nothing(tmp_path):
+    folder = _folder(tmp_path, 6)
+    compact(folder)
+    for i in (1, 4):
+        _unit(folder, i, acc=100.0 + i)                 # reruns: newer rows of two keys
+    expected = _views(folder)
+    script = _CHILD.format(root=str(ROOT), folder=str(folder),
+                           hook=_KILL_AFTER_FIRST_DROP)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    _assert_views(folder, expected)
+    compact(folder)
+    _assert_views(folder, expected)
+    for table, keys in (("transfer_runs", ["key"]), ("transfer_epochs", ["key", "epoch"])):
+        raw = pd.read_parquet(folder / table)
+        assert len(raw) == len(raw.drop_duplicates(keys)) == (6 if table == "transfer_runs" else 12)
+    assert not [p for t in ("transfer_runs", "transfer_epochs") for p in (folder / t).glob(".*")]
+
+
+def test_a_failed_search_for_superseded_rows_removes_no_part(tmp_path, monkeypatch, capsys):
+    import duckdb
+    from results import superseded
+    folder = _folder(tmp_path, 3)
+    compact(folder)
+    _unit(folder, 1, acc=111.0)
+    expected = _views(folder)
+
+    def out_of_memory(*args):
+        raise duckdb.OutOfMemoryException("Out of Memory Error: failed to allocate")
+    monkeypatch.setattr(superseded, "_find", out_of_memory)
+    assert main(["compact", "--results", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "superseded rows not looked for (Out of Memory" in err, err
+    # the rerun's parts are still there, and the views still prefer them
+    assert "transfer-0001.parquet" in _files(folder)["transfer_runs"]
+    _assert_views(folder, expected)
+    monkeypatch.undo()
+    compact(folder)
+    _assert_views(folder, expected)
+    assert len(pd.read_parquet(folder / "transfer_runs")) == 3

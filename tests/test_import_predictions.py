@@ -11,6 +11,8 @@ import torch
 from benchmark.cli.main import main
 
 DATASET_OPTIONS = "@size=16,crop_pct=1"
+# the inference.py flags the files were made with (the test models' timm defaults differ)
+FLAGS = ["--crop-pct", "1", "--interpolation", "bilinear"]
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +86,7 @@ def test_top_k_csv_and_full_parquet_give_the_predict_units_numbers(zoo, referenc
                              _names(image_folder, full=True), topk=0,
                              order=np.random.default_rng(0).permutation(12))]
     results = tmp_path / "r"
-    assert main(["import-predictions", *map(str, files), "--zoo", zoo.name,
+    assert main(["import-predictions", *map(str, files), "--zoo", zoo.name, *FLAGS,
                  "--results", str(results)]) == 0
     out = capsys.readouterr().out
     got = read_table(results, "predictions").sort_values(["model", "sample"])
@@ -117,11 +119,13 @@ def test_stats_run_on_imported_predictions_without_a_forward_pass(zoo, reference
     from benchmark.units.stats import run_stats
     from pairs.plan import make_plan
     from results import read_table
+    from benchmark.units.import_checks import GivenPreprocessing
     from benchmark.units.import_predictions import import_predictions
     _, _, probs = reference
     files = [write_inference(tmp_path / f"{m}.csv", probs[m], _names(image_folder, True), 0,
                              separate=m == "student_r") for m in probs]
-    import_predictions(files, zoo, tmp_path / "r")
+    import_predictions(files, zoo, tmp_path / "r",
+                       given=GivenPreprocessing(crop_pct=1.0, interpolation="bilinear"))
     plan = make_plan(zoo, [("teacher_e", "student_r")], {"kl": resolve_params("kl")}, [0])
     pending = pending_units(plan, tmp_path / "r")
     assert pending["predict"] == [] and len(pending["stats"]) == 1    # the predict stage is done
@@ -170,7 +174,7 @@ def test_a_file_that_does_not_fit_is_refused(zoo, reference, image_folder, tmp_p
     if case == "other_names":
         message = f"row 0 is '{names[0].replace('img', 'other')[:-4]}'"
     capsys.readouterr()
-    code = main(["import-predictions", str(path), "--zoo", zoo.name,
+    code = main(["import-predictions", str(path), "--zoo", zoo.name, *FLAGS,
                  "--results", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("ktbench: error: "), err
@@ -186,3 +190,122 @@ def test_a_built_in_dataset_has_no_names_to_match(tmp_path, capsys):
     assert code == 2 and err == ("ktbench: error: dataset 'digits16' has no sample names to match "
                                  "files by (datasets named imagefolder:..., hfds:..., wds:... "
                                  "have)\n")
+
+
+# --- what an import checks: the preprocessing, and a spot check against the model -----------------
+
+def _import(path, zoo, tmp_path, cache, *flags):
+    return main(["import-predictions", str(path), "--zoo", zoo.name, *flags,
+                 "--results", str(tmp_path / "r"), "--cache", str(cache)])
+
+
+def _refused(code, capsys, tmp_path) -> str:
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("ktbench: error: "), err
+    assert not [f for f in (tmp_path / "r").rglob("*") if f.is_file()]
+    return err
+
+
+def test_predictions_made_with_the_predict_stages_preprocessing_pass_the_spot_check(
+        zoo, reference, image_folder, tmp_path, capsys, cache):
+    from results import read_table
+    _, _, probs = reference
+    path = write_inference(tmp_path / "teacher_e-16.csv", probs["teacher_e"],
+                           _names(image_folder, True), topk=2)
+    assert _import(path, zoo, tmp_path, cache, *FLAGS) == 0
+    out = capsys.readouterr().out
+    # the 12 eval samples, all spot-checked: the model predicts what the file holds
+    assert "at 16 px, crop 1, bilinear, spot check 100% agree" in out
+    assert len(read_table(tmp_path / "r", "predictions")) == 12
+
+
+@pytest.mark.parametrize("name, flags", [
+    ("teacher_e.csv", []),                                     # inference.py's defaults: 0.95, bicubic
+    ("teacher_e-224.csv", FLAGS),                              # made at 224 px (its file name says)
+    ("teacher_e.csv", ["--img-size", "32", *FLAGS]),
+    ("teacher_e.csv", ["--crop-pct", "0.875", "--interpolation", "bilinear"]),
+    ("teacher_e.csv", ["--crop-pct", "1", "--interpolation", "bicubic"]),
+])
+def test_predictions_made_with_other_preprocessing_are_refused_with_the_flags_to_use(
+        zoo, reference, image_folder, tmp_path, capsys, cache, name, flags):
+    _, _, probs = reference
+    path = write_inference(tmp_path / name, probs["teacher_e"], _names(image_folder, True), 2)
+    err = _refused(_import(path, zoo, tmp_path, cache, *flags), capsys, tmp_path)
+    # the dataset is decoded at 16 px, crop 1, bilinear (DATASET_OPTIONS; bilinear: the default)
+    assert "run inference.py with --img-size 16 --crop-pct 1 --interpolation bilinear" in err, err
+    if not flags:       # timm's pretrained config of test_efficientnet: crop 0.95, bicubic
+        assert "made at 16 px, crop 0.95, bicubic" in err, err
+
+
+def test_the_spot_check_catches_another_models_predictions(zoo, reference, image_folder,
+                                                           tmp_path, capsys, cache):
+    from results import read_table
+    _, expected, probs = reference
+    preds = expected.pivot(index="sample", columns="model", values="pred")
+    disagree = float((preds["teacher_e"] != preds["student_r"]).mean())
+    assert disagree > 0.1          # the two test models tell apart on these 12 images
+    path = write_inference(tmp_path / "teacher_e.csv", probs["student_r"],
+                           _names(image_folder, True), 2)
+    err = _refused(_import(path, zoo, tmp_path, cache, *FLAGS), capsys, tmp_path)
+    assert f"teacher_e itself predicts the file's top-1 class on only {1 - disagree:.0%} of 12" in err
+    assert "--no-check" in err
+    # --no-check: imported as given
+    assert _import(path, zoo, tmp_path, cache, *FLAGS, "--no-check") == 0
+    assert "not spot-checked" in capsys.readouterr().out
+    got = read_table(tmp_path / "r", "predictions").sort_values("sample")["pred"].to_numpy()
+    np.testing.assert_array_equal(got, preds["student_r"].to_numpy())
+
+
+def test_repeated_file_names_in_another_order_suggest_fullname(zoo, reference, image_folder,
+                                                                tmp_path, capsys, cache):
+    _, _, probs = reference
+    # base names: each class folder holds img0..img3, so 8 of the 12 names repeat
+    path = write_inference(tmp_path / "teacher_e.csv", probs["teacher_e"],
+                           _names(image_folder, full=False), 2, order=np.arange(12)[::-1])
+    err = _refused(_import(path, zoo, tmp_path, cache, *FLAGS), capsys, tmp_path)
+    assert "8 of its file names repeat" in err and "run inference.py with --fullname" in err, err
+
+
+def test_the_predict_stage_stores_top1_in_float64(reference):
+    from results import read_table
+    results, predictions, _ = reference
+    right = (predictions["pred"] == predictions["label"]).groupby(predictions["model"]).sum()
+    top1 = read_table(results, "models").set_index("model")["top1"]
+    for model, k in right.items():
+        # k of 12 right: 100 k / 12 to float64's precision (through float32: off by ~1e-6)
+        assert abs(top1[model] - 100 * int(k) / 12) < 1e-12, (model, top1[model], k)
+
+
+def test_a_reimport_compacted_twice_reads_the_same_in_pandas_and_ktbench_query(
+        zoo, reference, image_folder, tmp_path, capsys, cache):
+    import pyarrow.parquet as pq
+    _, expected, probs = reference
+    results = tmp_path / "r"
+
+    def imported(model, values):
+        path = write_inference(tmp_path / f"{model}.csv", values, _names(image_folder, True), 0)
+        assert main(["import-predictions", str(path), "--zoo", zoo.name, *FLAGS, "--no-check",
+                     "--results", str(results)]) == 0
+
+    for model in probs:
+        imported(model, probs[model])
+    assert main(["compact", "--results", str(results)]) == 0
+    # teacher_e imported again, from a file whose top-1 is another class everywhere
+    rolled = np.roll(probs["teacher_e"], 1, axis=1)
+    imported("teacher_e", rolled)
+    assert main(["compact", "--results", str(results)]) == 0
+    capsys.readouterr()
+    assert main(["query", "--results", str(results), "--format", "csv",
+                 "SELECT model, count(*) AS n, sum(pred) AS s FROM predictions GROUP BY model "
+                 "ORDER BY model"]) == 0
+    viewed = capsys.readouterr().out.split()
+    raw = pd.read_parquet(results / "predictions")
+    arrow = pq.ParquetDataset(results / "predictions").read().to_pandas()
+    newest = {"student_r": expected[expected["model"] == "student_r"]["pred"].to_numpy(),
+              "teacher_e": rolled.argmax(1)}
+    for frame in (raw, arrow):
+        assert len(frame) == 24
+        for model, preds in newest.items():
+            np.testing.assert_array_equal(
+                frame[frame["model"] == model].sort_values("sample")["pred"], preds)
+    assert viewed == ["model,n,s"] + [f"{m},12,{newest[m].sum()}" for m in sorted(newest)]

@@ -40,6 +40,18 @@ def write_parquet(root, splits, classes, drop_label=False):
     return root
 
 
+def write_saved(root, splits, classes):
+    """The splits as `datasets.DatasetDict.save_to_disk` writes them (Arrow files per split)."""
+    import datasets
+    features = datasets.Features({"image": datasets.Image(),
+                                  "label": datasets.ClassLabel(names=list(classes))})
+    datasets.DatasetDict({name: datasets.Dataset.from_dict(
+        {"image": [{"bytes": open(p, "rb").read(), "path": os.path.relpath(p, split.root)}
+                   for p in split.paths], "label": split.labels.tolist()}, features=features)
+        for name, split in splits.items()}).save_to_disk(str(root))
+    return root
+
+
 def write_shards(root, splits, per_shard=7, label=True):
     """Shards `<split>-NNNN.tar` of `per_shard` samples (`.png` and, with `label`, `.cls`)
     and timm's `_info.json` naming them."""
@@ -70,16 +82,18 @@ def sources(image_folder, tmp_path_factory, hf_cache):
     train, val = imagenet_splits(image_folder)
     splits = {"train": train, "validation": val}
     write_parquet(root / "hf", splits, train.classes)
+    write_saved(root / "saved", splits, train.classes)
     write_shards(root / "wds", splits)
     return {"imagefolder": f"imagefolder:{image_folder}@{OPTIONS}",
             "hfds": f"hfds:{root / 'hf'}@{OPTIONS}",
+            "hfds_saved": f"hfds:{root / 'saved'}@{OPTIONS}",
             "wds": f"wds:{root / 'wds'}@{OPTIONS},classes=3",
             # the same shards named by a pattern instead of the split names of _info.json
             "wds_pattern": f"wds:{root / 'wds'}@{OPTIONS},classes=3,train=train-{{0000..0004}}.tar,"
                            "eval=validation-{0000..0001}.tar"}
 
 
-@pytest.mark.parametrize("source", ["hfds", "wds", "wds_pattern"])
+@pytest.mark.parametrize("source", ["hfds", "hfds_saved", "wds", "wds_pattern"])
 def test_a_source_decodes_the_folders_arrays(sources, cache, tmp_path, source):
     folder = load_dataset(sources["imagefolder"] + ",subset=0.5", cache)
     data = load_dataset(sources[source] + ",subset=0.5", cache)
@@ -91,7 +105,7 @@ def test_a_source_decodes_the_folders_arrays(sources, cache, tmp_path, source):
     from benchmark.data.splits import decoded_cache
     from benchmark.data.subset import stratified_subset
     from benchmark.data.timm_readers import hfds_splits, wds_splits
-    train = (hfds_splits if source == "hfds" else wds_splits)(sources[source])[0]
+    train = (hfds_splits if source.startswith("hfds") else wds_splits)(sources[source])[0]
     folder_train = imagenet_splits(sources["imagefolder"].split(":", 1)[1].split("@")[0])[0]
     idx = stratified_subset(folder_train.labels, 0.5)
     assert (np.diff(idx) < 0).any()
@@ -100,8 +114,10 @@ def test_a_source_decodes_the_folders_arrays(sources, cache, tmp_path, source):
         decoded_cache(train, cfg, tmp_path / source, indices=idx, workers=0),
         decoded_cache(folder_train, cfg, tmp_path / "folder", indices=idx, workers=0))
     names = eval_split(sources[source]).names
-    assert [n.split(".")[0].replace("/", "_") for n in eval_split(sources["imagefolder"]).names] \
-        == [n.split(".")[0].replace("/", "_") for n in names]
+    folder_names = [n.split(".")[0].replace("/", "_") for n in eval_split(sources["imagefolder"]).names]
+    if source == "hfds_saved":      # save_to_disk keeps an image's base name only
+        folder_names = [n.split("_", 1)[1] for n in folder_names]
+    assert folder_names == [n.split(".")[0].replace("/", "_") for n in names]
 
 
 def run_pipeline(zoo, results, cache):
@@ -216,3 +232,21 @@ def test_the_timm_zoo_reads_its_imagenet_from_the_environment(monkeypatch, tmp_p
     assert main(launch) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"the plan is for dataset {source!r}" in err, err
+
+
+def test_shards_take_class_names_from_a_classnames_file_beside_them(sources, tmp_path):
+    import shutil
+    from benchmark import data
+    # shards record class indices only: without a names file, the names are the indices
+    assert data.class_names(sources["wds"]) == ("0", "1", "2")
+    # the Parquet files' ClassLabel names are the folder's class folders
+    assert data.class_names(sources["hfds"]) == ("n01", "n02", "n03")
+    root = tmp_path / "wds"
+    shutil.copytree(sources["wds"].split(":", 1)[1].split("@")[0], root)
+    (root / "classnames.txt").write_text("tench\n\ngoldfish\ngreat white shark\n")
+    assert data.class_names(f"wds:{root}@{OPTIONS},classes=3") == (
+        "tench", "goldfish", "great white shark")
+    (root / "classnames.txt").write_text("tench\n")
+    with pytest.raises(ValueError, match="names 1 classes, the dataset has 3: give one name a "
+                                         "line, in class index order"):
+        data.class_names(f"wds:{root}@{OPTIONS},classes=3")

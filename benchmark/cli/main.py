@@ -309,15 +309,20 @@ def cmd_demo(args):
 
 
 def cmd_import_predictions(args):
+    from benchmark.units.import_checks import GivenPreprocessing
     from benchmark.units.import_predictions import import_predictions
     zoo = get_zoo(args.zoo)
     results_dir = _results(args)
     _check_writable(results_dir)
-    for item in import_predictions([Path(f) for f in args.files], zoo, results_dir, args.model):
+    given = GivenPreprocessing(args.img_size, args.crop_pct, args.interpolation)
+    for item in import_predictions([Path(f) for f in args.files], zoo, results_dir, args.model,
+                                   given, None if args.no_check else _cache(args)):
         p_true = (f", p_true unknown for {item.unknown_p_true} (true class outside the top "
                   f"{item.k})" if item.unknown_p_true else "")
+        spot = ("not spot-checked" if item.spot_agreement is None else
+                f"spot check {item.spot_agreement:.0%} agree")
         print(f"{item.entry.name}: top-1 {item.row['top1']:.2f}% on {item.row['n_eval']} samples"
-              f"{p_true} <- {item.path}")
+              f"{p_true} at {item.preprocessing}, {spot} <- {item.path}")
     print(f"predictions of {len(args.files)} models on {zoo.dataset} -> {results_dir}; a launch "
           "of a plan over them starts at stats")
     return 0
@@ -487,6 +492,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--zoo", required=True, help="the zoo of the models (its dataset: the eval "
                                                 "split the files were made on)")
     p.add_argument("--model", help="the model of the one FILE (default: from its name)")
+    p.add_argument("--img-size", type=int, help="inference.py's --img-size (default: from the "
+                   "file name, else inference.py's default for the model)")
+    p.add_argument("--crop-pct", type=float, help="inference.py's --crop-pct (default: "
+                   "inference.py's default for the model)")
+    p.add_argument("--interpolation", help="inference.py's --interpolation (default: "
+                   "inference.py's default for the model)")
+    p.add_argument("--no-check", action="store_true", help="skip the spot check of a few dozen "
+                   "samples against the model (when its weights are at hand)")
     _add_common(p)
     p.set_defaults(func=cmd_import_predictions)
 

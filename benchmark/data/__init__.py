@@ -8,12 +8,12 @@ name prefixes and the class names of each (digits: number words; ImageNet: timm'
 descriptions).
 """
 from benchmark.data import digits, imagefolder, timm_readers  # noqa: F401  (register datasets)
-from benchmark.data.datasets import (Dataset, cache_path, check_classes, class_names, eval_split,
-                                     list_datasets, load_dataset, normalize, num_classes_of,
+from benchmark.data.datasets import (Dataset, cache_path, check_classes, class_names,
+                                     definition_of, eval_split, list_datasets, load_dataset, normalize, num_classes_of,
                                      register_class_names, register_dataset, register_source,
                                      standardize)
 
-__all__ = ["Dataset", "cache_path", "check_classes", "class_names", "eval_split",
+__all__ = ["Dataset", "cache_path", "check_classes", "class_names", "definition_of", "eval_split",
            "list_datasets", "load_dataset", "normalize", "num_classes_of",
            "register_class_names", "register_dataset", "register_source",
            "standardize"]

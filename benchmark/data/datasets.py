@@ -95,11 +95,7 @@ def cache_path(name: str, cache: Path) -> Path:
 def load_dataset(name: str, cache: Path) -> Dataset:
     """The dataset, built into the cache on first use. Arrays are memory-mapped: jobs on a node
     share one copy in the page cache, and a large decoded set is read as batches touch it."""
-    source = _source_of(name)
-    if name not in _DATASETS and source:
-        source.register(name)
-    if name not in _DATASETS:
-        raise KeyError(_unknown(name))
+    definition_of(name)            # registered from its name on first use
     builder = _DATASETS[name]
     path = cache_path(name, cache)
     if not path.exists():
@@ -109,6 +105,17 @@ def load_dataset(name: str, cache: Path) -> Dataset:
         arrays = {k: torch.from_numpy(np.load(path / f"{k}.npy", mmap_mode="r",
                                               allow_pickle=False)) for k in _ARRAYS}
     return Dataset(name=name, num_classes=builder.definition["num_classes"], **arrays)
+
+
+def definition_of(name: str) -> dict:
+    """A dataset's definition (everything that changes its arrays: a file-backed one's size,
+    crop_pct, interpolation, ...), registered from its name if needed, without building it."""
+    source = _source_of(name)
+    if name not in _DATASETS and source:
+        source.register(name)
+    if name not in _DATASETS:
+        raise KeyError(_unknown(name))
+    return dict(_DATASETS[name].definition)
 
 
 def num_classes_of(name: str) -> int:

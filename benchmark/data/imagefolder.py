@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.data.datasets import register_class_names, register_source
-from benchmark.data.splits import Split, parse_source_name, register_splits, same_classes
+from benchmark.data.splits import (Split, names_file, parse_source_name, register_splits,
+                                   same_classes)
 
-CLASS_NAMES_FILE = "classnames.txt"
 IMAGENET = "imagenet"
 
 
@@ -141,12 +141,8 @@ def folder_class_names(name_or_root: str | Path) -> tuple[str, ...]:
     s = str(name_or_root)
     root = parse_name(s)[0] if s.startswith(PREFIX) else Path(s)
     folders = classes_of(root)
-    names_file = root / CLASS_NAMES_FILE
-    if names_file.is_file():
-        names = tuple(line.strip() for line in names_file.read_text().splitlines() if line.strip())
-        if len(names) != len(folders):
-            raise ValueError(f"{names_file} names {len(names)} classes, the folder has "
-                             f"{len(folders)}: give one name a line, in sorted folder order")
+    names = names_file(root, len(folders), "folder", "sorted folder order")
+    if names is not None:
         return names
     try:
         return imagenet_descriptions(folders)

@@ -5,11 +5,53 @@ crop_pct (no RandomResizedCrop); batches travel as uint8 [B, C, H, W] and are au
 device (`benchmark.data.augment`); every model in a step sees the same batch and normalises it
 with its own mean/std (`normalize_for`).
 """
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from benchmark.data.datasets import normalize
+from benchmark.data.datasets import definition_of, normalize
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """An eval resize + centre crop (timm's): the input size, crop_pct and interpolation an
+    image goes through before a model, and its channels."""
+    size: int
+    crop_pct: float
+    interpolation: str
+    channels: int = 3
+
+    def __str__(self) -> str:
+        return f"{self.size} px, crop {self.crop_pct:g}, {self.interpolation}"
+
+    def matches(self, other: "Preprocessing") -> bool:
+        return (self.size, self.interpolation, self.channels) == (
+            other.size, other.interpolation, other.channels) and abs(
+            self.crop_pct - other.crop_pct) < 1e-6
+
+    def inference_flags(self) -> str:
+        """The flags of timm's inference.py (and of `ktbench import-predictions`) that select
+        it."""
+        size = (f"--img-size {self.size}" if self.channels == 3
+                else f"--input-size {self.channels} {self.size} {self.size}")
+        return f"{size} --crop-pct {self.crop_pct:g} --interpolation {self.interpolation}"
+
+    def decode_config(self) -> dict:
+        """As `decode_transform` takes it."""
+        return dict(input_size=(self.channels, self.size, self.size), crop_pct=self.crop_pct,
+                    interpolation=self.interpolation)
+
+
+def dataset_preprocessing(name: str) -> Preprocessing:
+    """What the predict stage feeds every model of a file-backed dataset: its eval side decoded
+    once at the name's size, crop_pct and interpolation (docs/protocol.md#data); ValueError for
+    a built-in dataset (its arrays come decoded)."""
+    definition = definition_of(name)
+    if "crop_pct" not in definition:
+        raise ValueError(f"dataset {name!r} is built in: it has no preprocessing to match")
+    return Preprocessing(definition["size"], definition["crop_pct"],
+                         definition["interpolation"], definition["channels"])
 
 
 def data_config(entry=None, model: torch.nn.Module | None = None) -> dict:

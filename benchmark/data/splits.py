@@ -22,6 +22,8 @@ from benchmark.data.datasets import register_dataset
 from benchmark.data.preprocess import decode_transform
 from benchmark.data.subset import labels_digest, stratified_subset
 
+# readable class names beside a source's files: one a line, in label order
+CLASS_NAMES_FILE = "classnames.txt"
 # the options every source's name takes after `@` (docs/protocol.md#data)
 OPTIONS = dict(size=224, crop_pct=0.875, interpolation="bilinear", channels=3, subset=None)
 _TYPES = {"size": int, "channels": int, "classes": int, "crop_pct": float, "subset": float}
@@ -75,6 +77,20 @@ def check_labels(split: Split) -> None:
     if len(bad):
         raise ValueError(f"{split.where}: label {int(bad[0])} is outside its "
                          f"{split.num_classes} classes")
+
+
+def names_file(root: Path | str, count: int, holder: str, order: str) -> tuple[str, ...] | None:
+    """The class names in `root/classnames.txt` (blank lines skipped), or None without that
+    file; ValueError (one line) when it does not name `count` classes (`holder` and `order`
+    word the message: "the folder has 3: give one name a line, in sorted folder order")."""
+    path = Path(root) / CLASS_NAMES_FILE
+    if not path.is_file():
+        return None
+    names = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+    if len(names) != count:
+        raise ValueError(f"{path} names {len(names)} classes, the {holder} has {count}: give "
+                         f"one name a line, in {order}")
+    return names
 
 
 def parse_source_name(name: str, prefix: str, extra: dict | None = None) -> tuple[str, dict]:

@@ -15,6 +15,10 @@
 
 Shards are read in order, one shard after another: a first pass reads the labels (no image is
 decoded), so that only the images a dataset keeps (the stratified subset) are decoded.
+
+Readable class names (`class_names`): a `classnames.txt` in the local folder (one name a line, in
+class index order) when it has one; else the label column's `ClassLabel` names (hfds); else the
+class indices ("0", "1", ...: shards record no names).
 """
 import contextlib
 import functools
@@ -27,8 +31,8 @@ import numpy as np
 import torch
 
 from benchmark.data.datasets import register_source
-from benchmark.data.splits import (OPTIONS, Split, make_loader, parse_source_name,
-                                   register_splits)
+from benchmark.data.splits import (OPTIONS, Split, make_loader, names_file,
+                                   parse_source_name, register_splits)
 
 HFDS, WDS = "hfds:", "wds:"
 _HFDS_OPTIONS = dict(train="train", eval="validation", image="image", label="label",
@@ -270,8 +274,14 @@ def register_reader_source(prefix: str, splits_of) -> None:
     def register(name: str) -> str:
         train, val, root, options = splits_of(name)
         return register_splits(name, train, val, root=root, **options)
+
+    def class_names(name: str) -> tuple[str, ...]:
+        train, _, root, _ = splits_of(name)
+        names = (names_file(root, train.num_classes, "dataset", "class index order")
+                 if Path(root).is_dir() else None)       # hfds: a folder, or a hub name
+        return train.classes if names is None else names
     register_source(prefix, register, lambda name: splits_of(name)[0].classes,
-                    eval_split=lambda name: splits_of(name)[1])
+                    names=class_names, eval_split=lambda name: splits_of(name)[1])
 
 
 register_reader_source(HFDS, hfds_splits)

@@ -19,7 +19,7 @@ import pandas as pd
 from benchmark import data, models
 from benchmark.models.loading import random_init_model
 from benchmark.measures.stats import pair_statistics
-from benchmark.units.predict import run_predict
+from benchmark.units.predict import run_predict, top1_percent
 from benchmark.units.stats import write_class_flips
 from pairs.catalog import get_zoo
 from pairs.keys import unit_key
@@ -77,6 +77,6 @@ def _predict_random(entry, zoo_name, dataset, seed, results_dir):
         "key": key, "model": name, "zoo": zoo_name, "family": entry.family, "arch": entry.arch,
         "params_m": models.count_params_m(model), "source": f"random-init:seed={seed}",
         "dataset": dataset.name, "num_classes": dataset.num_classes,
-        "top1": 100.0 * float((pred == labels).float().mean()), "top1_reported": None,
+        "top1": top1_percent(pred, labels), "top1_reported": None,
         "img_size": entry.input_size[-1], "n_eval": len(labels),
         "seconds": time.perf_counter() - t0}]), key)

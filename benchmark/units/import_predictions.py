@@ -14,6 +14,8 @@ when the names tell the samples apart, in any order (timm sorts folders naturall
 `img9`); another count, other names or class indices beyond the dataset's classes are refused.
 From the top k probabilities, pred and p_max are exact; p_true is exact when the true class is
 among the k and unknown (NaN) otherwise. Top-k logits give no probabilities and are refused.
+Before anything is written, each file's preprocessing and, where the model's weights are at
+hand, a spot check of its predictions are checked (`benchmark.units.import_checks`).
 """
 import os
 import re
@@ -26,7 +28,11 @@ import numpy as np
 import pandas as pd
 
 from benchmark import data
+from benchmark.data.preprocess import Preprocessing
 from benchmark.models.weights import check_reported_top1
+from benchmark.units.import_checks import (GivenPreprocessing, check_preprocessing, spot_check,
+                                           weights_at_hand)
+from benchmark.units.predict import top1_percent
 from pairs.catalog import ModelEntry, Zoo
 from pairs.plan import predict_key
 from results import write_part
@@ -43,6 +49,8 @@ class Imported:
     row: dict
     unknown_p_true: int            # samples whose true class was outside the file's top k
     k: int
+    preprocessing: Preprocessing   # what the file was made with (the predict stage's)
+    spot_agreement: float | None = None    # share of spot-checked samples that agree (None: unchecked)
 
 
 def read_inference_file(path: Path) -> pd.DataFrame:
@@ -60,8 +68,8 @@ def read_inference_file(path: Path) -> pd.DataFrame:
     raise ValueError(f"{path}: a predictions file ends in .csv or .parquet")
 
 
-def model_of(path: Path, zoo: Zoo, model: str | None = None) -> tuple[ModelEntry, int]:
-    """(entry, image size) of a file named as inference.py names its output,
+def model_of(path: Path, zoo: Zoo, model: str | None = None) -> tuple[ModelEntry, int | None]:
+    """(entry, image size or None) of a file named as inference.py names its output,
     `<model>-<img_size>`, or `<model>`; `model` overrides the name."""
     names = {m.name for m in zoo.models}
     stem = path.name[:-len(path.suffix)]
@@ -72,7 +80,7 @@ def model_of(path: Path, zoo: Zoo, model: str | None = None) -> tuple[ModelEntry
                          "<model>.csv or <model>-<img_size>.csv (as inference.py does), or give "
                          "--model")
     entry = zoo.get(name)
-    size = int(sized[2]) if sized and not model and name == sized[1] else entry.input_size[-1]
+    size = int(sized[2]) if sized and not model and name == sized[1] else None
     return entry, size
 
 
@@ -118,8 +126,11 @@ def sample_order(file_names, dataset_names, path: Path) -> np.ndarray:
     if len(row_of) == n == len(set(ours)) and row_of.keys() == set(ours):
         return np.asarray([row_of[k] for k in ours])
     i = next(i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b)
+    shared = n - len(row_of)
+    hint = (f"; {shared} of its file names repeat (images of different classes share a name): "
+            "run inference.py with --fullname" if shared and not full else "")
     raise ValueError(f"{path}: its samples do not match the dataset's eval split: row {i} is "
-                     f"{theirs[i]!r}, the dataset's sample {i} is {ours[i]!r}")
+                     f"{theirs[i]!r}, the dataset's sample {i} is {ours[i]!r}{hint}")
 
 
 def per_sample(indices, outputs, kind: str, labels: np.ndarray, num_classes: int,
@@ -157,11 +168,14 @@ def per_sample(indices, outputs, kind: str, labels: np.ndarray, num_classes: int
     return indices[rows, best], p_true, outputs[rows, best]
 
 
-def read_predictions(path: Path, zoo: Zoo, split, model: str | None = None) -> Imported:
-    """One file checked against the zoo and the dataset's eval `split`, as table rows."""
+def read_predictions(path: Path, zoo: Zoo, split, model: str | None = None,
+                     given: GivenPreprocessing = GivenPreprocessing()) -> Imported:
+    """One file checked against the zoo, the dataset's eval `split` and the preprocessing of the
+    predict stage, as table rows."""
     t0 = time.perf_counter()
     frame = read_inference_file(path)
-    entry, img_size = model_of(path, zoo, model)
+    entry, name_size = model_of(path, zoo, model)
+    preprocessing = check_preprocessing(path, entry, zoo.dataset, name_size, given)
     if "filename" not in frame.columns:
         raise ValueError(f"{path}: no filename column to match the samples by")
     kind = next((k for k in OUTPUT_KINDS if _separate_columns(frame, k) or k in frame), None)
@@ -177,14 +191,15 @@ def read_predictions(path: Path, zoo: Zoo, split, model: str | None = None) -> I
     predictions = pd.DataFrame({
         "model": entry.name, "dataset": zoo.dataset, "sample": np.arange(len(labels)),
         "label": labels, "pred": pred, "p_true": p_true, "p_max": p_max})
-    top1 = 100.0 * float(np.mean(pred == labels))
+    top1 = top1_percent(pred, labels)
     row = {"key": predict_key(entry, zoo.dataset), "model": entry.name, "zoo": zoo.name,
            "family": entry.family, "arch": entry.arch, "params_m": params_m(entry),
            "source": f"import:{path.resolve()}", "dataset": zoo.dataset,
            "num_classes": split.num_classes, "top1": top1, "top1_reported": entry.top1_reported,
-           "img_size": img_size, "n_eval": len(labels), "seconds": time.perf_counter() - t0}
+           "img_size": preprocessing.size, "n_eval": len(labels),
+           "seconds": time.perf_counter() - t0}
     return Imported(entry, path, predictions, row, int(np.isnan(p_true).sum()),
-                    outputs.shape[1])
+                    outputs.shape[1], preprocessing)
 
 
 def params_m(entry: ModelEntry) -> float:
@@ -199,16 +214,22 @@ def params_m(entry: ModelEntry) -> float:
         return count_params_m(create_model(entry, pretrained=False))
 
 
-def import_predictions(files: list[Path], zoo: Zoo, results_dir,
-                       model: str | None = None) -> list[Imported]:
-    """Every file read and checked before any is written; then each model's predictions, then
+def import_predictions(files: list[Path], zoo: Zoo, results_dir, model: str | None = None,
+                       given: GivenPreprocessing = GivenPreprocessing(),
+                       cache: Path | None = None) -> list[Imported]:
+    """Every file read and checked before any is written (with `cache`, the spot check of each
+    model whose weights are at hand; None: no spot check); then each model's predictions, then
     its `models` row (the mark of a complete predict unit)."""
     if model is not None and len(files) != 1:
         raise ValueError("--model names the model of one file; give one file")
     split = data.eval_split(zoo.dataset)
-    imported = [read_predictions(Path(f), zoo, split, model) for f in files]
+    imported = [read_predictions(Path(f), zoo, split, model, given) for f in files]
     if len({i.entry.name for i in imported}) < len(imported):
         raise ValueError("two files hold the same model")
+    for item in imported:
+        if cache is not None and weights_at_hand(item.entry, cache):
+            item.spot_agreement = spot_check(item.path, item.entry, split, item.preprocessing,
+                                             item.predictions["pred"].to_numpy(), cache)
     for item in imported:
         warning = check_reported_top1(item.entry.name, item.row["top1"], item.entry.top1_reported)
         if warning:
