@@ -3,6 +3,7 @@
 CRD's memory bank) step by step."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -190,14 +191,61 @@ def test_mcl_integer_buffers_follow_fast_weights_by_default():
 
 # --- contrastive ------------------------------------------------------------------------------
 
-def test_relational_cd_by_hand_mean_and_compat_sum():
+def test_relational_cd_by_hand_sum_in_both_modes_and_mean_on_request():
     fs = torch.tensor([[1.0, 0.0], [0.0, 3.0]])            # S = I after normalisation
     ft = torch.tensor([[2.0, 0.0, 0.0], [5.0, 0.0, 0.0]])  # T = all ones (another width)
-    # each row: KL((1/2, 1/2) || (e, 1)/(1+e)) = ln((1+e)/2) - 1/2
+    # each row: KL((1/2, 1/2) || (e, 1)/(1+e)) = ln((1+e)/2) - 1/2; summed over the 2 rows
     row = math.log((1 + E) / 2) - 0.5
-    assert relational_cd(fs, ft).item() == pytest.approx(row, rel=1e-6)
+    assert relational_cd(fs, ft).item() == pytest.approx(2 * row, rel=1e-6)
     assert relational_cd(fs, ft, compat=FG).item() == pytest.approx(2 * row, rel=1e-6)
+    assert relational_cd(fs, ft, mean=True).item() == pytest.approx(row, rel=1e-6)
     assert relational_cd(fs, fs * 7).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def _relational_by_numpy(fs, ft):
+    """SimpleContrastLoss written out with numpy, row by row: sum_i KL(softmax(T_i) || softmax(S_i))."""
+    def similarity(f):
+        f = np.asarray(f, dtype=np.float64)
+        f = f / np.linalg.norm(f, axis=1, keepdims=True)
+        return f @ f.T
+    total = 0.0
+    for s_row, t_row in zip(similarity(fs), similarity(ft)):
+        total += _kl(_softmax(list(t_row)), _softmax(list(s_row)))
+    return total
+
+
+def test_relational_cd_three_samples_against_numpy():
+    fs = [[1.0, 2.0, 0.0], [0.5, -1.0, 2.0], [3.0, 0.0, 1.0]]
+    ft = [[0.0, 1.0], [2.0, 1.0], [-1.0, 0.5]]
+    expected = _relational_by_numpy(fs, ft)
+    assert expected > 0.05                                  # a batch that does cost something
+    got = relational_cd(torch.tensor(fs), torch.tensor(ft))
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+    assert relational_cd(torch.tensor(fs), torch.tensor(ft), mean=True).item() == pytest.approx(
+        expected / 3, rel=1e-5)
+
+
+def test_cd_default_is_the_authors_magnitude_and_older_plans_run_as_planned():
+    """Default cd: 0.1 CE + 10 x the relational loss summed over the batch (the authors'
+    magnitude), identical to compat; params of a plan older than `relational_mean` lack it:
+    the default then ran the mean, compat the sum."""
+    x, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+    ft = torch.randn(4, 6)
+    student = _FeatNet()
+    feats = student.body(x).detach().numpy()
+    summed = _relational_by_numpy(feats, ft.numpy())
+    params = resolve_params("cd")
+    assert params["relational_mean"] is False
+    older = {k: v for k, v in params.items() if k != "relational_mean"}
+    cases = [(params, None, summed), (params, FG, summed),
+             (older, None, summed / 4), (older, FG, summed)]
+    for p, compat, relational in cases:
+        _, losses, _ = get_method("cd")(p, compat).forward_train(
+            student, x, y, {"teacher_features": ft})
+        assert losses["cd"].item() == pytest.approx(10 * relational, rel=1e-5), (compat, p)
+    default = get_method("cd")(params).forward_train(student, x, y, {"teacher_features": ft})[1]
+    compat = get_method("cd")(params, FG).forward_train(student, x, y, {"teacher_features": ft})[1]
+    assert torch.equal(default["cd"], compat["cd"]) and torch.equal(default["xe"], compat["xe"])
 
 
 def test_crd_nce_loss_by_hand():

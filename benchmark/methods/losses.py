@@ -5,8 +5,8 @@ reproduces the released code (ExplainableML/FantasticGains) where it differs:
 
 - `xe` / `xe_kl`: the official cross-entropy is applied to *probabilities*,
   `CrossEntropyLoss(softmax(z_s), y)`, i.e. softmax twice.
-- `relational_cd`: the official `SimpleContrastLoss` sums the per-row KL over the batch
-  (`reduction='sum'`), so it grows with the batch size; the default divides by B.
+- `relational_cd` sums the per-row KL over the batch in both modes, as the official
+  `SimpleContrastLoss` (`reduction='sum'`); `mean=True` divides by B instead.
 - `dp_kl` with top-k: the official code gathers student, teacher *and frozen-student* logits at the
   *teacher's* top-k classes, also on samples routed to the frozen student; the default restricts
   each sample to the top-k classes of the target it is distilled from.
@@ -140,13 +140,13 @@ def dp_kl(student_logits, teacher_logits, frozen_logits, labels=None, T: float =
     return distill_kl(student_logits, target, T=T, topk=topk), mask
 
 
-def relational_cd(student_feats, teacher_feats, compat=None):
+def relational_cd(student_feats, teacher_feats, compat=None, mean: bool = False):
     """Contrastive distillation's relational loss (docs/methods.md#contrastive, `SimpleContrastLoss`).
 
     Rows are L2-normalised; S = f_s f_s^T and T = f_t f_t^T (B x B cosine similarities, no
     temperature, diagonal included); loss = sum over rows i of KL(softmax(T_i) || softmax(S_i)),
-    divided by B (the default) or not (compat="fantasticgains", the official `reduction='sum'`).
-    Student and teacher feature widths may differ.
+    summed over the batch as the official `reduction='sum'` (both modes), or divided by B with
+    `mean=True`. Student and teacher feature widths may differ.
     """
     check_compat(compat)
     fs = F.normalize(student_feats.float(), dim=1)
@@ -154,7 +154,7 @@ def relational_cd(student_feats, teacher_feats, compat=None):
     log_s = F.log_softmax(fs @ fs.T, dim=1)
     log_t = F.log_softmax(ft @ ft.T, dim=1)
     total = F.kl_div(log_s, log_t, log_target=True, reduction="sum")
-    return total if compat else total / len(fs)
+    return total / len(fs) if mean else total
 
 
 def crd_nce_loss(scores, n_data: int):
