@@ -46,6 +46,43 @@ def test_xe_kl_mixes_alpha_kl_and_xe_in_both_modes():
     assert xe_kl(student, teacher, label, alpha=1.0).item() == pytest.approx(kl, rel=1e-6)
 
 
+def test_label_smoothing_by_hand_in_both_modes():
+    logits, label = torch.tensor([[0.0, LN3]]), torch.tensor([1])
+    # softmax (1/4, 3/4); a = 0.1 smooths the target to (0.05, 0.95)
+    expected = -(0.05 * math.log(0.25) + 0.95 * math.log(0.75))
+    assert xe(logits, label, label_smoothing=0.1).item() == pytest.approx(expected, rel=1e-6)
+    # official: the probabilities are smoothed, 0.8 (1/4, 3/4) + 0.2 / 2 = (0.3, 0.7), then
+    # scored as logits: -ln(e^.7 / (e^.3 + e^.7))
+    assert xe(logits, label, FG, label_smoothing=0.2).item() == pytest.approx(
+        math.log(1 + E ** -0.4), rel=1e-6)
+    for compat in (None, FG):
+        assert torch.equal(xe(logits, label, compat, 0.0), xe(logits, label, compat))
+        with pytest.raises(ValueError, match="label_smoothing"):
+            xe(logits, label, compat, label_smoothing=1.5)
+    teacher = torch.tensor([[0.0, 0.0]])
+    assert xe_kl(logits, teacher, label, alpha=0.5, label_smoothing=0.1).item() == pytest.approx(
+        0.5 * 0.5 * math.log(4 / 3) + 0.5 * expected, rel=1e-6)
+
+
+def test_xekl_label_smoothing_parameter():
+    """xekl's label_smoothing (default 0: plain labels) reaches its cross-entropy; a plan older
+    than the parameter runs without smoothing."""
+    torch.manual_seed(0)
+    student, x, y = torch.nn.Linear(3, 4), torch.randn(5, 3), torch.tensor([0, 1, 2, 3, 0])
+    refs = {"teacher": torch.randn(5, 4)}
+    params = resolve_params("xekl")
+    assert params["label_smoothing"] == 0.0
+    older = {k: v for k, v in params.items() if k != "label_smoothing"}
+    smoothed = resolve_params("xekl", {"label_smoothing": 0.1})
+    for p, a in ((params, 0.0), (older, 0.0), (smoothed, 0.1)):
+        logits, losses, _ = get_method("xekl")(p).forward_train(student, x, y, refs)
+        log_q = torch.log_softmax(logits, 1).detach()
+        target = torch.full((5, 4), a / 4)
+        target[torch.arange(5), y] += 1 - a
+        assert losses["xe"].item() == pytest.approx(
+            0.5 * -(target * log_q).sum(1).mean().item(), rel=1e-5), a
+
+
 def test_distill_kl_is_the_same_in_both_modes():
     t, s = torch.randn(4, 6), torch.randn(4, 6)
     for topk in (None, 3):

@@ -55,26 +55,35 @@ def distill_kl(student_logits, teacher_logits, T: float = 1.0, topk: int | None 
     return (per_sample * weights).sum() / weights.sum().clamp_min(1)
 
 
-def xe(student_logits, labels, compat=None):
+def xe(student_logits, labels, compat=None, label_smoothing: float = 0.0):
     """Cross-entropy of the student on the labels, mean over the batch.
 
+    `label_smoothing` a: the target is (1 - a) one-hot(y) + a / C (torch's `label_smoothing`).
     compat="fantasticgains": `CrossEntropyLoss(softmax(z_s), y)`, the official XE on
-    probabilities (so log_softmax(softmax(z_s)) is what is scored).
+    probabilities (so log_softmax(softmax(z_s)) is what is scored); the official smoothing
+    mixes those probabilities instead, (1 - a) softmax(z_s) + a / C, before the same loss.
     """
     check_compat(compat)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
     if compat:
-        return F.cross_entropy(student_logits.softmax(1), labels)
-    return F.cross_entropy(student_logits, labels)
+        probs = student_logits.softmax(1)
+        if label_smoothing:
+            probs = (1 - label_smoothing) * probs + label_smoothing / probs.shape[1]
+        return F.cross_entropy(probs, labels)
+    return F.cross_entropy(student_logits, labels, label_smoothing=label_smoothing)
 
 
 def xe_kl(student_logits, teacher_logits, labels, alpha: float, T: float = 1.0,
-          topk: int | None = None, weights: torch.Tensor | None = None, compat=None):
+          topk: int | None = None, weights: torch.Tensor | None = None, compat=None,
+          label_smoothing: float = 0.0):
     """XE-KL-Dist (docs/methods.md#xe-kl): alpha * KL + (1 - alpha) * XE.
 
-    The KL takes `T`, `topk` and `weights` as `distill_kl`; the XE always uses all classes.
+    The KL takes `T`, `topk` and `weights` as `distill_kl`; the XE always uses all classes, with
+    `label_smoothing` as `xe`.
     """
     kl = distill_kl(student_logits, teacher_logits, T=T, topk=topk, weights=weights, compat=compat)
-    return alpha * kl + (1 - alpha) * xe(student_logits, labels, compat=compat)
+    return alpha * kl + (1 - alpha) * xe(student_logits, labels, compat, label_smoothing)
 
 
 def flip_masks(student_logits, teacher_logits, labels):
