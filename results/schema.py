@@ -23,6 +23,10 @@ TRANSFER_METRICS = (
     + [f"top{p}_improve" for p in TOP_P_IMPROVE]
     + ["other_improve", "ent_dist_flips", "transfer_rate"]
 )
+# docs/definitions.md#transfer-rates: the transfer rate the authors plot (over the complementary
+# knowledge left at the end), per top-p% class set, and the sample-level share transferred;
+# added after the first release, so they close the transfer tables
+TRANSFER_RATES = [f"transfer_rate_top{p}" for p in TOP_P_IMPROVE] + ["complementary_transferred"]
 
 TABLES: dict[str, pa.Schema] = {
     "models": pa.schema([
@@ -53,6 +57,7 @@ TABLES: dict[str, pa.Schema] = {
         # the change from the predictions at the start of the step (= the run's own otherwise)
         + [("step", _i32), ("step_teacher", _str), ("dist_delta_step", _f64),
            ("knowledge_gain_step", _f64), ("knowledge_loss_step", _f64)]
+        + [(m, _f64) for m in TRANSFER_RATES]
     ),
     "transfer_runs": pa.schema([
         ("key", _str), ("plan", _str), ("teacher", _str), ("student", _str), ("method", _str),
@@ -71,7 +76,8 @@ TABLES: dict[str, pa.Schema] = {
         # bytes the unit left on disk beside its rows: its kept student (a failed unit: the
         # checkpoint a retry resumes from)
         ("disk_bytes", _i64),
-    ]),
+        # the final epoch's transfer rates
+    ] + [(m, _f64) for m in TRANSFER_RATES]),
     # predictors (benchmark/features.py, benchmark/predictors/): one row per model and split of
     # stored feature arrays (<results>/<path>/<split>_{features,logits,labels}.npy) ...
     "features": pa.schema([
@@ -117,7 +123,8 @@ TABLES: dict[str, pa.Schema] = {
 # they came: parts written before lack the newest ones (the views give NULLs there) and are still
 # valid (`valid_columns`)
 ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "transfer_runs": ("batch_size", "oom_retries", "disk_bytes")}
+    "transfer_epochs": tuple(TRANSFER_RATES),
+    "transfer_runs": ("batch_size", "oom_retries", "disk_bytes", *TRANSFER_RATES)}
 
 # a table's compacted files (results.compact) are `<table>/compacted-<generation>-<id>.parquet`;
 # no part may take a name with this prefix
