@@ -411,7 +411,8 @@ def test_transfer_rate_by_student_params(tables):
     assert df.loc["s1", ["transfer_rate_top100", "q25_transfer_rate_top100",
                          "q75_transfer_rate_top100"]].tolist() == [80.0, 70.0, 90.0]
     assert df.loc["s1", "transfer_rate"] == 40.0                  # the logged rate, beside it
-    assert df.loc["s2", ["runs", "transfer_rate_top100", "transfer_rate"]].tolist() == [3, 40.0, 20.0]
+    assert df.loc["s2", ["runs", "transfer_rate_top100", "transfer_rate"]].tolist() == \
+        [3, 40.0, 20.0]
     assert df.loc["s3", ["transfer_rate_top100", "complementary_transferred"]].tolist() == \
         [120.0, 75.0]
     kl = _rows(tables["transfer_rate_by_student_params"], method="kl")

@@ -240,7 +240,7 @@ def test_relational_cd_by_hand_sum_in_both_modes_and_mean_on_request():
 
 
 def _relational_by_numpy(fs, ft):
-    """SimpleContrastLoss written out with numpy, row by row: sum_i KL(softmax(T_i) || softmax(S_i))."""
+    """SimpleContrastLoss with numpy, row by row: sum_i KL(softmax(T_i) || softmax(S_i))."""
     def similarity(f):
         f = np.asarray(f, dtype=np.float64)
         f = f / np.linalg.norm(f, axis=1, keepdims=True)
