@@ -208,50 +208,50 @@ def fig_delta_by_ts_diff(data: FigureData) -> Figure:
 
 
 def fig_transfer_rate_top_classes(data: FigureData) -> Figure:
-    """Share of the gained flips that land in the classes with the top-X% of the knowledge."""
+    """The authors' transfer rate TR_p against the top-X% classes (`transfer_rate_top{p}`:
+    100 - p + 100 x gains in those classes / complementary knowledge left)."""
     fig, (ax,) = figure()
     rates = data.table("transfer_rate_by_top_classes")
-    rates = rates[rates["family"] == "all"]
-    columns = ["top2_improve", "top5_improve", "top20_improve", "top50_improve", "top100_improve"]
+    columns = [f"transfer_rate_top{p}" for p in (2, 5, 20, 50, 100)]
+    rates = rates[rates["family"] == "all"].dropna(subset=columns, how="all")
     if rates.empty:
-        no_data(ax, "transfer epochs")
+        no_data(ax, "transfer rates (transfer_rate_top{p})")
         return fig
     colors = method_colors(rates["method"])
     x = np.arange(len(columns))
     for _, row in rates.sort_values("method").iterrows():
         ax.plot(x, row[columns].to_numpy(dtype=float), "-o", color=colors[row["method"]],
                 label=f"{row['method']} ({row['runs']} runs)", linewidth=2)
-    ax.set_xticks(x, [f"Top-{c[3:-8]}%" for c in columns])
+    ax.set_xticks(x, [f"Top-{c.removeprefix('transfer_rate_top')}%" for c in columns])
     ax.set_xlabel("Classes holding the top-X% of the complementary knowledge")
-    ax.set_ylabel("Share of gained flips in those classes [%]")
-    ax.set_ylim(0, 105)
-    ax.set_title(f"Where transferred knowledge lands ({data.dataset})")
+    ax.set_ylabel("Transfer rate TR_p = 100 − p + 100·gains in them / CK left [%]")
+    ax.set_title(f"Transfer rate by top-X% classes ({data.dataset})")
     ax.legend(fontsize=9)
     return fig
 
 
 def fig_transfer_rate_student_params(data: FigureData) -> Figure:
-    """Transfer rate against student size (log-log), interquartile band per method."""
+    """The authors' transfer rate against student size (log-log; `transfer_rate_top100`: 100 x
+    gains in the classes with complementary knowledge / complementary knowledge left),
+    interquartile band per method."""
     fig, (ax,) = figure()
-    rates = data.table("transfer_rate_by_student_params").dropna(subset=["params_m",
-                                                                        "transfer_rate"])
-    rates = rates[(rates["params_m"] > 0) & (rates["transfer_rate"] > 0)]
+    rate, q25, q75 = (f"{q}transfer_rate_top100" for q in ("", "q25_", "q75_"))
+    rates = data.table("transfer_rate_by_student_params").dropna(subset=["params_m", rate])
+    rates = rates[(rates["params_m"] > 0) & (rates[rate] > 0)]
     if rates.empty:
-        no_data(ax, "transfer epochs")
+        no_data(ax, "transfer rates (transfer_rate_top100)")
         return fig
     colors = method_colors(rates["method"])
     for method, rows in rates.groupby("method", sort=True):
-        rows = rows.groupby("params_m", as_index=False)[
-            ["transfer_rate", "q25_transfer_rate", "q75_transfer_rate"]].mean()
-        ax.plot(rows["params_m"], rows["transfer_rate"], "-o", color=colors[method],
-                label=method, linewidth=2)
-        ax.fill_between(rows["params_m"], rows["q25_transfer_rate"].clip(lower=1e-3),
-                        rows["q75_transfer_rate"].clip(lower=1e-3), color=colors[method],
-                        alpha=0.12)
+        rows = rows.groupby("params_m", as_index=False)[[rate, q25, q75]].mean()
+        ax.plot(rows["params_m"], rows[rate], "-o", color=colors[method], label=method,
+                linewidth=2)
+        ax.fill_between(rows["params_m"], rows[q25].clip(lower=1e-3),
+                        rows[q75].clip(lower=1e-3), color=colors[method], alpha=0.12)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("Student parameters [M]")
-    ax.set_ylabel("Transfer rate [%]")
+    ax.set_ylabel("Transfer rate TR = 100·gains / CK left [%]")
     ax.set_title(f"Transfer rate by student size ({data.dataset})")
     ax.legend(fontsize=9)
     return fig

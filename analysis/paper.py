@@ -8,7 +8,7 @@ with the run's two estimates and whether they point the same way; or a *bound* (
 
 Like with like:
 - Code path: where ktbench's default runs other code than the authors' (`AUTHORS_CODE_DIFFERS`:
-  XE on probabilities, MCL's fast weights, CD's relational term), a fact is held against the
+  XE on probabilities, MCL's fast weights), a fact is held against the
   runs of compat mode `fantasticgains` (the authors' code path), and against the default runs
   beside it; `code_path` says which.
 - Collapsed runs: a success counts every run, a collapse as a failure (ktbench: a `diverged`
@@ -46,7 +46,7 @@ CAPTION = ("The authors' numbers beside this run's (docs/analysis.md#paper-numbe
            "read the directions first.")
 COMPAT = "fantasticgains"
 # methods whose default runs other code than the authors' (docs/compat.md)
-AUTHORS_CODE_DIFFERS = ("xekl", "xekl_mcl", "cd")
+AUTHORS_CODE_DIFFERS = ("xekl", "xekl_mcl")
 # the run tables the facts read
 RUN_TABLES = ("success_rate", "success_rate_by_family", "complementary_knowledge_by_ts_diff",
               "knowledge_gain_loss", "dp_supervision", "random_init_flips", "gain_size")

@@ -23,6 +23,10 @@ TRANSFER_METRICS = (
     + [f"top{p}_improve" for p in TOP_P_IMPROVE]
     + ["other_improve", "ent_dist_flips", "transfer_rate"]
 )
+# docs/definitions.md#transfer-rates: the transfer rate the authors plot (over the complementary
+# knowledge left at the end), per top-p% class set, and the sample-level share transferred;
+# added after the first release, so they close the transfer tables
+TRANSFER_RATES = [f"transfer_rate_top{p}" for p in TOP_P_IMPROVE] + ["complementary_transferred"]
 
 TABLES: dict[str, pa.Schema] = {
     "models": pa.schema([
@@ -53,25 +57,29 @@ TABLES: dict[str, pa.Schema] = {
         # the change from the predictions at the start of the step (= the run's own otherwise)
         + [("step", _i32), ("step_teacher", _str), ("dist_delta_step", _f64),
            ("knowledge_gain_step", _f64), ("knowledge_loss_step", _f64)]
+        + [(m, _f64) for m in TRANSFER_RATES]
     ),
-    "transfer_runs": pa.schema([
-        ("key", _str), ("plan", _str), ("teacher", _str), ("student", _str), ("method", _str),
-        ("params", _str), ("seed", _i64), ("dataset", _str), ("compat", _str), ("status", _str),
-        # multi-teacher transfer: the comma-joined teacher list and the mode (sequential,
-        # sequential_desc, parallel, soup); single-teacher runs: teachers == teacher, mode ''
-        ("teachers", _str), ("mode", _str),
-        ("epochs", _i32), ("acc_t", _f64), ("acc_s", _f64), ("ts_diff", _f64),
-        ("student_acc", _f64), ("dist_delta", _f64), ("knowledge_gain", _f64),
-        ("knowledge_loss", _f64), ("transfer_rate", _f64), ("error", _str),
-        ("wall_s", _f64), ("host", _str), ("job_id", _str), ("code_version", _str),
-        ("started_at", pa.timestamp("us", tz="UTC")), ("finished_at", pa.timestamp("us", tz="UTC")),
-        # the batch size the run trained with (below the planned one after out-of-memory
-        # halvings on a GPU) and how many halvings it took
-        ("batch_size", _i32), ("oom_retries", _i32),
-        # bytes the unit left on disk beside its rows: its kept student (a failed unit: the
-        # checkpoint a retry resumes from)
-        ("disk_bytes", _i64),
-    ]),
+    "transfer_runs": pa.schema(
+        [("key", _str), ("plan", _str), ("teacher", _str), ("student", _str), ("method", _str),
+         ("params", _str), ("seed", _i64), ("dataset", _str), ("compat", _str), ("status", _str),
+         # multi-teacher transfer: the comma-joined teacher list and the mode (sequential,
+         # sequential_desc, parallel, soup); single-teacher runs: teachers == teacher, mode ''
+         ("teachers", _str), ("mode", _str),
+         ("epochs", _i32), ("acc_t", _f64), ("acc_s", _f64), ("ts_diff", _f64),
+         ("student_acc", _f64), ("dist_delta", _f64), ("knowledge_gain", _f64),
+         ("knowledge_loss", _f64), ("transfer_rate", _f64), ("error", _str),
+         ("wall_s", _f64), ("host", _str), ("job_id", _str), ("code_version", _str),
+         ("started_at", pa.timestamp("us", tz="UTC")),
+         ("finished_at", pa.timestamp("us", tz="UTC")),
+         # the batch size the run trained with (below the planned one after out-of-memory
+         # halvings on a GPU) and how many halvings it took
+         ("batch_size", _i32), ("oom_retries", _i32),
+         # bytes the unit left on disk beside its rows: its kept student (a failed unit: the
+         # checkpoint a retry resumes from)
+         ("disk_bytes", _i64)]
+        # the final epoch's transfer rates
+        + [(m, _f64) for m in TRANSFER_RATES]
+    ),
     # predictors (benchmark/features.py, benchmark/predictors/): one row per model and split of
     # stored feature arrays (<results>/<path>/<split>_{features,logits,labels}.npy) ...
     "features": pa.schema([
@@ -117,7 +125,8 @@ TABLES: dict[str, pa.Schema] = {
 # they came: parts written before lack the newest ones (the views give NULLs there) and are still
 # valid (`valid_columns`)
 ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "transfer_runs": ("batch_size", "oom_retries", "disk_bytes")}
+    "transfer_epochs": tuple(TRANSFER_RATES),
+    "transfer_runs": ("batch_size", "oom_retries", "disk_bytes", *TRANSFER_RATES)}
 
 # a table's compacted files (results.compact) are `<table>/compacted-<generation>-<id>.parquet`;
 # no part may take a name with this prefix

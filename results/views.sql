@@ -158,6 +158,12 @@ SELECT * EXCLUDE (kt_file, kt_row) FROM (
            NULL::DOUBLE AS "dist_delta_step",
            NULL::DOUBLE AS "knowledge_gain_step",
            NULL::DOUBLE AS "knowledge_loss_step",
+           NULL::DOUBLE AS "transfer_rate_top2",
+           NULL::DOUBLE AS "transfer_rate_top5",
+           NULL::DOUBLE AS "transfer_rate_top20",
+           NULL::DOUBLE AS "transfer_rate_top50",
+           NULL::DOUBLE AS "transfer_rate_top100",
+           NULL::DOUBLE AS "complementary_transferred",
            NULL::BIGINT AS "kt_file",
            NULL::BIGINT AS "kt_row"
     WHERE false
@@ -205,6 +211,12 @@ SELECT * EXCLUDE (kt_file, kt_row) FROM (
            NULL::INTEGER AS "batch_size",
            NULL::INTEGER AS "oom_retries",
            NULL::BIGINT AS "disk_bytes",
+           NULL::DOUBLE AS "transfer_rate_top2",
+           NULL::DOUBLE AS "transfer_rate_top5",
+           NULL::DOUBLE AS "transfer_rate_top20",
+           NULL::DOUBLE AS "transfer_rate_top50",
+           NULL::DOUBLE AS "transfer_rate_top100",
+           NULL::DOUBLE AS "complementary_transferred",
            NULL::BIGINT AS "kt_file",
            NULL::BIGINT AS "kt_row"
     WHERE false

@@ -58,6 +58,17 @@ KL_DP_RATE = {("s1", "t1"): 30.0, ("s1", "t2"): 40.0, ("s1", "t3"): 50.0,
               ("s2", "t1"): 20.0, ("s2", "t2"): 20.0, ("s2", "t3"): float("nan"),
               ("s3", "t1"): 60.0, ("s3", "t2"): 60.0, ("s3", "t3"): 60.0}
 TOP2 = {"s1": 10.0, "s2": 20.0, "s3": 30.0}
+# kl_dp's final transfer rates (transfer_rate_top{p}): 100 + TOP2 for p = 2, then 90, 80, 60 and
+# twice KL_DP_RATE for p = 100; complementary_transferred per student. The kl parts predate
+# these columns (the views read NULL there).
+CK_TRANSFERRED = {"s1": 25.0, "s2": 50.0, "s3": 75.0}
+
+
+def _rates(student, teacher):
+    return dict(transfer_rate_top2=100 + TOP2[student], transfer_rate_top5=90.0,
+                transfer_rate_top20=80.0, transfer_rate_top50=60.0,
+                transfer_rate_top100=2 * KL_DP_RATE[(student, teacher)],
+                complementary_transferred=CK_TRANSFERRED[student])
 # reported top-1: t2 measures 6 points under it (flagged), s1 4 points (within 5), t1 exactly
 REPORTED = {"t1": 80.0, "t2": 76.0, "s1": 79.0}
 
@@ -82,12 +93,13 @@ def _run(key, student, teacher, method, delta, status="ok", compat="", **extra):
                 finished_at=t0 + pd.Timedelta(minutes=5), **extra)
 
 
-def _epochs(key, top2, rate):
+def _epochs(key, top2, rate, **rates):
     """Epochs 0..2; only the last (epoch 2) holds the values the tables must use."""
     rows = []
     for epoch in range(3):
         last = epoch == 2
         rows.append(dict(key=key, epoch=epoch, dist_delta=0.0,
+                         **{k: v if last else 999.0 for k, v in rates.items()},
                          top2_improve=top2 if last else 999.0,
                          top5_improve=20.0 if last else 999.0,
                          top20_improve=40.0 if last else 999.0,
@@ -103,7 +115,7 @@ def make_results(folder: Path, multi=True) -> Path:
                    dataset=D, num_classes=4, top1=a, top1_reported=REPORTED.get(m), n_eval=100)
               for m, (f, p, a) in {**TEACHERS, **STUDENTS}.items()]
     _write(folder, "models", "all", models)
-    stats, flips, runs, epochs = [], [], [], []
+    stats, flips, runs, epochs, epochs_rates = [], [], [], [], []
     for (s, t), (pos, neg) in RHO.items():
         i = list(RHO).index((s, t))
         stats.append(dict(teacher=t, student=s, dataset=D, compat="", acc_t=_acc(t), acc_s=_acc(s),
@@ -127,15 +139,20 @@ def make_results(folder: Path, multi=True) -> Path:
             epochs += _epochs(key, 5.0, 50.0)
     for (s, t), delta in KL_DP.items():
         key = f"kldp-{s}-{t}"
-        runs.append(_run(key, s, t, "kl_dp", delta, transfer_rate=KL_DP_RATE[(s, t)]))
-        epochs += _epochs(key, TOP2[s], KL_DP_RATE[(s, t)])
+        rates = _rates(s, t)
+        runs.append(_run(key, s, t, "kl_dp", delta, transfer_rate=KL_DP_RATE[(s, t)],
+                         transfer_rate_top100=rates["transfer_rate_top100"],
+                         complementary_transferred=rates["complementary_transferred"]))
+        epochs_rates += _epochs(key, TOP2[s], KL_DP_RATE[(s, t)], **rates)
     runs.append(_run("xe-s1", "s1", "t1", "xe_finetune", 0.8))
     runs.append(_run("klc-s1-t1", "s1", "t1", "kl", 0.9, compat="fantasticgains"))
     _write(folder, "transfer_runs", "runs", runs)
     _write(folder, "transfer_epochs", "epochs", epochs)
+    _write(folder, "transfer_epochs", "epochs_rates", epochs_rates)
     # A racing twin of one unit's parts: the views keep one row per key.
     _write(folder, "transfer_runs", "twin", [r for r in runs if r["key"] == "kldp-s1-t1"])
-    _write(folder, "transfer_epochs", "twin", [e for e in epochs if e["key"] == "kldp-s1-t1"])
+    _write(folder, "transfer_epochs", "twin",
+           [e for e in epochs_rates if e["key"] == "kldp-s1-t1"])
     if multi:   # written later, with two columns the older parts do not have
         _write(folder, "transfer_runs", "multi", [_run(
             "multi-s1", "s1", "t1+t2", "kl_dp", 1.5, mode="sequential",
@@ -376,17 +393,34 @@ def test_transfer_rate_by_top_classes(tables):
         [20.0, 70.0, 100.0]
     # transfer rate: [30, 40, 50, 20, 20, 60, 60, 60] (the nan left out) -> 42.5
     assert df.loc["all", "transfer_rate"] == 42.5 and df.loc["transformer", "transfer_rate"] == 20
+    # the authors' plotted rate TR_p: 110 / 120 / 130 per family at p = 2; at p = 100 twice the
+    # logged rates above, the nan left out -> 85
+    assert df.loc["all", [f"transfer_rate_top{p}" for p in (2, 5, 20, 50, 100)]].tolist() == \
+        [120.0, 90.0, 80.0, 60.0, 85.0]
+    assert df.loc["cnn", "transfer_rate_top2"] == 110.0
+    assert df.loc["transformer", "transfer_rate_top100"] == 40.0
+    assert df.loc["all", "complementary_transferred"] == 50.0
+    assert df.loc["mlp", "complementary_transferred"] == 75.0
     kl = _one(tables["transfer_rate_by_top_classes"], method="kl", family="all")
     assert (kl["runs"], kl["transfer_rate"]) == (7, 50.0)     # diverged and failed runs left out
+    # parts written before the transfer-rate columns existed: no value, the rest still there
+    assert kl[["transfer_rate_top2", "transfer_rate_top100",
+               "complementary_transferred"]].isna().all()
 
 
 def test_transfer_rate_by_student_params(tables):
     df = _rows(tables["transfer_rate_by_student_params"], method="kl_dp").set_index("student")
     assert df["params_m"].tolist() == [5.0, 50.0, 100.0]
-    assert df.loc["s1", ["transfer_rate", "q25_transfer_rate", "q75_transfer_rate"]].tolist() == \
-        [40.0, 35.0, 45.0]
-    assert df.loc["s2", ["runs", "transfer_rate"]].tolist() == [3, 20.0]
-    assert df.loc["s3", "transfer_rate"] == 60.0
+    # the plotted rate: twice the logged one, s1 [60, 80, 100]; its quartiles by interpolation
+    assert df.loc["s1", ["transfer_rate_top100", "q25_transfer_rate_top100",
+                         "q75_transfer_rate_top100"]].tolist() == [80.0, 70.0, 90.0]
+    assert df.loc["s1", "transfer_rate"] == 40.0                  # the logged rate, beside it
+    assert df.loc["s2", ["runs", "transfer_rate_top100", "transfer_rate"]].tolist() == \
+        [3, 40.0, 20.0]
+    assert df.loc["s3", ["transfer_rate_top100", "complementary_transferred"]].tolist() == \
+        [120.0, 75.0]
+    kl = _rows(tables["transfer_rate_by_student_params"], method="kl")
+    assert kl["transfer_rate_top100"].isna().all() and (kl["transfer_rate"] == 50.0).all()
 
 
 # --- correlations -----------------------------------------------------------------------------

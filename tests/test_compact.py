@@ -16,7 +16,7 @@ from benchmark.cli.main import main
 import results.compact as compact_module
 from results import query, read_table, write_part
 from results.compact import Busy, CompactError, compact
-from results.schema import TABLES
+from results.schema import TABLES, TRANSFER_RATES
 from results.verify import verify
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,9 +181,12 @@ def test_a_corrupt_part_or_a_foreign_folder_changes_nothing(tmp_path, capsys):
 def test_parts_of_an_older_schema_are_merged_with_nulls(tmp_path):
     folder = _folder(tmp_path, 3)
     part = folder / "transfer_runs" / "transfer-0000.parquet"
-    pd.read_parquet(part).drop(columns=["disk_bytes"]).to_parquet(part)
+    pd.read_parquet(part).drop(columns=["disk_bytes", *TRANSFER_RATES]).to_parquet(part)
     older = folder / "transfer_runs" / "transfer-0001.parquet"
-    pd.read_parquet(older).drop(columns=["batch_size", "oom_retries", "disk_bytes"]).to_parquet(older)
+    pd.read_parquet(older).drop(columns=["batch_size", "oom_retries", "disk_bytes",
+                                         *TRANSFER_RATES]).to_parquet(older)
+    epochs = folder / "transfer_epochs" / "transfer-0001.parquet"
+    pd.read_parquet(epochs).drop(columns=TRANSFER_RATES).to_parquet(epochs)
     before = _views(folder)
     compact(folder)
     _assert_views(folder, before)

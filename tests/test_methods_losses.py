@@ -3,6 +3,7 @@
 CRD's memory bank) step by step."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -43,6 +44,43 @@ def test_xe_kl_mixes_alpha_kl_and_xe_in_both_modes():
     assert xe_kl(student, teacher, label, alpha=0.5, compat=FG).item() == pytest.approx(
         0.5 * kl + 0.5 * math.log(1 + E ** 0.5), rel=1e-6)            # -ln(e^.25/(e^.25+e^.75))
     assert xe_kl(student, teacher, label, alpha=1.0).item() == pytest.approx(kl, rel=1e-6)
+
+
+def test_label_smoothing_by_hand_in_both_modes():
+    logits, label = torch.tensor([[0.0, LN3]]), torch.tensor([1])
+    # softmax (1/4, 3/4); a = 0.1 smooths the target to (0.05, 0.95)
+    expected = -(0.05 * math.log(0.25) + 0.95 * math.log(0.75))
+    assert xe(logits, label, label_smoothing=0.1).item() == pytest.approx(expected, rel=1e-6)
+    # official: the probabilities are smoothed, 0.8 (1/4, 3/4) + 0.2 / 2 = (0.3, 0.7), then
+    # scored as logits: -ln(e^.7 / (e^.3 + e^.7))
+    assert xe(logits, label, FG, label_smoothing=0.2).item() == pytest.approx(
+        math.log(1 + E ** -0.4), rel=1e-6)
+    for compat in (None, FG):
+        assert torch.equal(xe(logits, label, compat, 0.0), xe(logits, label, compat))
+        with pytest.raises(ValueError, match="label_smoothing"):
+            xe(logits, label, compat, label_smoothing=1.5)
+    teacher = torch.tensor([[0.0, 0.0]])
+    assert xe_kl(logits, teacher, label, alpha=0.5, label_smoothing=0.1).item() == pytest.approx(
+        0.5 * 0.5 * math.log(4 / 3) + 0.5 * expected, rel=1e-6)
+
+
+def test_xekl_label_smoothing_parameter():
+    """xekl's label_smoothing (default 0: plain labels) reaches its cross-entropy; a plan older
+    than the parameter runs without smoothing."""
+    torch.manual_seed(0)
+    student, x, y = torch.nn.Linear(3, 4), torch.randn(5, 3), torch.tensor([0, 1, 2, 3, 0])
+    refs = {"teacher": torch.randn(5, 4)}
+    params = resolve_params("xekl")
+    assert params["label_smoothing"] == 0.0
+    older = {k: v for k, v in params.items() if k != "label_smoothing"}
+    smoothed = resolve_params("xekl", {"label_smoothing": 0.1})
+    for p, a in ((params, 0.0), (older, 0.0), (smoothed, 0.1)):
+        logits, losses, _ = get_method("xekl")(p).forward_train(student, x, y, refs)
+        log_q = torch.log_softmax(logits, 1).detach()
+        target = torch.full((5, 4), a / 4)
+        target[torch.arange(5), y] += 1 - a
+        assert losses["xe"].item() == pytest.approx(
+            0.5 * -(target * log_q).sum(1).mean().item(), rel=1e-5), a
 
 
 def test_distill_kl_is_the_same_in_both_modes():
@@ -190,14 +228,61 @@ def test_mcl_integer_buffers_follow_fast_weights_by_default():
 
 # --- contrastive ------------------------------------------------------------------------------
 
-def test_relational_cd_by_hand_mean_and_compat_sum():
+def test_relational_cd_by_hand_sum_in_both_modes_and_mean_on_request():
     fs = torch.tensor([[1.0, 0.0], [0.0, 3.0]])            # S = I after normalisation
     ft = torch.tensor([[2.0, 0.0, 0.0], [5.0, 0.0, 0.0]])  # T = all ones (another width)
-    # each row: KL((1/2, 1/2) || (e, 1)/(1+e)) = ln((1+e)/2) - 1/2
+    # each row: KL((1/2, 1/2) || (e, 1)/(1+e)) = ln((1+e)/2) - 1/2; summed over the 2 rows
     row = math.log((1 + E) / 2) - 0.5
-    assert relational_cd(fs, ft).item() == pytest.approx(row, rel=1e-6)
+    assert relational_cd(fs, ft).item() == pytest.approx(2 * row, rel=1e-6)
     assert relational_cd(fs, ft, compat=FG).item() == pytest.approx(2 * row, rel=1e-6)
+    assert relational_cd(fs, ft, mean=True).item() == pytest.approx(row, rel=1e-6)
     assert relational_cd(fs, fs * 7).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def _relational_by_numpy(fs, ft):
+    """SimpleContrastLoss with numpy, row by row: sum_i KL(softmax(T_i) || softmax(S_i))."""
+    def similarity(f):
+        f = np.asarray(f, dtype=np.float64)
+        f = f / np.linalg.norm(f, axis=1, keepdims=True)
+        return f @ f.T
+    total = 0.0
+    for s_row, t_row in zip(similarity(fs), similarity(ft)):
+        total += _kl(_softmax(list(t_row)), _softmax(list(s_row)))
+    return total
+
+
+def test_relational_cd_three_samples_against_numpy():
+    fs = [[1.0, 2.0, 0.0], [0.5, -1.0, 2.0], [3.0, 0.0, 1.0]]
+    ft = [[0.0, 1.0], [2.0, 1.0], [-1.0, 0.5]]
+    expected = _relational_by_numpy(fs, ft)
+    assert expected > 0.05                                  # a batch that does cost something
+    got = relational_cd(torch.tensor(fs), torch.tensor(ft))
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+    assert relational_cd(torch.tensor(fs), torch.tensor(ft), mean=True).item() == pytest.approx(
+        expected / 3, rel=1e-5)
+
+
+def test_cd_default_is_the_authors_magnitude_and_older_plans_run_as_planned():
+    """Default cd: 0.1 CE + 10 x the relational loss summed over the batch (the authors'
+    magnitude), identical to compat; params of a plan older than `relational_mean` lack it:
+    the default then ran the mean, compat the sum."""
+    x, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+    ft = torch.randn(4, 6)
+    student = _FeatNet()
+    feats = student.body(x).detach().numpy()
+    summed = _relational_by_numpy(feats, ft.numpy())
+    params = resolve_params("cd")
+    assert params["relational_mean"] is False
+    older = {k: v for k, v in params.items() if k != "relational_mean"}
+    cases = [(params, None, summed), (params, FG, summed),
+             (older, None, summed / 4), (older, FG, summed)]
+    for p, compat, relational in cases:
+        _, losses, _ = get_method("cd")(p, compat).forward_train(
+            student, x, y, {"teacher_features": ft})
+        assert losses["cd"].item() == pytest.approx(10 * relational, rel=1e-5), (compat, p)
+    default = get_method("cd")(params).forward_train(student, x, y, {"teacher_features": ft})[1]
+    compat = get_method("cd")(params, FG).forward_train(student, x, y, {"teacher_features": ft})[1]
+    assert torch.equal(default["cd"], compat["cd"]) and torch.equal(default["xe"], compat["xe"])
 
 
 def test_crd_nce_loss_by_hand():

@@ -6,7 +6,7 @@ import pytest
 from scipy.stats import entropy as scipy_entropy
 
 from benchmark.measures.metrics import transfer_metrics
-from results.schema import TRANSFER_METRICS, metric_column
+from results.schema import TRANSFER_METRICS, TRANSFER_RATES, metric_column
 
 nan = float("nan")
 
@@ -31,15 +31,25 @@ DIST = predictions([1, 0, 1, 0, 0, 1, 1, 1, 1, 1])
 # initial neg 3 8; gained (s0 wrong, s right) 0 5 7 -> [1, 1, 1]; lost 3; remaining pos
 # (s wrong, teacher right) 1 4; remaining neg 5 8. Ranking: class 0, then 1 and 2 (tied).
 # Default K_p: 1 class for p = 2..50 (class 0 holds 50%), 3 for 100%.
+# Transfer rates over the 2 positive flips left (samples 1 4): TR_p = 100 - p + 100 G_p / 2 with
+# G_p the gains in the K_p classes: 1 (class 0) for p = 2..50, 3 for 100. Of the 4 initial
+# positive flips (0 1 4 7) s now gets 0 and 7 right: 50% transferred (sample 5 is a gain the
+# teacher did not have, so it does not count).
 HAND_SHARED = {
     "student_acc": 70.0, "dist_delta": 20.0, "knowledge_gain": 30.0, "knowledge_loss": 10.0,
     "positive_flips": 20.0, "negative_flips": 20.0, "pos_flips_delta": -20.0,
     "neg_flips_delta": 0.0, "top100%_improve": 100.0, "other_improve": 0.0,
     "ent_dist_flips": math.log(3), "transfer_rate": 75.0,
+    "transfer_rate_top100": 150.0, "complementary_transferred": 50.0,
 }
-HAND_DEFAULT = {**HAND_SHARED, **{f"top{p}%_improve": 100 / 3 for p in (2, 5, 20, 50)}}
-# official: K + 1 = 2 classes for p = 2..50 (class 0 and one of the tied 1, 2: 2 of 3 gains)
-HAND_OFFICIAL = {**HAND_SHARED, **{f"top{p}%_improve": 200 / 3 for p in (2, 5, 20, 50)}}
+HAND_DEFAULT = {**HAND_SHARED, **{f"top{p}%_improve": 100 / 3 for p in (2, 5, 20, 50)},
+                "transfer_rate_top2": 148.0, "transfer_rate_top5": 145.0,
+                "transfer_rate_top20": 130.0, "transfer_rate_top50": 100.0}
+# official: K + 1 = 2 classes for p = 2..50 (class 0 and one of the tied 1, 2: 2 of 3 gains),
+# so G_p = 2 there
+HAND_OFFICIAL = {**HAND_SHARED, **{f"top{p}%_improve": 200 / 3 for p in (2, 5, 20, 50)},
+                 "transfer_rate_top2": 198.0, "transfer_rate_top5": 195.0,
+                 "transfer_rate_top20": 180.0, "transfer_rate_top50": 150.0}
 
 
 def assert_metrics(actual, expected):
@@ -59,7 +69,7 @@ def test_hand_case_official():
 
 def test_keys_are_the_official_names_in_schema_order():
     metrics = transfer_metrics(ZERO, DIST, TEACHER, LABELS, 3)
-    assert [metric_column(name) for name in metrics] == TRANSFER_METRICS
+    assert [metric_column(name) for name in metrics] == TRANSFER_METRICS + TRANSFER_RATES
     assert all(type(value) is float for value in metrics.values())
 
 
@@ -69,6 +79,9 @@ def test_no_gained_flips():
     for name in ["top2%_improve", "top100%_improve", "other_improve", "ent_dist_flips"]:
         assert math.isnan(metrics[name]), name
     assert metrics["transfer_rate"] == 0.0
+    # all 4 initial positive flips are left and none moved: TR_p = 100 - p, nothing transferred
+    assert [metrics[f"transfer_rate_top{p}"] for p in (2, 5, 20, 50, 100)] == [98, 95, 80, 50, 0]
+    assert metrics["complementary_transferred"] == 0.0
 
 
 def test_no_initial_complementary_knowledge():
@@ -77,6 +90,19 @@ def test_no_initial_complementary_knowledge():
     assert metrics["top2%_improve"] == metrics["top100%_improve"] == 0.0
     assert metrics["other_improve"] == 100.0
     assert math.isnan(metrics["transfer_rate"])
+    # one positive flip left (sample 3, which s lost): TR_p = 100 - p + 0 / 1
+    assert [metrics[f"transfer_rate_top{p}"] for p in (2, 5, 20, 50, 100)] == [98, 95, 80, 50, 0]
+    assert math.isnan(metrics["complementary_transferred"])   # 0 of 0
+
+
+def test_no_complementary_knowledge_left():
+    # s learns every teacher-right sample: nothing left to divide by
+    metrics = transfer_metrics(ZERO, TEACHER, TEACHER, LABELS, 3)
+    assert metrics["positive_flips"] == 0.0 and metrics["complementary_transferred"] == 100.0
+    for p in (2, 5, 20, 50, 100):
+        assert math.isnan(metrics[f"transfer_rate_top{p}"]), p
+    official = transfer_metrics(ZERO, TEACHER, TEACHER, LABELS, 3, "fantasticgains")
+    assert all(official[f"transfer_rate_top{p}"] == math.inf for p in (2, 5, 20, 50, 100))
 
 
 def test_refusals():
@@ -131,6 +157,9 @@ def official_metrics(zero, dist, teacher, true):
     metrics["other_improve"] = 100 - metrics["top100%_improve"]
     metrics["ent_dist_flips"] = scipy_entropy(gained)
     metrics["transfer_rate"] = np.sum(gained[order[:ks[-1]]]) / np.sum(initial) * 100
+    for p in (2, 5, 20, 50, 100):   # transfer_rate_plot_a, from the logged fields
+        metrics[f"transfer_rate_top{p}"] = 100 - (p * left_pos - metrics[f"top{p}%_improve"]
+                                                  * gain) / left_pos
     return metrics
 
 
@@ -148,12 +177,18 @@ def correct_metrics(zero, dist, teacher, true, num_classes):
                  if 100 * sum(initial[c] for c in ranking[:k]) >= p * sum(initial))
         metrics[f"top{p}%_improve"] = (sum(gained[c] for c in ranking[:k]) / sum(gained) * 100
                                        if sum(gained) else nan)
+        remaining = sum(dist[i] != y and teacher[i] == y for i, y in enumerate(true))
+        metrics[f"transfer_rate_top{p}"] = (100 - p + 100 * sum(gained[c] for c in ranking[:k])
+                                            / remaining if remaining else nan)
         if p == 100:
             metrics["other_improve"] = (100 * (sum(gained) - sum(gained[c] for c in ranking[:k]))
                                         / sum(gained) if sum(gained) else nan)
             metrics["transfer_rate"] = (sum(gained[c] for c in ranking[:k]) / sum(initial) * 100
                                         if sum(initial) else nan)
     metrics["ent_dist_flips"] = scipy_entropy(gained) if sum(gained) else nan
+    complementary = [i for i, y in enumerate(true) if zero[i] != y and teacher[i] == y]
+    metrics["complementary_transferred"] = (
+        100 * sum(dist[i] == true[i] for i in complementary) / len(complementary))
     accuracy = [sum(m[i] == y for i, y in enumerate(true)) / n * 100 for m in (dist, zero)]
     metrics.update(student_acc=accuracy[0], dist_delta=accuracy[0] - accuracy[1])
     return metrics
@@ -174,7 +209,7 @@ def test_official_mode_reproduces_the_official_code(seed):
     expected = official_metrics(zero, dist, teacher, true)
     actual = transfer_metrics(zero, dist, teacher, true, 10, "fantasticgains")
     for name, value in expected.items():
-        if name == "ent_dist_flips":   # same formula, different rounding
+        if name == "ent_dist_flips" or name.startswith("transfer_rate_top"):   # other rounding
             assert actual[name] == pytest.approx(value, rel=1e-12)
         else:
             assert actual[name] == value or (math.isnan(actual[name]) and math.isnan(value)), name

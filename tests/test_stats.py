@@ -31,10 +31,12 @@ TEACHERS, STUDENTS = [A, C, B, B, A], [B, A, C, A, A]
 
 # Worked by hand from the rows above (ln = natural log):
 #  A->B: pos (B wrong, A right) samples 1, 4 -> classes [1,1,0]; neg samples 5, 7 -> [0,1,1].
-#        ensemble: sample 1 is a 0.8/0.8 tie, so B (wrong) decides; 0 2 are B's, 4 is A's: 6/8.
+#        ensemble: sample 1 is a 0.8/0.8 tie, so the teacher A (right) decides; 0 2 are B's,
+#        4 is A's: 7/8 (sample 6 is a tie too, but both are right there).
 #  C->A: pos samples 2, 5, 7 -> [1,1,1]; neg samples 0, 3 -> [1,1,0]; ensemble 5/8.
 #  B->C: pos samples 0, 3 -> [1,1,0]; neg samples 1, 2, 4 -> [2,1,0]; ensemble 4/8.
-#  B->A: the reverse of A->B: pos [0,1,1], neg [1,1,0]; the sample-1 tie now goes to A: 7/8.
+#  B->A: the reverse of A->B: pos [0,1,1], neg [1,1,0]; the sample-1 tie now goes to the
+#        teacher B (wrong): 6/8.
 #  A->A: no flips; entropies nan; ensemble = A.
 EXPECTED = {
     "acc_t": [62.5, 75.0, 62.5, 62.5, 62.5],
@@ -49,7 +51,7 @@ EXPECTED = {
     "pos_classes_top5": [1, 1, 1, 1, 0],
     "pos_classes_top20": [1, 1, 1, 1, 0],
     "pos_classes_top50": [1, 2, 1, 1, 0],
-    "ensemble_acc": [75.0, 62.5, 50.0, 87.5, 62.5],
+    "ensemble_acc": [87.5, 62.5, 50.0, 75.0, 62.5],
 }
 EXPECTED_CLASS_FLIPS = {   # (pos per class, neg per class)
     ("A", "B"): ([1, 1, 0], [0, 1, 1]),
@@ -113,11 +115,18 @@ def test_class_flips_come_in_frames_of_whole_pairs():
     assert flips.pos.dtype == np.uint8                 # at most 255 samples in a class
 
 
-def test_ensemble_ties_go_to_the_student():
+def test_ensemble_ties_go_to_the_teacher():
     correct = PREDS == LABELS
-    # A->B and B->A differ only through the tie on sample 1 (A right, B wrong)
+    # A->B and B->A differ only through the tie on sample 1 (A right, B wrong): the teacher
+    # decides, as in the authors' ensemble (the student only when strictly more confident)
     counts = ensemble_correct_counts(correct, P_MAX, [A, B], [B, A])
-    assert list(counts) == [6, 7]
+    assert list(counts) == [7, 6]
+    # a hand-made tie on every sample: the ensemble is the teacher, whoever is right
+    tie = np.full((2, 4), 0.5, dtype=np.float32)
+    right = np.array([[True, True, False, False], [True, False, True, False]])
+    assert list(ensemble_correct_counts(right, tie, [0, 1], [1, 0])) == [2, 2]
+    right[1] = [False, False, False, True]
+    assert list(ensemble_correct_counts(right, tie, [0, 1], [1, 0])) == [2, 1]
 
 
 # ---------------------------------------------------------------- top-p% class counts
@@ -222,7 +231,7 @@ def loop_pair_stats(preds, p_max, labels, num_classes, teacher, student):
             pos[y] += 1
         elif s_right and preds[teacher][i] != preds[student][i]:
             neg[y] += 1
-        chosen = teacher if p_max[teacher][i] > p_max[student][i] else student
+        chosen = student if p_max[student][i] > p_max[teacher][i] else teacher
         ensemble_right += preds[chosen][i] == y
     acc = [sum(preds[m][i] == y for i, y in enumerate(labels)) / n * 100
            for m in (teacher, student)]

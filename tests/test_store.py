@@ -83,7 +83,9 @@ def test_added_columns_are_the_last_ones():
     from results.schema import ADDED_COLUMNS, TABLES, valid_columns
     for table, added in ADDED_COLUMNS.items():
         assert TABLES[table].names[-len(added):] == list(added)
-    assert valid_columns("transfer_runs")[0] == TABLES["transfer_runs"].names[:-3]
+    runs = TABLES["transfer_runs"].names
+    assert valid_columns("transfer_runs")[0] == runs[:runs.index("batch_size")]
+    assert valid_columns("transfer_epochs")[0][-1] == "knowledge_loss_step"
     assert len(valid_columns("models")) == 1
 
 

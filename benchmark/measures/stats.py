@@ -242,13 +242,14 @@ def _blocks(first, second, max_cells):
 
 def ensemble_correct_counts(correct, confidence, teachers, students):
     """Samples the confidence ensemble of each pair gets right: per sample, the prediction of
-    whichever of teacher and student has the higher confidence (p_max); ties go to the student.
+    whichever of teacher and student has the higher confidence (p_max); ties go to the teacher,
+    as in the authors' ensemble (the student only where it is strictly more confident).
 
     Exact, with one comparison per unordered pair and sample. Each model's key on a sample is
     2 x (rank of its confidence there) + (right): max(key_a, key_b) is the more confident
     model's key, so its lowest bit says whether the ensemble is right, for (a, b) and (b, a)
-    alike. On a tie the max holds "either is right" where the ensemble holds "the student is
-    right", so ties with the teacher right and the student wrong are subtracted.
+    alike. On a tie the max holds "either is right" where the ensemble holds "the teacher is
+    right", so ties with the student right and the teacher wrong are subtracted.
     """
     correct, confidence = np.asarray(correct, bool), np.asarray(confidence)
     teachers, students = _pair_indices(teachers, students, len(correct))
@@ -260,7 +261,7 @@ def ensemble_correct_counts(correct, confidence, teachers, students):
     winner_right = _per_pair(
         lambda a, b: _count_odd_maxima(np.take(keys, a, axis=1), np.take(keys, b, axis=1)),
         first, second, _ENSEMBLE_GRID_CELLS, 1, np.int64)[:, 0]
-    return winner_right[unordered] - ranking.tied_right_wrong(correct)[teachers, students]
+    return winner_right[unordered] - ranking.tied_right_wrong(correct)[students, teachers]
 
 
 class _ConfidenceRanking:

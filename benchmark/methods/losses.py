@@ -5,8 +5,8 @@ reproduces the released code (ExplainableML/FantasticGains) where it differs:
 
 - `xe` / `xe_kl`: the official cross-entropy is applied to *probabilities*,
   `CrossEntropyLoss(softmax(z_s), y)`, i.e. softmax twice.
-- `relational_cd`: the official `SimpleContrastLoss` sums the per-row KL over the batch
-  (`reduction='sum'`), so it grows with the batch size; the default divides by B.
+- `relational_cd` sums the per-row KL over the batch in both modes, as the official
+  `SimpleContrastLoss` (`reduction='sum'`); `mean=True` divides by B instead.
 - `dp_kl` with top-k: the official code gathers student, teacher *and frozen-student* logits at the
   *teacher's* top-k classes, also on samples routed to the frozen student; the default restricts
   each sample to the top-k classes of the target it is distilled from.
@@ -55,26 +55,35 @@ def distill_kl(student_logits, teacher_logits, T: float = 1.0, topk: int | None 
     return (per_sample * weights).sum() / weights.sum().clamp_min(1)
 
 
-def xe(student_logits, labels, compat=None):
+def xe(student_logits, labels, compat=None, label_smoothing: float = 0.0):
     """Cross-entropy of the student on the labels, mean over the batch.
 
+    `label_smoothing` a: the target is (1 - a) one-hot(y) + a / C (torch's `label_smoothing`).
     compat="fantasticgains": `CrossEntropyLoss(softmax(z_s), y)`, the official XE on
-    probabilities (so log_softmax(softmax(z_s)) is what is scored).
+    probabilities (so log_softmax(softmax(z_s)) is what is scored); the official smoothing
+    mixes those probabilities instead, (1 - a) softmax(z_s) + a / C, before the same loss.
     """
     check_compat(compat)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
     if compat:
-        return F.cross_entropy(student_logits.softmax(1), labels)
-    return F.cross_entropy(student_logits, labels)
+        probs = student_logits.softmax(1)
+        if label_smoothing:
+            probs = (1 - label_smoothing) * probs + label_smoothing / probs.shape[1]
+        return F.cross_entropy(probs, labels)
+    return F.cross_entropy(student_logits, labels, label_smoothing=label_smoothing)
 
 
 def xe_kl(student_logits, teacher_logits, labels, alpha: float, T: float = 1.0,
-          topk: int | None = None, weights: torch.Tensor | None = None, compat=None):
+          topk: int | None = None, weights: torch.Tensor | None = None, compat=None,
+          label_smoothing: float = 0.0):
     """XE-KL-Dist (docs/methods.md#xe-kl): alpha * KL + (1 - alpha) * XE.
 
-    The KL takes `T`, `topk` and `weights` as `distill_kl`; the XE always uses all classes.
+    The KL takes `T`, `topk` and `weights` as `distill_kl`; the XE always uses all classes, with
+    `label_smoothing` as `xe`.
     """
     kl = distill_kl(student_logits, teacher_logits, T=T, topk=topk, weights=weights, compat=compat)
-    return alpha * kl + (1 - alpha) * xe(student_logits, labels, compat=compat)
+    return alpha * kl + (1 - alpha) * xe(student_logits, labels, compat, label_smoothing)
 
 
 def flip_masks(student_logits, teacher_logits, labels):
@@ -140,13 +149,13 @@ def dp_kl(student_logits, teacher_logits, frozen_logits, labels=None, T: float =
     return distill_kl(student_logits, target, T=T, topk=topk), mask
 
 
-def relational_cd(student_feats, teacher_feats, compat=None):
+def relational_cd(student_feats, teacher_feats, compat=None, mean: bool = False):
     """Contrastive distillation's relational loss (docs/methods.md#contrastive, `SimpleContrastLoss`).
 
     Rows are L2-normalised; S = f_s f_s^T and T = f_t f_t^T (B x B cosine similarities, no
     temperature, diagonal included); loss = sum over rows i of KL(softmax(T_i) || softmax(S_i)),
-    divided by B (the default) or not (compat="fantasticgains", the official `reduction='sum'`).
-    Student and teacher feature widths may differ.
+    summed over the batch as the official `reduction='sum'` (both modes), or divided by B with
+    `mean=True`. Student and teacher feature widths may differ.
     """
     check_compat(compat)
     fs = F.normalize(student_feats.float(), dim=1)
@@ -154,7 +163,7 @@ def relational_cd(student_feats, teacher_feats, compat=None):
     log_s = F.log_softmax(fs @ fs.T, dim=1)
     log_t = F.log_softmax(ft @ ft.T, dim=1)
     total = F.kl_div(log_s, log_t, log_target=True, reduction="sum")
-    return total if compat else total / len(fs)
+    return total / len(fs) if mean else total
 
 
 def crd_nce_loss(scores, n_data: int):

@@ -39,6 +39,7 @@ from benchmark.units.checkpoint import checkpoint_path, kept_bytes, save_student
 from benchmark.version import code_version
 from pairs.catalog import ModelEntry, get_zoo
 from results import TABLES, metric_column, predictions_matrix, write_part
+from results.schema import TRANSFER_RATES
 
 _STEP_METRICS = ("dist_delta", "knowledge_gain", "knowledge_loss")
 # units planned before these params existed ran unaugmented, in fp32; their keys stay as planned
@@ -267,8 +268,10 @@ def write_results(ctx: RunContext, rows: list, status: str, results_dir, job_id:
     """The unit's transfer_epochs rows, then its transfer_runs row (the mark of completion);
     `batch`: the trainer's `batch_record()` (default: the planned batch size, no halving)."""
     unit = ctx.unit
-    frame = pd.DataFrame(rows).assign(key=unit["key"])
-    write_part(results_dir, "transfer_epochs", frame[TABLES["transfer_epochs"].names], unit["key"])
+    # rows of a checkpoint written before a column existed lack it: NaN there
+    frame = pd.DataFrame(rows).assign(key=unit["key"]).reindex(
+        columns=TABLES["transfer_epochs"].names)
+    write_part(results_dir, "transfer_epochs", frame, unit["key"])
     last = rows[-1]
     teacher = ctx.teachers[0].name
     acc_t, acc_s = ctx.acc(teacher), ctx.acc(ctx.student_entry.name)
@@ -281,6 +284,7 @@ def write_results(ctx: RunContext, rows: list, status: str, results_dir, job_id:
         "acc_t": acc_t, "acc_s": acc_s, "ts_diff": acc_t - acc_s,
         **{k: last[k] for k in ("student_acc", "dist_delta", "knowledge_gain", "knowledge_loss",
                                 "transfer_rate")},
+        **{k: last.get(k, np.nan) for k in TRANSFER_RATES},   # NaN: an older checkpoint's row
         "error": "", "wall_s": time.perf_counter() - ctx.wall0, "host": socket.gethostname(),
         "job_id": job_id, "code_version": code_version(),
         "started_at": ctx.started, "finished_at": datetime.now(timezone.utc),
