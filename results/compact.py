@@ -44,6 +44,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from results.errors import InputError
 from results.schema import COMPACTED_PREFIX, TABLES
 from results.store import atomic_path
 from results.verify import columns_problem, footer_ok
@@ -60,7 +61,7 @@ _HIDDEN = ".compacting"
 _GENERATION = re.compile(rf"{COMPACTED_PREFIX}(\d+)-")
 
 
-class CompactError(ValueError):
+class CompactError(InputError):
     """Not a results folder, or a part that cannot be read: nothing was changed."""
 
 

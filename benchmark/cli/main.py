@@ -18,9 +18,10 @@ from benchmark.cli import plan_args
 from benchmark.cli import predictors as cli_predictors
 from benchmark.cli.launch_args import add_launch_arguments, options_from_args
 from pairs import get_zoo
-from pairs.plan import KEEP_STUDENTS, PlanError, make_plan, random_pairs, read_plan, write_plan
+from pairs.plan import KEEP_STUDENTS, make_plan, random_pairs, read_plan, write_plan
 from pairs.strategies import plan_pairs
 from results import TABLES, default_results_dir, query
+from results.errors import InputError
 from results.verify import quarantine_unreadable
 
 # two methods and a control, 18 units as before the control came (a control unit costs about
@@ -29,10 +30,6 @@ from results.verify import quarantine_unreadable
 DEMO_METHODS = "kl,kl_dp,xe_finetune"
 DEMO_TABLES = ("success_rate", "methods_vs_controls", "gain_over_controls", "paper_reference",
                "complementary_knowledge", "pair_deltas")
-
-
-class UserError(Exception):
-    """Bad input: reported as one line, exit code 2."""
 
 
 def _results(args) -> Path:
@@ -51,7 +48,7 @@ def _check_writable(folder: Path):
         probe.touch()
         probe.unlink()
     except OSError as e:
-        raise UserError(f"results folder {folder} is not writable ({e.strerror or e})") from None
+        raise InputError(f"results folder {folder} is not writable ({e.strerror or e})") from None
 
 
 def _methods(names: str, zoo, args) -> dict[str, dict]:
@@ -62,23 +59,30 @@ def _methods(names: str, zoo, args) -> dict[str, dict]:
         try:
             overrides.update(json.loads(args.params))
         except json.JSONDecodeError as e:
-            raise UserError(f"--params is not valid JSON: {e}") from None
+            raise InputError(f"--params is not valid JSON: {e}") from None
     methods = [m for m in names.split(",") if m]
     if not methods:
-        raise UserError("--methods lists no method")
+        raise InputError("--methods lists no method")
     return {m: resolve_params(m, zoo.transfer_defaults, overrides) for m in methods}
 
 
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in str(text).split(",")]
+    except ValueError:
+        raise InputError(f"--seeds takes comma-separated integers, got {text!r}") from None
+
+
 def _plan_of_pairs(zoo, pairs, args, seeds: str, compat):
-    seeds = [int(s) for s in str(seeds).split(",")]
-    return make_plan(zoo, pairs, _methods(args.methods or DEMO_METHODS, zoo, args), seeds, compat)
+    return make_plan(zoo, pairs, _methods(args.methods or DEMO_METHODS, zoo, args), _seeds(seeds),
+                     compat)
 
 
 def _multi_plans(zoo, args) -> list:
     """`--multi STUDENT:T1,T2,...` (repeatable) x `--modes`, kl_dp unless --methods is given."""
     from benchmark.units.multi_plan import make_multi_plan, parse_multi
     methods = _methods(args.methods or "kl_dp", zoo, args)
-    seeds = [int(s) for s in str(args.seeds).split(",")]
+    seeds = _seeds(args.seeds)
     modes = [m for m in args.modes.split(",") if m]
     return [make_multi_plan(zoo, *parse_multi(spec), modes, methods, seeds, args.compat)
             for spec in args.multi]
@@ -88,9 +92,9 @@ def cmd_plan(args):
     from benchmark.cli import plan_tables
     strategy = plan_args.strategy_name(args)
     if strategy is None and not args.multi:
-        raise UserError("give --pairs N or --all, or a --strategy, or --multi")
+        raise InputError("give --pairs N or --all, or a --strategy, or --multi")
     if not args.out and not args.dry_run:
-        raise UserError("give --out PLAN.parquet, or --dry-run to count without writing")
+        raise InputError("give --out PLAN.parquet, or --dry-run to count without writing")
     zoo = get_zoo(args.zoo)
     results_dir = _results(args)
     table = plan_tables.models_table(zoo, args, results_dir)
@@ -175,7 +179,7 @@ def cmd_compact(args):
             print(f"{e}: waiting for it")
             reports = compact(results_dir, args.table)
     except PermissionError as e:
-        raise UserError(f"cannot compact {results_dir} ({e.strerror}: {e.filename})") from None
+        raise InputError(f"cannot compact {results_dir} ({e.strerror}: {e.filename})") from None
     for report in reports:
         print(report.line())
     if not reports:
@@ -196,7 +200,7 @@ def cmd_status(args):
         print(format_table(status.rename_axis("stage").reset_index()))
         return 1 if args.wait and status["failed"].sum() else 0
     if args.wait:
-        raise UserError("--wait needs a PLAN")
+        raise InputError("--wait needs a PLAN")
     for table in ("models", "pair_stats", "transfer_runs"):
         n = query(results_dir, f"SELECT count(*) AS n FROM {table}")["n"][0]
         print(f"{table:>14}: {n} rows")
@@ -255,7 +259,7 @@ def cmd_figures(args):
     try:
         written = make_figures(_results(args), out)
     except OSError as e:
-        raise UserError(f"cannot write figures to {out} ({e.strerror or e})") from None
+        raise InputError(f"cannot write figures to {out} ({e.strerror or e})") from None
     print(f"wrote {len(written)} files ({len(written) // 2} figures, PNG and PDF) to {out}")
     return 0
 
@@ -266,7 +270,7 @@ def cmd_report(args):
     try:
         print(f"wrote {build_report(_results(args), out)}")
     except OSError as e:
-        raise UserError(f"cannot write the report to {out} ({e.strerror or e})") from None
+        raise InputError(f"cannot write the report to {out} ({e.strerror or e})") from None
     return 0
 
 
@@ -510,8 +514,7 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except (UserError, PlanError, KeyError, ValueError, FileNotFoundError) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"ktbench: error: {message}", file=sys.stderr)
+    except InputError as e:     # anything else is a bug: its traceback shows, exit code 1
+        print(f"ktbench: error: {e}", file=sys.stderr)
         return 2
 

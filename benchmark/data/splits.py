@@ -21,6 +21,7 @@ import torch
 from benchmark.data.datasets import register_dataset
 from benchmark.data.preprocess import decode_transform
 from benchmark.data.subset import labels_digest, stratified_subset
+from results.errors import InputError
 
 # the options every source's name takes after `@` (docs/protocol.md#data)
 OPTIONS = dict(size=224, crop_pct=0.875, interpolation="bilinear", channels=3, subset=None)
@@ -61,19 +62,19 @@ class Split:
 
 
 def same_classes(train: Split, val: Split) -> None:
-    """Both sides of a source must list the same classes: ValueError (one line) otherwise."""
+    """Both sides of a source must list the same classes: InputError (one line) otherwise."""
     if train.classes != val.classes:
         only = sorted(set(train.classes) ^ set(val.classes))[:5]
-        raise ValueError(f"{train.where} has {train.num_classes} classes, {val.where} has "
+        raise InputError(f"{train.where} has {train.num_classes} classes, {val.where} has "
                          f"{val.num_classes}; they differ (e.g. {', '.join(only) or 'in order'})")
 
 
 def check_labels(split: Split) -> None:
-    """Every label must name one of the split's classes: ValueError (one line) otherwise."""
+    """Every label must name one of the split's classes: InputError (one line) otherwise."""
     labels = np.asarray(split.labels)
     bad = labels[(labels < 0) | (labels >= split.num_classes)]
     if len(bad):
-        raise ValueError(f"{split.where}: label {int(bad[0])} is outside its "
+        raise InputError(f"{split.where}: label {int(bad[0])} is outside its "
                          f"{split.num_classes} classes")
 
 
@@ -81,17 +82,17 @@ def parse_source_name(name: str, prefix: str, extra: dict | None = None) -> tupl
     """`<prefix><body>[@key=value,...]` -> (body, options): `OPTIONS` and the source's own
     `extra` options, with their defaults where not given."""
     if not name.startswith(prefix):
-        raise ValueError(f"{name!r} is not a {prefix}... dataset name")
+        raise InputError(f"{name!r} is not a {prefix}... dataset name")
     body, _, given = name[len(prefix):].partition("@")
     options = {**OPTIONS, **(extra or {})}
     for part in filter(None, given.split(",")):
         key, _, value = part.partition("=")
         if key not in options:
-            raise ValueError(f"{name!r}: unknown option {key!r}; options: {', '.join(options)}")
+            raise InputError(f"{name!r}: unknown option {key!r}; options: {', '.join(options)}")
         try:
             options[key] = _TYPES.get(key, str)(value)
         except ValueError:
-            raise ValueError(f"{name!r}: option {key}={value!r} is not a "
+            raise InputError(f"{name!r}: option {key}={value!r} is not a "
                              f"{_TYPES[key].__name__}") from None
     return body, options
 

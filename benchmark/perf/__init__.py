@@ -27,6 +27,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from results.errors import InputError
+
 # name -> module; `demo` and `scale` are opt-in (minutes), the rest run by default
 BENCHMARKS = {
     "stats": "benchmark.perf.stats_bench",
@@ -143,7 +145,7 @@ def run_benchmarks(names, out, config: BenchConfig, echo=print) -> int:
     names = list(names) or list(DEFAULT_BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
-        raise ValueError(f"unknown benchmark {', '.join(unknown)}; benchmarks: "
+        raise InputError(f"unknown benchmark {', '.join(unknown)}; benchmarks: "
                          f"{', '.join(BENCHMARKS)} (default: {', '.join(DEFAULT_BENCHMARKS)})")
     import torch
     threads = torch.get_num_threads()
