@@ -5,7 +5,7 @@ load through): the schemas need pyarrow, the store DuckDB too, and neither loads
 from results.lazy import lazy_exports
 
 _NAMES = {
-    "InputError": "errors",
+    "InputError": "errors", "ResultsLayout": "layout",
     "TABLES": "schema", "TABLE_KEYS": "schema", "metric_column": "schema",
     "connect": "store", "default_results_dir": "store", "predictions_matrix": "store",
     "query": "store", "read_table": "store", "table_dir": "store", "write_part": "store",

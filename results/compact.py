@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from results.errors import InputError
+from results.layout import ResultsLayout
 from results.schema import COMPACTED_PREFIX, TABLES
 from results.store import atomic_path
 from results.verify import columns_problem, footer_ok
@@ -284,7 +285,7 @@ def restore_interrupted(folder: Path) -> None:
 def _locked(results_dir: Path, wait: bool):
     """The folder's compaction lock (a lock file, as NFS needs; released when the process
     ends, however it ends)."""
-    fd = os.open(results_dir / ".compact.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(ResultsLayout(results_dir).compact_lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -297,7 +298,8 @@ def _locked(results_dir: Path, wait: bool):
 
 def check_results_folder(results_dir) -> Path:
     results_dir = Path(results_dir)
-    if not results_dir.is_dir() or not any((results_dir / t).is_dir() for t in TABLES):
+    layout = ResultsLayout(results_dir)
+    if not results_dir.is_dir() or not any(layout.table(t).is_dir() for t in TABLES):
         raise CompactError(f"{results_dir} is not a ktbench results folder (no table folder: "
                            f"{', '.join(TABLES)})")
     return results_dir
@@ -317,7 +319,8 @@ def compact(results_dir, tables=None, max_rows: int = MAX_ROWS, max_bytes: int =
         return _listing(folder, max_rows, max_bytes)
 
     with _locked(results_dir, wait), ThreadPoolExecutor(READERS) as pool:
-        folders = [results_dir / t for t in names if (results_dir / t).is_dir()]
+        layout = ResultsLayout(results_dir)
+        folders = [layout.table(t) for t in names if layout.table(t).is_dir()]
         # the tables' folders are listed, and their merged parts removed, on threads: the
         # system calls release the GIL and folders do not share a directory lock
         todo = [(folder, *listed) for folder, listed in zip(folders, pool.map(

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from results.errors import InputError
+from results.layout import ResultsLayout
 from results.schema import COMPACTED_PREFIX, TABLES
 from results.views import GUARD, parts_variable, render_view, tables_in
 
@@ -37,9 +38,7 @@ def default_results_dir() -> Path:
 
 
 def table_dir(results_dir, table: str) -> Path:
-    if table not in TABLES:
-        raise InputError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
-    return Path(results_dir) / table
+    return ResultsLayout(results_dir).table(table)
 
 
 @contextlib.contextmanager

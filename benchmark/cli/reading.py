@@ -5,7 +5,7 @@ from pathlib import Path
 
 from analysis import TABLE_NAMES, format_table, run_query_arrow, write_result
 from benchmark.cli.common import add_common, results_folder
-from results import TABLES, InputError
+from results import TABLES, InputError, ResultsLayout
 
 
 def cmd_verify(args):
@@ -58,7 +58,7 @@ def cmd_query(args):
 
 
 def cmd_figures(args):
-    out = Path(args.out) if args.out else results_folder(args) / "figures"
+    out = Path(args.out) if args.out else ResultsLayout(results_folder(args)).figures
     from analysis.figures import make_figures
     try:
         written = make_figures(results_folder(args), out)
@@ -69,7 +69,7 @@ def cmd_figures(args):
 
 
 def cmd_report(args):
-    out = Path(args.out) if args.out else results_folder(args) / "report.html"
+    out = Path(args.out) if args.out else ResultsLayout(results_folder(args)).report
     from analysis.report import build_report
     try:
         print(f"wrote {build_report(results_folder(args), out)}")

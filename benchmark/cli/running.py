@@ -9,7 +9,7 @@ from benchmark.cli.launch_args import options_from_args
 from benchmark.cli.planning import plan_of_pairs
 from pairs import get_zoo
 from pairs.plan import random_pairs, read_plan, write_plan
-from results import InputError, query
+from results import InputError, ResultsLayout, query
 from results.verify import quarantine_unreadable
 
 DEMO_TABLES = ("success_rate", "methods_vs_controls", "gain_over_controls", "paper_reference",
@@ -70,7 +70,7 @@ def cmd_demo(args):
     t0 = time.perf_counter()
     pairs = random_pairs([m.name for m in zoo.models], args.pairs, args.seed)
     plan = plan_of_pairs(zoo, pairs, args, seeds="0", compat=None)
-    plan_path = write_plan(plan, results_dir / "plans" / "demo.parquet")
+    plan_path = write_plan(plan, ResultsLayout(results_dir).plan("demo"))
     print(f"demo: micro zoo ({len(zoo.models)} models on {zoo.dataset}), {len(plan)} transfer "
           f"units -> {plan_path}")
     summary = _launch(plan, args)

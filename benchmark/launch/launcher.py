@@ -33,6 +33,7 @@ from pairs.plan import KEEP_STUDENTS, kept_students, teacher_student_pairs
 from results import table_dir
 from results.compact import Busy, CompactError, compact
 from results.errors import InputError
+from results.layout import ResultsLayout
 
 EXECUTORS = ("local", "debug", "slurm")
 
@@ -163,7 +164,8 @@ def launch(plan: pd.DataFrame, results_dir, cache: Path, options: LaunchOptions)
     results_dir = Path(results_dir)
     trackers.check_available(options.log)
     if options.log and not options.log_dir:
-        options = dataclasses.replace(options, log_dir=str(results_dir.resolve() / "trackers"))
+        trackers_dir = ResultsLayout(results_dir.resolve()).trackers
+        options = dataclasses.replace(options, log_dir=str(trackers_dir))
     live = live_units(results_dir)
     pending = pending_units(plan, results_dir, options.retry_failed)
     held = _held(pending, live)

@@ -30,12 +30,12 @@ from pairs.catalog import Zoo, get_zoo
 from pairs.keys import unit_key
 from results import connect, write_part
 from results.errors import InputError
+from results.layout import ResultsLayout
 from results.store import atomic_path
 
 FEATURES_VERSION = 1
 TRANSFER_SAMPLES = 2000
 SPLITS = ("eval", "transfer")
-ARRAYS_DIR = "feature_arrays"
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -51,7 +51,7 @@ def features_unit(zoo: Zoo, model: str, eval_samples: int | None = None,
 
 
 def arrays_dir(results_dir, key: str) -> Path:
-    return Path(results_dir) / ARRAYS_DIR / key
+    return ResultsLayout(results_dir).feature_arrays(key)
 
 
 def forward_features(model: torch.nn.Module, x_uint8: torch.Tensor, mean, std,
@@ -83,6 +83,7 @@ def run_features(unit: dict, results_dir, cache: Path) -> str:
     dataset = data.load_dataset(unit["dataset"], cache)
     model = load_model(entry, cache)
     folder = arrays_dir(results_dir, unit["key"])
+    stored_at = folder.relative_to(results_dir).as_posix()     # the rows name it in the folder
     n_eval, n_transfer = unit["eval_samples"], unit["transfer_samples"]
     inputs = {"eval": (dataset.eval_x[:n_eval], dataset.eval_y[:n_eval]),
               "transfer": (dataset.train_x[:n_transfer], dataset.train_y[:n_transfer])}
@@ -97,7 +98,7 @@ def run_features(unit: dict, results_dir, cache: Path) -> str:
             _save_npy(folder / f"{split}_{kind}.npy", array)
         rows.append({"key": unit["key"], "model": entry.name, "dataset": dataset.name,
                      "split": split, "samples": len(labels), "dim": feats.shape[1],
-                     "num_logits": logits.shape[1], "path": f"{ARRAYS_DIR}/{unit['key']}",
+                     "num_logits": logits.shape[1], "path": stored_at,
                      "top1": 100.0 * float((logits.argmax(1) == labels).mean()),
                      "seconds": time.perf_counter() - t0})
     # the table rows last: they mark the unit complete
