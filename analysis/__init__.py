@@ -6,14 +6,15 @@ Needs only the Parquet results folder (through `results.connect` and `results/vi
 (`tables`) do. Figures and the report (matplotlib) load only when imported:
 `from analysis.figures import make_figures`, `from analysis.report import build_report`.
 """
+from typing import TYPE_CHECKING
+
 from results.lazy import lazy_exports
 
-_NAMES = {
-    "TABLE_NAMES": "table_names", "sql_path": "table_names",
-    "FORMATS": "formatting", "format_table": "formatting",
-    "QueryError": "query", "check_read_only": "query", "connect_read_only": "query",
-    "run_query": "query", "run_query_arrow": "query", "write_result": "query",
-    "run_tables": "tables", "sql_caption": "tables", "write_tables": "tables",
-}
-__all__ = sorted(_NAMES)
-__getattr__ = lazy_exports(__name__, _NAMES)
+if TYPE_CHECKING:        # the face's names (results.lazy: loaded on first use)
+    from analysis.formatting import FORMATS, format_table
+    from analysis.query import (QueryError, check_read_only, connect_read_only, run_query,
+                                run_query_arrow, write_result)
+    from analysis.table_names import TABLE_NAMES, sql_path
+    from analysis.tables import run_tables, sql_caption, write_tables
+
+__getattr__, __all__ = lazy_exports(__name__, __file__)

@@ -11,6 +11,8 @@ import math
 
 import pyarrow as pa
 
+from results.errors import InputError
+
 FORMATS = {"markdown": "md", "csv": "csv", "latex": "tex"}
 
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
@@ -62,7 +64,7 @@ def format_cells(header: list[str], columns: list[list[str]], numeric: list[bool
     """Cells as a markdown table, CSV (quoted where needed) or a LaTeX tabular with numeric
     columns right-aligned."""
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; use {', '.join(FORMATS)}")
+        raise InputError(f"unknown format {fmt!r}; use {', '.join(FORMATS)}")
     rows = list(zip(*columns))
     if fmt == "csv":
         text = io.StringIO()

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from analysis.formatting import format_table
 from analysis.views import bind_views, tables_in
 from results import connect
+from results.errors import InputError
 from results.store import read_views
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ _READ = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 _OUTPUTS = (".csv", ".parquet", ".md", ".tex")
 
 
-class QueryError(ValueError):
+class QueryError(InputError):
     """A statement that is not one read statement, or SQL that DuckDB rejects: exit code 2."""
 
 

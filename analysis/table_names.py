@@ -4,6 +4,8 @@ Light at import (no pandas): the command line lists the names when it builds its
 """
 from pathlib import Path
 
+from results.errors import InputError
+
 SQL_DIR = Path(__file__).parent / "sql"
 # In the order of the report: the paper's transfer results, then complementary knowledge, then
 # where transfer lands, then bookkeeping.
@@ -24,7 +26,7 @@ TABLE_NAMES = (
 def sql_path(name: str) -> Path:
     path = SQL_DIR / f"{name}.sql"
     if not path.is_file():
-        raise KeyError(f"no table {name!r}; tables: {', '.join(TABLE_NAMES)}")
+        raise InputError(f"no table {name!r}; tables: {', '.join(TABLE_NAMES)}")
     return path
 
 

@@ -17,6 +17,7 @@ from analysis.formatting import FORMATS, cell_text, format_table
 from analysis.table_names import TABLE_NAMES, sql_path, sql_text
 from analysis.uncertainty import BOOT, Interval, add_intervals, paired_tests, verdict
 from analysis.views import bind_views, tables_in
+from results.errors import InputError
 from results.store import copy_many_parts, read_views
 
 _SUCCESS = dict(unit="students", digits=1)
@@ -200,7 +201,7 @@ def write_tables(results_dir, out_dir=None, fmt: str = "markdown", names=TABLE_N
     Returns the text printed, or the list of files written.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; use {', '.join(FORMATS)}")
+        raise InputError(f"unknown format {fmt!r}; use {', '.join(FORMATS)}")
     tables = run_tables(results_dir, names)
     if out_dir is None:
         parts = []

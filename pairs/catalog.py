@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from pairs.keys import unit_key
+from results.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,8 @@ class Zoo:
         for entry in self.models:
             if entry.name == name:
                 return entry
-        raise KeyError(f"unknown model {name!r} in zoo {self.name!r}; models: "
-                       + ", ".join(m.name for m in self.models))
+        raise InputError(f"unknown model {name!r} in zoo {self.name!r}; models: "
+                         + ", ".join(m.name for m in self.models))
 
 
 _ZOOS: dict[str, Callable[[], Zoo]] = {}
@@ -62,5 +63,5 @@ def list_zoos() -> list[str]:
 
 def get_zoo(name: str) -> Zoo:
     if name not in _ZOOS:
-        raise KeyError(f"unknown zoo {name!r}; zoos: {', '.join(list_zoos())}")
+        raise InputError(f"unknown zoo {name!r}; zoos: {', '.join(list_zoos())}")
     return _ZOOS[name]()

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from pairs.catalog import ModelEntry, Zoo
 from pairs.keys import unit_key
+from results.errors import InputError
 from results.store import atomic_path
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ PLAN_COLUMNS = ["plan", "key", "zoo", "dataset", "teacher", "student", "method",
 KEEP_STUDENTS = ("none", "soup", "all")
 
 
-class PlanError(ValueError):
+class PlanError(InputError):
     """A plan that cannot be run: missing, empty, malformed or from another schema version."""
 
 
@@ -54,7 +55,7 @@ def random_pairs(names: list[str], n: int, seed: int) -> list[tuple[str, str]]:
     m = len(names)
     total = m * (m - 1)
     if not 0 < n <= total:
-        raise ValueError(f"--pairs must be between 1 and {total} for {m} models, got {n}")
+        raise InputError(f"--pairs must be between 1 and {total} for {m} models, got {n}")
     flat = np.random.default_rng(seed).choice(total, size=n, replace=False)
     teacher, offset = np.divmod(flat, m - 1)
     student = offset + (offset >= teacher)      # skip the diagonal
@@ -182,7 +183,7 @@ def soup_ingredients(plan: pd.DataFrame, zoo: Zoo) -> pd.DataFrame:
 def kept_students(plan: pd.DataFrame, zoo: Zoo, policy: str = "soup") -> set[str]:
     """Keys of the plan's units that keep their final student under `policy` (KEEP_STUDENTS)."""
     if policy not in KEEP_STUDENTS:
-        raise ValueError(f"--keep-students must be one of {', '.join(KEEP_STUDENTS)}, "
+        raise InputError(f"--keep-students must be one of {', '.join(KEEP_STUDENTS)}, "
                          f"got {policy!r}")
     if policy == "none":
         return set()

@@ -1,13 +1,14 @@
 """Where results live: Parquet table schemas, atomic part writes, DuckDB views over them
-(`results.views`), checks (`results.verify`) and compaction of many parts into a few large
-files (`results.compact`). Names load on first use (`lazy`, the helper every package's names
-load through): the schemas need pyarrow, the store DuckDB too, and neither loads pandas."""
-from results.lazy import lazy_exports
+(`results.views`), checks (`results.verify`), compaction of many parts into a few large files
+(`results.compact`), the map of the folder (`results.layout`) and the one error type for bad
+input (`results.errors`). Eager: its modules need pyarrow and DuckDB, never torch or pandas
+(`results.lazy` holds the rule for faces that load on first use)."""
+from results.errors import InputError
+from results.layout import ResultsLayout
+from results.schema import TABLE_KEYS, TABLES, metric_column
+from results.store import (connect, default_results_dir, predictions_matrix, query, read_table,
+                           table_dir, write_part)
 
-_NAMES = {
-    "TABLES": "schema", "TABLE_KEYS": "schema", "metric_column": "schema",
-    "connect": "store", "default_results_dir": "store", "predictions_matrix": "store",
-    "query": "store", "read_table": "store", "table_dir": "store", "write_part": "store",
-}
-__all__ = sorted(_NAMES)
-__getattr__ = lazy_exports(__name__, _NAMES)
+__all__ = ["InputError", "ResultsLayout", "TABLES", "TABLE_KEYS", "connect",
+           "default_results_dir", "metric_column", "predictions_matrix", "query", "read_table",
+           "table_dir", "write_part"]

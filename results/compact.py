@@ -50,6 +50,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from results import superseded
+from results.errors import InputError
+from results.layout import ResultsLayout
 from results.schema import COMPACTED_PREFIX, TABLES
 from results.store import atomic_path
 from results.verify import columns_problem, footer_ok
@@ -67,7 +69,7 @@ _SPILL = ".compact.spill"       # a folder DuckDB may spill to while finding sup
 _GENERATION = re.compile(rf"{COMPACTED_PREFIX}(\d+)-")
 
 
-class CompactError(ValueError):
+class CompactError(InputError):
     """Not a results folder, or a part that cannot be read: nothing was changed (or superseded
     rows could not be looked for: the compacted files are in place, no part was removed)."""
 
@@ -307,7 +309,7 @@ def restore_interrupted(folder: Path) -> None:
 def _locked(results_dir: Path, wait: bool):
     """The folder's compaction lock (a lock file, as NFS needs; released when the process
     ends, however it ends)."""
-    fd = os.open(results_dir / ".compact.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(ResultsLayout(results_dir).compact_lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -320,7 +322,8 @@ def _locked(results_dir: Path, wait: bool):
 
 def check_results_folder(results_dir) -> Path:
     results_dir = Path(results_dir)
-    if not results_dir.is_dir() or not any((results_dir / t).is_dir() for t in TABLES):
+    layout = ResultsLayout(results_dir)
+    if not results_dir.is_dir() or not any(layout.table(t).is_dir() for t in TABLES):
         raise CompactError(f"{results_dir} is not a ktbench results folder (no table folder: "
                            f"{', '.join(TABLES)})")
     return results_dir
@@ -340,7 +343,8 @@ def compact(results_dir, tables=None, max_rows: int = MAX_ROWS, max_bytes: int =
         return _listing(folder, max_rows, max_bytes)
 
     with _locked(results_dir, wait), ThreadPoolExecutor(READERS) as pool:
-        folders = [results_dir / t for t in names if (results_dir / t).is_dir()]
+        layout = ResultsLayout(results_dir)
+        folders = [layout.table(t) for t in names if layout.table(t).is_dir()]
         # the tables' folders are listed, and their merged parts removed, on threads: the
         # system calls release the GIL and folders do not share a directory lock; a lone part
         # is merged too (it may supersede rows of the compacted files)

@@ -22,6 +22,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from results.errors import InputError
+from results.layout import ResultsLayout
 from results.schema import COMPACTED_PREFIX, TABLES
 from results.views import GUARD, parts_variable, render_view, tables_in
 
@@ -36,9 +38,7 @@ def default_results_dir() -> Path:
 
 
 def table_dir(results_dir, table: str) -> Path:
-    if table not in TABLES:
-        raise KeyError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
-    return Path(results_dir) / table
+    return ResultsLayout(results_dir).table(table)
 
 
 @contextlib.contextmanager
@@ -151,7 +151,7 @@ def connect(results_dir, tables=None, union: bool = True) -> duckdb.DuckDBPyConn
     """
     names = list(TABLES) if tables is None else list(dict.fromkeys(tables))
     for table in names:
-        table_dir(results_dir, table)          # an unknown table is a KeyError
+        table_dir(results_dir, table)          # an unknown table is an InputError
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET enable_progress_bar = false")
@@ -202,7 +202,7 @@ def _columns_of(path: str) -> list[str]:
 def predictions_matrix(results_dir, dataset: str, models: list[str]):
     """Cached predictions as arrays: (labels [N], preds [M, N], p_max [M, N]), rows in `models` order.
 
-    Raises KeyError naming the models whose predictions are missing.
+    Raises InputError naming the models whose predictions are missing.
     """
     # the filter on the view's partition columns reaches the Parquet scan (row groups of other
     # models are skipped)
@@ -212,7 +212,8 @@ def predictions_matrix(results_dir, dataset: str, models: list[str]):
                "ORDER BY row, sample", {"models": list(models), "dataset": dataset})
     missing = sorted(set(models) - set(models[i] for i in df["row"].unique()))
     if missing:
-        raise KeyError(f"no predictions on {dataset!r} for {', '.join(missing)}; run predict first")
+        raise InputError(f"no predictions on {dataset!r} for {', '.join(missing)}; "
+                         "run predict first")
     n = len(df) // len(models)
     labels = df["label"].to_numpy()[:n]
     return (labels, df["pred"].to_numpy().reshape(len(models), n),

@@ -20,6 +20,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from results.layout import ResultsLayout
 from results.schema import TABLES, valid_columns
 
 MAGIC = b"PAR1"
@@ -108,7 +109,7 @@ def _checkpoint_problem(path: Path, full: bool) -> str | None:
 
 
 def _quarantine(results_dir: Path, path: Path, kind: str) -> Path:
-    folder = results_dir / "quarantine" / kind
+    folder = ResultsLayout(results_dir).quarantine(kind)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / path.name.lstrip(".")
     if target.exists():
@@ -140,8 +141,9 @@ def _scan(results_dir: Path, fix: bool, full: bool, report: Report):
                 if age > STALE_TMP_S:
                     bad(tmp, "tmp", f"stale temporary file ({age / 3600:.1f} h old)")
 
+    layout = ResultsLayout(results_dir)
     for table in TABLES:
-        folder = results_dir / table
+        folder = layout.table(table)
         if not folder.is_dir():
             continue
         for part in sorted(folder.glob("*.parquet")):
@@ -151,7 +153,7 @@ def _scan(results_dir: Path, fix: bool, full: bool, report: Report):
                 bad(part, table, reason)
         if full:
             stale_tmps(folder, table)
-    ckpts = results_dir / "checkpoints"
+    ckpts = layout.checkpoints
     if ckpts.is_dir():
         for ckpt in sorted(ckpts.glob("*.pt")):
             report.checkpoints += 1

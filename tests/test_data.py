@@ -8,6 +8,7 @@ from sklearn.datasets import load_digits
 
 from benchmark import data
 from benchmark.data import datasets
+from results.errors import InputError
 
 FIELDS = ("train_x", "train_y", "eval_x", "eval_y", "train_sources", "eval_sources")
 
@@ -84,7 +85,7 @@ def test_cache_hit_loads_instead_of_regenerating(digits, cache, monkeypatch):
 
 
 def test_unknown_dataset_raises_key_error_listing_known(tmp_path):
-    with pytest.raises(KeyError, match="digits16"):
+    with pytest.raises(InputError, match="digits16"):
         data.load_dataset("no-such-data", tmp_path)
 
 

@@ -9,6 +9,7 @@ from benchmark.units.features import (SPLITS, arrays_dir, done_feature_keys, fea
 from benchmark.models.loading import load_model
 from benchmark.units.dispatch import run_unit
 from results import TABLES, read_table
+from results.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +68,9 @@ def test_load_split_aligns_prefixes_and_names_what_is_missing(feature_results, t
     assert load_split(folder, names, tiny_zoo.dataset, "eval", samples=100).samples == 100
     with pytest.raises(ValueError, match="fewer than 400"):
         load_split(folder, names, tiny_zoo.dataset, "eval", samples=400)
-    with pytest.raises(KeyError, match="nope"):
+    with pytest.raises(InputError, match="nope"):
         load_split(folder, names + ["nope"], tiny_zoo.dataset)
-    with pytest.raises(KeyError):
+    with pytest.raises(InputError):
         load_split(folder, names, tiny_zoo.dataset, keys=["features-0000000000000000"])
 
 

@@ -11,6 +11,7 @@ from benchmark.data import splits
 from benchmark.data import subset as subsets
 from benchmark.data.datasets import check_classes, load_dataset
 from pairs.catalog import ModelEntry
+from results.errors import InputError
 
 CLASSES = ("n01", "n02", "n03")
 
@@ -37,12 +38,12 @@ def test_class_checks(folder, tmp_path, write_images):
     check_classes(3, entries[:1])
     write_images(tmp_path / "train", 1)
     (tmp_path / "val" / "n01").mkdir(parents=True)
-    with pytest.raises(FileNotFoundError, match="no valid file"):
+    with pytest.raises(InputError, match="no valid file"):
         imf.imagenet_splits(tmp_path)                                  # an empty class folder
     (tmp_path / "val" / "n01" / "a.png").write_bytes((tmp_path / "train" / "n01" / "img0.png").read_bytes())
     with pytest.raises(ValueError, match="differ"):
         imf.imagenet_splits(tmp_path)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(InputError, match="does not exist"):
         imf.scan_folder(tmp_path / "missing")
 
 
@@ -129,7 +130,7 @@ def test_imagefolder_dataset_name_and_predict_from_folder_of_files(folder, cache
     expected = predict_logits(model, data.eval_x, e.mean, e.std)
     got = predict_logits(load_model(e, cache), data.eval_x, e.mean, e.std)
     assert got.shape == (12, 3) and torch.allclose(got, expected, atol=1e-5)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(InputError, match="does not exist"):
         load_dataset(f"imagefolder:{tmp_path / 'missing'}", cache)
 
 
@@ -206,7 +207,7 @@ def test_reported_top1_flagged_or_strict_and_missing_weights_before_any_job(fold
     # a model without its weight file stops the launch before any job, naming it
     plan = make_plan(zoo, [("far_off", "no_weights")],
                      {"kl": resolve_params("kl", {"epochs": 1})}, [0])
-    with pytest.raises(FileNotFoundError, match="'no_weights' not found; looked at"):
+    with pytest.raises(InputError, match="'no_weights' not found; looked at"):
         launch(plan, tmp_path / "launch", cache, LaunchOptions(executor="debug", progress=False))
     assert not (tmp_path / "launch").exists()
     # a head with 5 outputs on a 3-class folder: stopped before any job, naming the model

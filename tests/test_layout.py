@@ -128,3 +128,105 @@ def test_nothing_points_outside_the_repository():
     outside = [str(p.relative_to(ROOT)) for p in files
                if any(s in p.read_text(errors="replace") for s in ("paper" + ".md", "../" + "shared"))]
     assert not outside, outside
+
+
+FACES = {name: path for name, path in MODULES.items() if path.name == "__init__.py"}
+# faces that register built-ins on import stay eager whatever they load (results.lazy's rule)
+REGISTERING_HEAVY_FACES = {"benchmark.data", "benchmark.methods"}
+
+
+def _module_level_names(path: Path) -> set[str]:
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names
+
+
+def _declared_all(path: Path) -> list[str]:
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.List):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if [getattr(t, "id", "") for t in targets] == ["__all__"]:
+                return [ast.literal_eval(e) for e in node.value.elts]
+    return []
+
+
+def test_every_face_declares_all_and_each_name_exists():
+    """An eager face lists `__all__` and defines each name in it; a lazy one names its names as
+    TYPE_CHECKING imports (results.lazy), each defined in the module it names."""
+    from results.lazy import typed_names
+    silent, missing = [], []
+    for face, path in FACES.items():
+        declared = _module_level_names(path)
+        if "__all__" not in declared:
+            silent.append(face)
+        typed = typed_names(str(path))
+        names = typed or {n: face for n in _declared_all(path)}
+        missing += [f"{face}.{n} (from {m})" for n, m in names.items()
+                    if n not in _module_level_names(MODULES[m])]
+    assert not silent, f"faces without __all__: {silent}"
+    assert not missing, missing
+
+
+def test_faces_load_lazily_only_where_torch_or_pandas_would_load():
+    """Importing every face but the registering heavy ones loads neither torch nor pandas: the
+    eager faces are light, the lazy ones defer their heavy names."""
+    import subprocess
+    import sys
+    light = sorted(set(FACES) - REGISTERING_HEAVY_FACES
+                   - {f for f in FACES for h in REGISTERING_HEAVY_FACES if f.startswith(h + ".")})
+    code = "".join(f"import {f}\n" for f in light) + (
+        "import sys\nprint(sorted({'torch', 'pandas'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT).stdout
+    assert out.strip() == "[]", out
+    lazy = sorted(f for f, p in FACES.items() if "lazy_exports" in p.read_text())
+    assert {"analysis", "benchmark.units", "benchmark.launch"} <= set(lazy)
+
+
+def _shim(path: Path) -> bool:
+    """A module that only re-exports: docstring, imports and `__all__`, nothing of its own."""
+    body = ast.parse(path.read_text()).body
+    own = [n for n in body if not (isinstance(n, (ast.Import, ast.ImportFrom))
+                                   or isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)
+                                   or isinstance(n, ast.Assign)
+                                   and [getattr(t, "id", "") for t in n.targets] == ["__all__"])]
+    return not own and any(isinstance(n, ast.ImportFrom) for n in body)
+
+
+def test_no_re_export_shims():
+    assert _shim(ROOT / "benchmark" / "models" / "__init__.py") is False   # lazy: has its own
+    shims = [m for m, p in MODULES.items() if p.name != "__init__.py" and _shim(p)]
+    assert not shims, shims
+
+
+def test_perf_does_not_import_the_command_line():
+    wrong = sorted(f"{m} -> {t}" for m, targets in import_graph().items()
+                   if m.startswith("benchmark.perf") for t in targets
+                   if t.startswith("benchmark.cli"))
+    assert not wrong, wrong
+
+
+def test_the_command_line_has_one_except_clause_at_its_boundary():
+    """`main` catches `InputError` alone, so any other exception is a bug with its traceback;
+    no other command-line module swallows every error or bad input itself."""
+    trees = {m: ast.parse(p.read_text()) for m, p in MODULES.items()
+             if m.startswith("benchmark.cli")}
+    handlers = {m: [n for n in ast.walk(tree) if isinstance(n, ast.ExceptHandler)]
+                for m, tree in trees.items()}
+    (boundary,) = handlers["benchmark.cli.main"]
+    assert ast.unparse(boundary.type) == "InputError"
+    main = next(n for n in trees["benchmark.cli.main"].body
+                if isinstance(n, ast.FunctionDef) and n.name == "main")
+    assert boundary in list(ast.walk(main))
+    broad = [f"{m}:{h.lineno}" for m, found in handlers.items() if m != "benchmark.cli.main"
+             for h in found if h.type is None
+             or {"Exception", "BaseException", "InputError"} & {
+                 getattr(n, "id", "") for n in ast.walk(h.type)}]
+    assert not broad, broad

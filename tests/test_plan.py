@@ -6,6 +6,7 @@ import pytest
 
 from pairs.catalog import ModelEntry, Zoo
 from pairs.plan import PlanError, all_pairs, make_plan, random_pairs, read_plan, write_plan
+from results.errors import InputError
 
 NAMES = ["a", "b", "c", "d"]
 ZOO = Zoo("toy", "digits16", tuple(ModelEntry(n, "test_resnet", "cnn", 10) for n in NAMES))
@@ -38,7 +39,7 @@ def test_keys_are_deterministic_and_change_with_what_changes_results():
 
 
 def test_unknown_model_is_rejected():
-    with pytest.raises(KeyError, match="unknown model 'z'"):
+    with pytest.raises(InputError, match="unknown model 'z'"):
         make_plan(ZOO, [("a", "z")], KL, seeds=[0])
 
 

@@ -25,6 +25,7 @@ from benchmark.semantics import encoders
 from benchmark.semantics.run import run_similarity
 from benchmark.semantics.similarity import (RandomSets, class_order, cosine_matrix,
                                             pair_similarity, prefix_similarity)
+from results.errors import InputError
 from test_analysis import make_results
 
 HAND = {"zero": (1.0, 0.0, 0.0), "one": (0.0, 1.0, 0.0), "two": (0.0, 0.6, 0.8),
@@ -60,7 +61,7 @@ def test_class_names_of_every_kind_of_dataset(tmp_path):
     (tmp_path / "plain" / "classnames.txt").write_text("only one\n")
     with pytest.raises(ValueError, match="names 1 classes, the folder has 2"):
         data.class_names(f"imagefolder:{tmp_path / 'plain'}")
-    with pytest.raises(KeyError, match="no class names"):
+    with pytest.raises(InputError, match="no class names"):
         data.class_names("nothing-like-it")
 
 
@@ -71,7 +72,7 @@ def test_text_encoder_weights_resolve_like_model_weights(tmp_path, monkeypatch):
     monkeypatch.delenv("KTBENCH_WEIGHTS_DIR", raising=False)
     name = encoders.DEFAULT_ENCODER
     assert encoders.resolve_text_weights(name, "random").describe() == "random-init"
-    with pytest.raises(FileNotFoundError, match="not found; looked at .*nope.pt"):
+    with pytest.raises(InputError, match="not found; looked at .*nope.pt"):
         encoders.resolve_text_weights(name, tmp_path / "nope.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a state dict")
     with pytest.raises(ValueError, match="junk.pt"):
@@ -81,12 +82,12 @@ def test_text_encoder_weights_resolve_like_model_weights(tmp_path, monkeypatch):
     assert (found.kind, found.path) == ("file", tmp_path / f"{name}.safetensors")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr("benchmark.models.weights.hub_cached", lambda hub_id, files: False)
-    with pytest.raises(FileNotFoundError, match="HF_HUB_OFFLINE"):
+    with pytest.raises(InputError, match="HF_HUB_OFFLINE"):
         encoders.resolve_text_weights(name, folder=tmp_path / "empty")
     monkeypatch.setattr("benchmark.models.weights.hub_cached", lambda hub_id, files: True)
     hub = encoders.resolve_text_weights(name)
     assert hub.kind == "hub" and hub.describe() == f"hub:{encoders.get_text_encoder(name).hub[0]}"
-    with pytest.raises(KeyError, match="unknown text encoder"):
+    with pytest.raises(InputError, match="unknown text encoder"):
         encoders.get_text_encoder("word2vec")
 
 

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from results import connect, predictions_matrix, read_table, table_dir, write_part
+from results.errors import InputError
 
 
 def _class_flips(n_classes, pos=1):
@@ -52,7 +53,7 @@ def test_predictions_matrix_orders_rows_by_request(tmp_path):
     labels, preds, p_max = predictions_matrix(tmp_path, "d", ["b", "a"])
     assert labels.tolist() == [0, 1, 0]
     assert preds.tolist() == [[1, 1, 0], [0, 1, 1]]
-    with pytest.raises(KeyError, match="c"):
+    with pytest.raises(InputError, match="c"):
         predictions_matrix(tmp_path, "d", ["a", "c"])
 
 

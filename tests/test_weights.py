@@ -10,6 +10,7 @@ from benchmark.data.datasets import load_dataset
 from benchmark.models.loading import load_model, resolve_weights
 from benchmark.models.microzoo import weights_path, zoo_info
 from benchmark.models.build import predict_logits
+from results.errors import InputError
 
 
 def _pretrained(entry, weights_value):
@@ -50,7 +51,7 @@ def test_weights_dir_env_and_pth_files(tiny_zoo, cache, tmp_path, monkeypatch):
 
 def test_missing_weights_one_line_naming_model_and_places(tiny_zoo, tmp_path, monkeypatch):
     entry = _pretrained(tiny_zoo.models[0], str(tmp_path / "nope.safetensors"))
-    with pytest.raises(FileNotFoundError) as err:
+    with pytest.raises(InputError) as err:
         weights.resolve(entry)
     msg = str(err.value)
     assert "\n" not in msg and entry.name in msg and "nope.safetensors" in msg
@@ -58,10 +59,10 @@ def test_missing_weights_one_line_naming_model_and_places(tiny_zoo, tmp_path, mo
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv(weights.WEIGHTS_DIR_ENV, str(tmp_path))
     for e in (_pretrained(tiny_zoo.models[0], str(tmp_path)), _pretrained(tiny_zoo.models[1], None)):
-        with pytest.raises(FileNotFoundError, match=e.name) as err:
+        with pytest.raises(InputError, match=e.name) as err:
             weights.resolve(e)
         assert str(tmp_path) in str(err.value) and "\n" not in str(err.value)
-    with pytest.raises(FileNotFoundError, match="2 model"):
+    with pytest.raises(InputError, match="2 model"):
         weights.resolve_all([_pretrained(m, None) for m in tiny_zoo.models[:2]])
 
 
@@ -71,7 +72,7 @@ def test_hub_offline_needs_the_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
     monkeypatch.setattr(weights, "hub_cached", lambda hub_id, files: False)
     entry = ModelEntry("r18", "resnet18", "cnn", 1000)
-    with pytest.raises(FileNotFoundError, match="HF_HUB_OFFLINE"):
+    with pytest.raises(InputError, match="HF_HUB_OFFLINE"):
         weights.resolve(entry)
     monkeypatch.setattr(weights, "hub_cached", lambda hub_id, files: True)
     src = weights.resolve(entry)
@@ -79,7 +80,7 @@ def test_hub_offline_needs_the_cache(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(weights, "hub_cached", lambda hub_id, files: 1 / 0)  # not consulted online
     assert weights.resolve(entry).kind == "hub"
-    with pytest.raises(FileNotFoundError, match="not allowed"):
+    with pytest.raises(InputError, match="not allowed"):
         weights.resolve(entry, allow_hub=False)
 
 

@@ -2,6 +2,7 @@
 import argparse
 
 from pairs.plan import KEEP_STUDENTS
+from results.errors import InputError
 
 
 def _sbatch_option(text: str) -> tuple[str, str]:
@@ -63,7 +64,7 @@ def options_from_args(args):
     from benchmark.launch.config import launch_options, read_config   # imports torch
     if args.weights_dir:
         if not os.path.isdir(args.weights_dir):
-            raise FileNotFoundError(f"--weights-dir {args.weights_dir}: no such folder")
+            raise InputError(f"--weights-dir {args.weights_dir}: no such folder")
         os.environ["KTBENCH_WEIGHTS_DIR"] = os.path.abspath(args.weights_dir)
     config = read_config(args.config) if args.config else {}
     overrides = {name: getattr(args, name) for name in

@@ -1,13 +1,14 @@
-"""The command-line options of catalogs and planning: filters and pair strategies, and the
-`PairRequest` they make. Light at import (no pandas): the parser is built from here; the tables
-that `zoo` and `plan --dry-run` print are in `plan_tables`.
+"""The command-line options of catalogs and planning: filters, pair strategies, methods and
+seeds, and the `PairRequest` and method parameters they make. Light at import (no pandas): the
+parser is built from here; the tables that `zoo` and `plan --dry-run` print are in `plan_tables`.
 """
 import argparse
+import json
 import math
 
 from pairs.catalog_table import CatalogFilter
 from pairs.strategies import STRATEGIES, STRATUM_KEYS, PairRequest
-from results import query
+from results import InputError, query
 
 
 def _patterns(text: str) -> tuple[str, ...]:
@@ -85,3 +86,31 @@ def pair_request(args, zoo, results_dir) -> PairRequest:
                        students=args.students, strata=args.strata, gap_bins=args.gap_bins,
                        size_bins=args.size_bins, n_teachers=args.paper_teachers,
                        pair_stats=stats, metric=args.stats_metric)
+
+
+def methods_from_args(names: str, zoo, args) -> dict[str, dict]:
+    """{method: resolved parameters} of the comma-separated `names`, with the command line's
+    `--epochs`, `--lr`, `--batch-size` and `--params` over the zoo's and methods' defaults."""
+    from benchmark.methods import resolve_params
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr),
+                                   ("batch_size", args.batch_size)) if v is not None}
+    if args.params:
+        try:
+            given = json.loads(args.params)
+        except json.JSONDecodeError as e:
+            raise InputError(f"--params is not valid JSON: {e}") from None
+        if not isinstance(given, dict):
+            raise InputError(f"--params takes a JSON object of parameters, got {args.params!r}")
+        overrides.update(given)
+    methods = [m for m in names.split(",") if m]
+    if not methods:
+        raise InputError("--methods lists no method")
+    return {m: resolve_params(m, zoo.transfer_defaults, overrides) for m in methods}
+
+
+def seeds_from_args(text: str) -> list[int]:
+    """`--seeds 0,1,2` -> [0, 1, 2]."""
+    try:
+        return [int(s) for s in str(text).split(",")]
+    except ValueError:
+        raise InputError(f"--seeds takes comma-separated integers, got {text!r}") from None

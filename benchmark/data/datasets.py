@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from pairs.keys import unit_key
+from results.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def definition_of(name: str) -> dict:
     if name not in _DATASETS and source:
         source.register(name)
     if name not in _DATASETS:
-        raise KeyError(_unknown(name))
+        raise InputError(_unknown(name))
     return dict(_DATASETS[name].definition)
 
 
@@ -125,27 +126,27 @@ def num_classes_of(name: str) -> int:
     source = _source_of(name)
     if source:
         return len(source.classes(name))
-    raise KeyError(_unknown(name))
+    raise InputError(_unknown(name))
 
 
 def eval_split(name: str):
     """The eval side of a dataset read from files (its labels and sample names), without
-    building the dataset; ValueError for a built-in dataset."""
+    building the dataset; InputError for a built-in dataset."""
     source = _source_of(name)
     if source and source.eval_split:
         return source.eval_split(name)
     if source or name in _DATASETS:
-        raise ValueError(f"dataset {name!r} has no sample names to match files by (datasets "
+        raise InputError(f"dataset {name!r} has no sample names to match files by (datasets "
                          f"named {', '.join(p + '...' for p in _SOURCES)} have)")
-    raise KeyError(_unknown(name))
+    raise InputError(_unknown(name))
 
 
 def check_classes(classes: Iterable[str] | int, entries) -> None:
-    """Every model's head must have one output per class: ValueError (one line) otherwise."""
+    """Every model's head must have one output per class: InputError (one line) otherwise."""
     n = classes if isinstance(classes, int) else len(list(classes))
     bad = [f"{e.name} ({e.num_classes})" for e in entries if e.num_classes != n]
     if bad:
-        raise ValueError(f"the dataset has {n} classes but these models' heads do not match: "
+        raise InputError(f"the dataset has {n} classes but these models' heads do not match: "
                          + ", ".join(bad))
 
 
@@ -164,9 +165,9 @@ def class_names(name: str) -> tuple[str, ...]:
     source = _source_of(name)
     if source:
         return tuple((source.names or source.classes)(name))
-    raise KeyError(f"no class names for dataset {name!r}; datasets with names: "
-                   f"{', '.join(sorted(_CLASS_NAMES))}, or a name "
-                   f"{', '.join(p + '...' for p in _SOURCES)}")
+    raise InputError(f"no class names for dataset {name!r}; datasets with names: "
+                     f"{', '.join(sorted(_CLASS_NAMES))}, or a name "
+                     f"{', '.join(p + '...' for p in _SOURCES)}")
 
 
 def normalize(x_uint8: torch.Tensor, mean, std) -> torch.Tensor:

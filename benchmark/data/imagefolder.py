@@ -23,6 +23,7 @@ import numpy as np
 from benchmark.data.datasets import register_class_names, register_source
 from benchmark.data.splits import (Split, names_file, parse_source_name, register_splits,
                                    same_classes)
+from results.errors import InputError
 
 IMAGENET = "imagenet"
 
@@ -61,12 +62,12 @@ def scan_folder(root: Path | str) -> FolderSplit:
     from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} does not exist")
+        raise InputError(f"image folder {root} does not exist")
     try:
         classes, class_to_idx = find_classes(str(root))
         samples = make_dataset(str(root), class_to_idx, extensions=IMG_EXTENSIONS)
     except FileNotFoundError as e:
-        raise FileNotFoundError(f"image folder {root}: {e}") from None
+        raise InputError(f"image folder {root}: {e}") from None
     return FolderSplit(root, tuple(classes), tuple(p for p, _ in samples),
                        np.asarray([y for _, y in samples], dtype=np.int64))
 
@@ -111,11 +112,11 @@ def classes_of(name_or_root: str | Path) -> tuple[str, ...]:
     root = parse_name(s)[0] if s.startswith(PREFIX) else Path(s)
     folder = root / "train" if (root / "train").is_dir() else root
     if not folder.is_dir():
-        raise FileNotFoundError(f"image folder {folder} does not exist")
+        raise InputError(f"image folder {folder} does not exist")
     try:
         return tuple(find_classes(str(folder))[0])
     except FileNotFoundError as e:
-        raise FileNotFoundError(f"image folder {folder}: {e}") from None
+        raise InputError(f"image folder {folder}: {e}") from None
 
 
 def eval_split(name: str) -> FolderSplit:

@@ -11,6 +11,7 @@ from typing import Callable
 import torch
 
 from benchmark.data.datasets import definition_of, normalize
+from results.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,11 @@ class Preprocessing:
 
 def dataset_preprocessing(name: str) -> Preprocessing:
     """What the predict stage feeds every model of a file-backed dataset: its eval side decoded
-    once at the name's size, crop_pct and interpolation (docs/protocol.md#data); ValueError for
+    once at the name's size, crop_pct and interpolation (docs/protocol.md#data); InputError for
     a built-in dataset (its arrays come decoded)."""
     definition = definition_of(name)
     if "crop_pct" not in definition:
-        raise ValueError(f"dataset {name!r} is built in: it has no preprocessing to match")
+        raise InputError(f"dataset {name!r} is built in: it has no preprocessing to match")
     return Preprocessing(definition["size"], definition["crop_pct"],
                          definition["interpolation"], definition["channels"])
 

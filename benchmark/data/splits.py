@@ -21,6 +21,7 @@ import torch
 from benchmark.data.datasets import register_dataset
 from benchmark.data.preprocess import decode_transform
 from benchmark.data.subset import labels_digest, stratified_subset
+from results.errors import InputError
 
 # readable class names beside a source's files: one a line, in label order
 CLASS_NAMES_FILE = "classnames.txt"
@@ -63,32 +64,32 @@ class Split:
 
 
 def same_classes(train: Split, val: Split) -> None:
-    """Both sides of a source must list the same classes: ValueError (one line) otherwise."""
+    """Both sides of a source must list the same classes: InputError (one line) otherwise."""
     if train.classes != val.classes:
         only = sorted(set(train.classes) ^ set(val.classes))[:5]
-        raise ValueError(f"{train.where} has {train.num_classes} classes, {val.where} has "
+        raise InputError(f"{train.where} has {train.num_classes} classes, {val.where} has "
                          f"{val.num_classes}; they differ (e.g. {', '.join(only) or 'in order'})")
 
 
 def check_labels(split: Split) -> None:
-    """Every label must name one of the split's classes: ValueError (one line) otherwise."""
+    """Every label must name one of the split's classes: InputError (one line) otherwise."""
     labels = np.asarray(split.labels)
     bad = labels[(labels < 0) | (labels >= split.num_classes)]
     if len(bad):
-        raise ValueError(f"{split.where}: label {int(bad[0])} is outside its "
+        raise InputError(f"{split.where}: label {int(bad[0])} is outside its "
                          f"{split.num_classes} classes")
 
 
 def names_file(root: Path | str, count: int, holder: str, order: str) -> tuple[str, ...] | None:
     """The class names in `root/classnames.txt` (blank lines skipped), or None without that
-    file; ValueError (one line) when it does not name `count` classes (`holder` and `order`
+    file; InputError (one line) when it does not name `count` classes (`holder` and `order`
     word the message: "the folder has 3: give one name a line, in sorted folder order")."""
     path = Path(root) / CLASS_NAMES_FILE
     if not path.is_file():
         return None
     names = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
     if len(names) != count:
-        raise ValueError(f"{path} names {len(names)} classes, the {holder} has {count}: give "
+        raise InputError(f"{path} names {len(names)} classes, the {holder} has {count}: give "
                          f"one name a line, in {order}")
     return names
 
@@ -97,17 +98,17 @@ def parse_source_name(name: str, prefix: str, extra: dict | None = None) -> tupl
     """`<prefix><body>[@key=value,...]` -> (body, options): `OPTIONS` and the source's own
     `extra` options, with their defaults where not given."""
     if not name.startswith(prefix):
-        raise ValueError(f"{name!r} is not a {prefix}... dataset name")
+        raise InputError(f"{name!r} is not a {prefix}... dataset name")
     body, _, given = name[len(prefix):].partition("@")
     options = {**OPTIONS, **(extra or {})}
     for part in filter(None, given.split(",")):
         key, _, value = part.partition("=")
         if key not in options:
-            raise ValueError(f"{name!r}: unknown option {key!r}; options: {', '.join(options)}")
+            raise InputError(f"{name!r}: unknown option {key!r}; options: {', '.join(options)}")
         try:
             options[key] = _TYPES.get(key, str)(value)
         except ValueError:
-            raise ValueError(f"{name!r}: option {key}={value!r} is not a "
+            raise InputError(f"{name!r}: option {key}={value!r} is not a "
                              f"{_TYPES[key].__name__}") from None
     return body, options
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from results.errors import InputError
+
 SUBSET_TEST_SIZE = 0.1
 SUBSET_SEED = 1234
 
@@ -46,7 +48,7 @@ def ensure_subset(labels, path: Path | str, test_size: float = SUBSET_TEST_SIZE,
     expected = _n_test(len(labels), test_size)
     if indices.ndim != 1 or len(indices) != expected or (
             len(indices) and (indices.min() < 0 or indices.max() >= len(labels))):
-        raise ValueError(f"subset file {path} holds {len(indices)} indices, expected "
+        raise InputError(f"subset file {path} holds {len(indices)} indices, expected "
                          f"{expected} within 0..{len(labels) - 1}: it was made for other labels")
     return indices
 

@@ -33,6 +33,7 @@ import torch
 from benchmark.data.datasets import register_source
 from benchmark.data.splits import (OPTIONS, Split, make_loader, names_file,
                                    parse_source_name, register_splits)
+from results.errors import InputError
 
 HFDS, WDS = "hfds:", "wds:"
 _HFDS_OPTIONS = dict(train="train", eval="validation", image="image", label="label",
@@ -71,17 +72,17 @@ class HfdsSplit(Split):
             with _no_progress_bars():
                 self.reader = ReaderHfds(source, split=split, input_key=image, target_key=label)
         except OSError as e:            # no such folder, or a hub name not in the cache
-            raise FileNotFoundError(f"{self.where}: {_first_line(e)}") from None
+            raise InputError(f"{self.where}: {_first_line(e)}") from None
         except (ValueError, KeyError) as e:      # an unknown split or image column
-            raise ValueError(f"{self.where}: {_first_line(e)}") from None
+            raise InputError(f"{self.where}: {_first_line(e)}") from None
         table = self.reader.dataset.data
         if label not in table.column_names:
-            raise ValueError(f"{self.where}: no label column {label!r} (columns: "
+            raise InputError(f"{self.where}: no label column {label!r} (columns: "
                              f"{', '.join(table.column_names)}); name it with @label=COLUMN")
         column = table.column(label)
         import pyarrow as pa
         if not pa.types.is_integer(column.type):
-            raise ValueError(f"{self.where}: label column {label!r} holds {column.type}, not "
+            raise InputError(f"{self.where}: label column {label!r} holds {column.type}, not "
                              "class indices")
         self.labels = column.to_numpy().astype(np.int64)
         self.image = image
@@ -112,7 +113,7 @@ def _hfds_source(body: str) -> str:
     if path.exists():
         return str(path.resolve())
     if body.startswith(("/", ".", "~")) or not body:
-        raise FileNotFoundError(f"{HFDS}{body}: folder {path} does not exist")
+        raise InputError(f"{HFDS}{body}: folder {path} does not exist")
     return body
 
 
@@ -130,7 +131,7 @@ def hfds_splits(name: str) -> tuple[HfdsSplit, HfdsSplit, str, dict]:
         if not split.classes:                  # a plain integer column: classes by number
             split.classes = tuple(map(str, range(top if n is None else n)))
         elif n is not None and split.num_classes != n:
-            raise ValueError(f"{split.where}: classes={n}, but its label column names "
+            raise InputError(f"{split.where}: classes={n}, but its label column names "
                              f"{split.num_classes} classes")
     return train, val, source, {k: options[k] for k in OPTIONS}
 
@@ -166,16 +167,16 @@ class WdsSplit(Split):
             with _quiet("timm.data.readers.reader_wds"):
                 info = ReaderWds(str(root), split=spec).split_info
         except (RuntimeError, ValueError, KeyError) as e:
-            raise ValueError(f"{self.where}: {_first_line(e)} (name a split of the folder's "
+            raise InputError(f"{self.where}: {_first_line(e)} (name a split of the folder's "
                              "_info.json, or shards such as name-{0000..0099}.tar)") from None
         self.shards = tuple(root / f for f in info.filenames)
         if missing := [s for s in self.shards if not s.is_file()]:
-            raise FileNotFoundError(f"{self.where}: shard {missing[0]} does not exist")
+            raise InputError(f"{self.where}: shard {missing[0]} does not exist")
         if not self.shards:
-            raise ValueError(f"{self.where}: no shards")
+            raise InputError(f"{self.where}: no shards")
         first = next(iter(_samples(self.shards[0])), None)     # a cheap look at the format
         if first is None or "cls" not in first or not any(k in first for k in IMAGE_KEYS):
-            raise ValueError(f"{self.where}: {self.shards[0].name} does not hold samples of an "
+            raise InputError(f"{self.where}: {self.shards[0].name} does not hold samples of an "
                              f"image ({', '.join(IMAGE_KEYS)}) and a class index (.cls)")
 
     @functools.cached_property
@@ -186,7 +187,7 @@ class WdsSplit(Split):
         for shard in self.shards:
             for sample in _samples(shard):
                 if "cls" not in sample:
-                    raise ValueError(f"{self.where}: sample {sample['__key__']!r} in "
+                    raise InputError(f"{self.where}: sample {sample['__key__']!r} in "
                                      f"{shard.name} has no class index (.cls)")
                 labels.append(int(sample["cls"]))
                 keys.append(sample["__key__"])
@@ -240,7 +241,7 @@ class _ShardImages(torch.utils.data.Dataset):
                 continue
             key = next((key for key in IMAGE_KEYS if key in sample), None)
             if key is None:
-                raise ValueError(f"{self.split.where}: sample {sample['__key__']!r} has no "
+                raise InputError(f"{self.split.where}: sample {sample['__key__']!r} has no "
                                  f"image ({', '.join(IMAGE_KEYS)})")
             with Image.open(io.BytesIO(sample[key])) as img:
                 x = self.transform(img).numpy()
@@ -259,10 +260,10 @@ def wds_splits(name: str) -> tuple[WdsSplit, WdsSplit, str, dict]:
     body, options = parse_source_name(name, WDS, _WDS_OPTIONS)
     root = Path(body).expanduser().resolve()
     if not root.is_dir():
-        raise FileNotFoundError(f"{WDS}{body}: shard folder {root} does not exist")
+        raise InputError(f"{WDS}{body}: shard folder {root} does not exist")
     n = options.pop("classes")
     if n is None:
-        raise ValueError(f"{name}: give the number of classes, e.g. @classes=1000 (webdataset "
+        raise InputError(f"{name}: give the number of classes, e.g. @classes=1000 (webdataset "
                          "shards do not record it)")
     classes = tuple(map(str, range(n)))
     train, val = (WdsSplit(root, options[side], classes) for side in ("train", "eval"))

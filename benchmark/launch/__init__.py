@@ -3,12 +3,15 @@ into submitit jobs (`launcher`), what one task runs (`jobs`), SLURM options and 
 (`slurm`), which job holds which unit (`submissions`), where a plan stands (`status`) and
 launch config files (`config`). Names load on first use.
 """
+from typing import TYPE_CHECKING
+
 from results.lazy import lazy_exports
 
-_NAMES = {
-    "LaunchOptions": "launcher", "launch": "launcher", "pending_units": "pending",
-    "STAGES": "pending", "plan_status": "status", "wait_for_plan": "status",
-    "SlurmOptions": "slurm", "read_config": "config", "launch_options": "config",
-}
-__all__ = sorted(_NAMES)
-__getattr__ = lazy_exports(__name__, _NAMES)
+if TYPE_CHECKING:        # the face's names (results.lazy: loaded on first use)
+    from benchmark.launch.config import launch_options, read_config
+    from benchmark.launch.launcher import LaunchOptions, launch
+    from benchmark.launch.pending import STAGES, pending_units
+    from benchmark.launch.slurm import SlurmOptions
+    from benchmark.launch.status import plan_status, wait_for_plan
+
+__getattr__, __all__ = lazy_exports(__name__, __file__)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from benchmark.launch.launcher import LaunchOptions
 from benchmark.launch.slurm import SlurmOptions, parse_time_min
+from results.errors import InputError
 
 _LAUNCH_FIELDS = {f.name for f in dataclasses.fields(LaunchOptions)} - {"slurm", "progress"}
 _SLURM_FIELDS = {f.name for f in dataclasses.fields(SlurmOptions)}
@@ -32,7 +33,7 @@ def _parse_toml(text: str) -> dict:
     try:
         import tomllib
     except ModuleNotFoundError:     # Python 3.10
-        raise ValueError("TOML config files need Python 3.11 or later; use JSON") from None
+        raise InputError("TOML config files need Python 3.11 or later; use JSON") from None
     return tomllib.loads(text)
 
 
@@ -42,13 +43,13 @@ _PARSERS = {".toml": _parse_toml, ".json": json.loads}
 def read_config(path) -> dict:
     path = Path(path)
     if path.suffix not in _PARSERS:
-        raise ValueError(f"config {path} must end in {' or '.join(_PARSERS)}")
+        raise InputError(f"config {path} must end in {' or '.join(_PARSERS)}")
     if not path.is_file():
-        raise FileNotFoundError(f"config {path} does not exist")
+        raise InputError(f"config {path} does not exist")
     try:
         config = _PARSERS[path.suffix](path.read_text())
     except ValueError as e:    # tomllib.TOMLDecodeError and json.JSONDecodeError
-        raise ValueError(f"config {path} is not valid {path.suffix[1:].upper()}: {e}") from None
+        raise InputError(f"config {path} is not valid {path.suffix[1:].upper()}: {e}") from None
     _check_keys(config, _LAUNCH_FIELDS | {"time", "slurm"}, str(path))
     _check_keys(config.get("slurm", {}), _SLURM_FIELDS, f"{path} [slurm]")
     return config
@@ -56,9 +57,9 @@ def read_config(path) -> dict:
 
 def _check_keys(table, allowed: set, where: str):
     if not isinstance(table, dict):
-        raise ValueError(f"{where} must be a table of options")
+        raise InputError(f"{where} must be a table of options")
     if unknown := set(table) - allowed:
-        raise ValueError(f"{where}: unknown option(s) {', '.join(sorted(unknown))}; "
+        raise InputError(f"{where}: unknown option(s) {', '.join(sorted(unknown))}; "
                          f"known: {', '.join(sorted(allowed))}")
 
 

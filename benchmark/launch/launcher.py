@@ -32,6 +32,8 @@ from benchmark.launch.submissions import (jobs_dir, live_units, record_submissio
 from pairs.plan import KEEP_STUDENTS, kept_students, teacher_student_pairs
 from results import table_dir
 from results.compact import Busy, CompactError, compact
+from results.errors import InputError
+from results.layout import ResultsLayout
 
 EXECUTORS = ("local", "debug", "slurm")
 
@@ -55,17 +57,17 @@ class LaunchOptions:
 
     def __post_init__(self):
         if self.executor not in EXECUTORS:
-            raise ValueError(f"unknown executor {self.executor!r}; use one of {', '.join(EXECUTORS)}")
+            raise InputError(f"unknown executor {self.executor!r}; use one of {', '.join(EXECUTORS)}")
         if not self.wait and self.executor != "slurm":
-            raise ValueError("not waiting (--no-wait) needs the slurm executor: local and debug "
+            raise InputError("not waiting (--no-wait) needs the slurm executor: local and debug "
                              "jobs end with the launcher")
         if self.keep_students not in KEEP_STUDENTS:
-            raise ValueError(f"keep_students must be one of {', '.join(KEEP_STUDENTS)}, "
+            raise InputError(f"keep_students must be one of {', '.join(KEEP_STUDENTS)}, "
                              f"got {self.keep_students!r}")
         self.log = trackers.parse_trackers(self.log)
         for name in ("tasks", "units_per_task", "threads", "timeout_min"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 def pack(units: list, n_tasks: int) -> list[list]:
@@ -162,7 +164,8 @@ def launch(plan: pd.DataFrame, results_dir, cache: Path, options: LaunchOptions)
     results_dir = Path(results_dir)
     trackers.check_available(options.log)
     if options.log and not options.log_dir:
-        options = dataclasses.replace(options, log_dir=str(results_dir.resolve() / "trackers"))
+        trackers_dir = ResultsLayout(results_dir.resolve()).trackers
+        options = dataclasses.replace(options, log_dir=str(trackers_dir))
     live = live_units(results_dir)
     pending = pending_units(plan, results_dir, options.retry_failed)
     held = _held(pending, live)

@@ -3,6 +3,8 @@ import dataclasses
 import re
 import subprocess
 
+from results.errors import InputError
+
 DEFAULT_MAX_ARRAY_SIZE = 1001      # SLURM's own default MaxArraySize
 
 
@@ -50,7 +52,7 @@ def array_chunks(tasks: list, max_array_size: int) -> list[list]:
     """Consecutive runs of at most `max_array_size` tasks: one job array each (array indices
     run from 0 to MaxArraySize - 1)."""
     if max_array_size < 1:
-        raise ValueError(f"max array size must be >= 1, got {max_array_size}")
+        raise InputError(f"max array size must be >= 1, got {max_array_size}")
     return [tasks[i:i + max_array_size] for i in range(0, len(tasks), max_array_size)]
 
 
@@ -59,7 +61,7 @@ def parse_time_min(text: str) -> int:
     rounded up."""
     match = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text.strip())
     if not match:
-        raise ValueError(f"time {text!r} is not minutes, MM:SS, HH:MM:SS or D-HH[:MM[:SS]]")
+        raise InputError(f"time {text!r} is not minutes, MM:SS, HH:MM:SS or D-HH[:MM[:SS]]")
     days, first, second, third = (int(g) if g else 0 for g in match.groups())
     if match.group(1):                       # D-HH[:MM[:SS]]
         seconds = ((days * 24 + first) * 60 + second) * 60 + third

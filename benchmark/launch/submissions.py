@@ -13,12 +13,13 @@ import time
 import uuid
 from pathlib import Path
 
+from results.layout import ResultsLayout
 from results.store import atomic_path
 
 
 def jobs_dir(results_dir) -> Path:
     """submitit's folder: one subfolder per job (`%j`)."""
-    return Path(results_dir) / "jobs"
+    return ResultsLayout(results_dir).jobs
 
 
 def remove_stray_job_folder(results_dir) -> None:
@@ -32,7 +33,7 @@ def remove_stray_job_folder(results_dir) -> None:
 
 
 def _manifests_dir(results_dir) -> Path:
-    return jobs_dir(results_dir) / "launches"
+    return ResultsLayout(results_dir).launches
 
 
 def pair_id(teacher: str, student: str, compat: str) -> str:

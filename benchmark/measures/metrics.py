@@ -11,6 +11,7 @@ import numpy as np
 
 from benchmark.measures.stats import (OFFICIAL_CLASS_COLUMNS, check_compat, class_entropy,
                              class_flip_counts, percent, top_p_class_count)
+from results.errors import InputError
 from results.schema import TOP_P_IMPROVE
 
 _ZERO, _DIST, _TEACHER = 0, 1, 2
@@ -44,7 +45,7 @@ def transfer_metrics(zero_preds, dist_preds, teacher_preds, labels, num_classes,
     """
     check_compat(compat)
     if compat and num_classes > OFFICIAL_CLASS_COLUMNS:
-        raise ValueError(f"compat {compat!r} handles at most {OFFICIAL_CLASS_COLUMNS} classes")
+        raise InputError(f"compat {compat!r} handles at most {OFFICIAL_CLASS_COLUMNS} classes")
     labels = np.asarray(labels)
     correct = np.stack([zero_preds, dist_preds, teacher_preds]) == labels
     first, second = np.array(list(_PAIRS.values())).T

@@ -17,6 +17,7 @@ from scipy import sparse
 from scipy.special import xlogy
 from threadpoolctl import threadpool_limits
 
+from results.errors import InputError
 from results.schema import TABLES, TOP_P_CLASSES
 
 COMPAT_MODES = ("fantasticgains",)
@@ -30,7 +31,7 @@ _FLIP_ROWS = 4_000_000          # class_flips rows per DataFrame (and results pa
 
 def check_compat(compat) -> None:
     if compat is not None and compat not in COMPAT_MODES:
-        raise ValueError(f"unknown compat mode {compat!r}: use None or {', '.join(COMPAT_MODES)}")
+        raise InputError(f"unknown compat mode {compat!r}: use None or {', '.join(COMPAT_MODES)}")
 
 
 def percent(count, total):

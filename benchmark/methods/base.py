@@ -20,6 +20,8 @@ from typing import ClassVar
 
 import torch
 
+from results.errors import InputError
+
 # docs/protocol.md#training: SGD momentum 0.9, wd 1e-4, no schedule, T = 1, 20 epochs, lr 1e-4, the
 # training augmentation on every batch; bf16 autocast where a GPU runs the unit
 TRAIN_DEFAULTS = {"lr": 1e-4, "momentum": 0.9, "weight_decay": 1e-4, "epochs": 20,
@@ -50,7 +52,7 @@ def reference_spec(name: str) -> tuple[str, str]:
         return REFERENCES[name]
     if _INDEXED_TEACHER.match(name):
         return name, "logits"
-    raise KeyError(f"unknown reference {name!r}; references: {', '.join(REFERENCES)}, teacher<i>")
+    raise InputError(f"unknown reference {name!r}; references: {', '.join(REFERENCES)}, teacher<i>")
 
 
 @dataclasses.dataclass
@@ -118,7 +120,7 @@ def list_methods() -> list[str]:
 
 def get_method(name: str) -> type[TransferMethod]:
     if name not in _METHODS:
-        raise KeyError(f"unknown method {name!r}; methods: {', '.join(list_methods())}")
+        raise InputError(f"unknown method {name!r}; methods: {', '.join(list_methods())}")
     return _METHODS[name]
 
 
@@ -132,12 +134,12 @@ def resolve_params(name: str, *overrides: dict) -> dict:
     for override in overrides:
         for key, value in override.items():
             if key not in params:
-                raise ValueError(f"method {name!r} has no parameter {key!r}; "
+                raise InputError(f"method {name!r} has no parameter {key!r}; "
                                  f"parameters: {', '.join(sorted(params))}")
             params[key] = _coerce(name, key, params[key], value)
     if (params["epochs"] < 1 or params["batch_size"] < 1 or params["lr"] <= 0
             or params["train_samples"] < 0):
-        raise ValueError(f"method {name!r}: epochs and batch_size must be >= 1, lr > 0 and "
+        raise InputError(f"method {name!r}: epochs and batch_size must be >= 1, lr > 0 and "
                          "train_samples >= 0")
     return params
 
@@ -154,5 +156,5 @@ def _coerce(method: str, key: str, default, value):
         return float(value)
     elif isinstance(default, str) and isinstance(value, str):
         return value
-    raise ValueError(f"method {method!r}: parameter {key!r} must be {type(default).__name__}, "
+    raise InputError(f"method {method!r}: parameter {key!r} must be {type(default).__name__}, "
                      f"got {value!r}")

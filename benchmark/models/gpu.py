@@ -9,6 +9,8 @@ from typing import Callable
 
 import torch
 
+from results.errors import InputError
+
 _DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
            "fp16": torch.float16, "float16": torch.float16, "16": torch.float16}
 
@@ -50,7 +52,7 @@ def amp_dtype(precision: str | None, device: torch.device) -> torch.dtype | None
     if device.type != "cuda" or precision in (None, "32", "fp32", "float32"):
         return None
     if precision not in _DTYPES:
-        raise ValueError(f"unknown precision {precision!r}; use bf16, fp16 or 32")
+        raise InputError(f"unknown precision {precision!r}; use bf16, fp16 or 32")
     dtype = _DTYPES[precision]
     if dtype is torch.bfloat16 and not torch.cuda.is_bf16_supported():
         dtype = torch.float16

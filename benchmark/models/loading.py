@@ -7,6 +7,7 @@ import torch
 from benchmark import data
 from benchmark.models import build, gpu, microzoo, weights
 from pairs.catalog import ModelEntry
+from results.errors import InputError
 
 
 def resolve_weights(entry: ModelEntry, cache: Path) -> Path | None:
@@ -22,8 +23,8 @@ def resolve_weights(entry: ModelEntry, cache: Path) -> Path | None:
     if entry.recipe is not None:
         path = microzoo.weights_path(entry, cache)
         if not path.is_file():
-            raise FileNotFoundError(f"micro-zoo model {entry.name!r} is not built at {path}; "
-                                    "run `ktbench demo` or `ktbench zoo build` first")
+            raise InputError(f"micro-zoo model {entry.name!r} is not built at {path}; "
+                             "run `ktbench demo` or `ktbench zoo build` first")
         return path
     return None
 

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from benchmark.data.datasets import Dataset, load_dataset, normalize
 from benchmark.models.build import count_params_m, create_model, predict_logits
 from pairs.catalog import ModelEntry, Zoo
+from results.errors import InputError
 from results.store import atomic_path
 
 
@@ -30,8 +31,8 @@ def zoo_info(entry: ModelEntry, cache: Path) -> dict:
     """The sidecar of a trained entry: top1, params_m, train_seconds, ..."""
     sidecar = weights_path(entry, cache).with_suffix(".json")
     if not sidecar.exists():
-        raise FileNotFoundError(f"{entry.name}: no trained weights in {sidecar.parent}; "
-                                "run ensure_zoo_weights first")
+        raise InputError(f"{entry.name}: no trained weights in {sidecar.parent}; "
+                         "run ensure_zoo_weights first")
     return json.loads(sidecar.read_text())
 
 

@@ -9,7 +9,7 @@ Three sources, tried in this order for an entry:
 3. timm's hub (`timm.create_model(arch, pretrained=True)`). With `HF_HUB_OFFLINE` set the file
    must already be in the Hugging Face cache, so an offline job fails here, not after hours.
 
-A missing weight raises `FileNotFoundError` with one line naming the model and every place it
+A missing weight raises `InputError` with one line naming the model and every place it
 was looked for (the CLI maps it to exit code 2). Files are opened only as tensors: safetensors,
 or `torch.load(weights_only=True)`; anything that is not a state dict is refused.
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable
 
 from pairs.catalog import ModelEntry
+from results.errors import InputError
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 WEIGHTS_DIR_ENV = "KTBENCH_WEIGHTS_DIR"
@@ -91,7 +92,7 @@ def hub_cached(hub_id: str, filenames: list[str]) -> bool:
 
 def resolve(entry: ModelEntry, folder: Path | str | None = None,
             allow_hub: bool = True) -> WeightSource:
-    """The weight source of a pretrained (non micro-zoo) entry; raises FileNotFoundError."""
+    """The weight source of a pretrained (non micro-zoo) entry; raises InputError."""
     looked = []
     if entry.weights:
         given = Path(entry.weights)
@@ -105,8 +106,8 @@ def resolve(entry: ModelEntry, folder: Path | str | None = None,
         else:
             looked.append(str(given))
         # an entry naming its own weights never falls back to another source
-        raise FileNotFoundError(f"weights for model {entry.name!r} not found; looked at "
-                                + ", ".join(looked))
+        raise InputError(f"weights for model {entry.name!r} not found; looked at "
+                         + ", ".join(looked))
     folder = weights_dir(folder)
     if folder is not None:
         found = find_in_folder(folder, [entry.name, entry.arch])
@@ -117,7 +118,7 @@ def resolve(entry: ModelEntry, folder: Path | str | None = None,
         try:
             hub_id, filenames = hub_location(entry.arch)
         except RuntimeError as e:           # timm: unknown model
-            raise FileNotFoundError(f"weights for model {entry.name!r}: {e}") from None
+            raise InputError(f"weights for model {entry.name!r}: {e}") from None
         if hub_id is None:
             looked.append(f"timm has no pretrained weights for {entry.arch!r}")
         elif hub_offline() and not hub_cached(hub_id, filenames):
@@ -126,26 +127,26 @@ def resolve(entry: ModelEntry, folder: Path | str | None = None,
             return WeightSource("hub", hub=hub_id)
     else:
         looked.append("hub (not allowed)")
-    raise FileNotFoundError(f"weights for model {entry.name!r} not found; looked at "
-                            + ", ".join(looked))
+    raise InputError(f"weights for model {entry.name!r} not found; looked at "
+                     + ", ".join(looked))
 
 
 def resolve_all(entries: Iterable[ModelEntry], folder: Path | str | None = None,
                 allow_hub: bool = True) -> dict[str, WeightSource]:
-    """Every entry's source, or one FileNotFoundError line naming all that are missing."""
+    """Every entry's source, or one InputError line naming all that are missing."""
     sources, missing = {}, []
     for entry in entries:
         try:
             sources[entry.name] = resolve(entry, folder, allow_hub)
-        except FileNotFoundError as e:
+        except InputError as e:
             missing.append(str(e))
     if missing:
-        raise FileNotFoundError(f"{len(missing)} model(s) without weights: " + "; ".join(missing))
+        raise InputError(f"{len(missing)} model(s) without weights: " + "; ".join(missing))
     return sources
 
 
 def check_weight_file(path: Path | str) -> int:
-    """Number of tensors in a weight file; ValueError when it is not a state dict.
+    """Number of tensors in a weight file; InputError when it is not a state dict.
 
     Never unpickles code: safetensors is read by its header, anything else through
     `torch.load(weights_only=True, mmap=True)`.
@@ -157,14 +158,14 @@ def check_weight_file(path: Path | str) -> int:
             with safe_open(str(path), framework="pt") as f:
                 n = len(list(f.keys()))
         except Exception as e:
-            raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
+            raise InputError(f"{path}: not a readable safetensors file ({e})") from None
     else:
         import torch
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"{path}: not a state dict loadable with weights_only=True "
+            raise InputError(f"{path}: not a state dict loadable with weights_only=True "
                              f"({first})") from None
         if isinstance(obj, dict):
             for key in _CHECKPOINT_KEYS:
@@ -173,16 +174,16 @@ def check_weight_file(path: Path | str) -> int:
                     break
         if not isinstance(obj, dict) or not obj or not all(
                 isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
-            raise ValueError(f"{path}: not a state dict (expected a mapping of parameter names "
+            raise InputError(f"{path}: not a state dict (expected a mapping of parameter names "
                              f"to tensors, got {type(obj).__name__})")
         n = len(obj)
     if n == 0:
-        raise ValueError(f"{path}: an empty state dict")
+        raise InputError(f"{path}: an empty state dict")
     return n
 
 
-class AccuracyMismatch(ValueError):
-    pass
+class AccuracyMismatch(InputError):
+    """A measured top-1 too far off the reported one, under `--strict-top1`."""
 
 
 def check_reported_top1(name: str, measured: float, reported: float | None,

@@ -9,8 +9,8 @@ predictions on 50 M samples (1,000 models: 50,000 samples, ImageNet validation's
 `pair_stats` rows (in parts of 1,000 pairs, as stats units write them), the plan, and the launch
 manifest that named every unit (`class_flips` is left out: no table reads it). The models form a
 synthetic zoo registered by this module (`scale-M`, dataset imagenet), so the commands below run
-in child processes that import it (`python -m benchmark.perf.scale_bench ARGS` is `ktbench ARGS`
-with that zoo).
+in child processes that register it first and then run `ktbench ARGS` (`CHILD`: the command line
+is imported by the child, never by this module, so perf stays below the CLI).
 
 Then it runs, each in a fresh process, with its wall time and peak memory (the child's resident
 high-water mark, VmHWM): `status PLAN`, `query "select count(*) from transfer_runs"`,
@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from pairs.catalog import ModelEntry, Zoo, register_zoo
 from pairs.catalog_table import register_catalog_table
+from results.layout import ResultsLayout
 
 FULL_UNITS = 100_000
 QUICK_UNITS = 300
@@ -48,6 +49,9 @@ TARGET_S = {"status": 3.0, "query": 1.0, "tables": 10.0, "relaunch": 10.0}
 TARGET_PEAK_GIB = 1.5
 TARGET_COMPACT_S = 60.0
 TIMEOUT_S = 3600.0               # a command still running is killed: its figure is the limit
+# a child process: `ktbench ARGS` with the zoo `scale-<models>` registered
+CHILD = ("import sys; from benchmark.perf.scale_bench import register; register({models}); "
+         "from benchmark.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
 def n_models(units: int) -> int:
@@ -181,7 +185,7 @@ def build_folder(results_dir: Path, units: int, workers: int = 2) -> Path:
     from benchmark.launch.submissions import record_submission
     from pairs.plan import write_plan
     plan = make_scale_plan(units)
-    plan_path = write_plan(plan, results_dir / "plans" / "scale.parquet")
+    plan_path = write_plan(plan, ResultsLayout(results_dir).plan("scale"))
     models = n_models(units)
     jobs = [(_write_models, str(results_dir), units, i, i + 50) for i in range(0, models, 50)]
     step = 5000
@@ -221,9 +225,8 @@ def run_command(args: list[str], models: int, timeout: float) -> dict:
     seconds (`timed_out`)."""
     with tempfile.TemporaryFile("w+") as out:
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "benchmark.perf.scale_bench", *args],
-                                stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, _MODELS_VARIABLE: str(models)})
+        proc = subprocess.Popen([sys.executable, "-c", CHILD.format(models=models), *args],
+                                stdout=out, stderr=subprocess.STDOUT)
         peak, timed_out = 0, False
         while True:
             peak = max(peak, _peak_rss(proc.pid))
@@ -268,7 +271,8 @@ def _failed(results_dir: Path) -> int:
 
 
 def _folder_size(results_dir: Path) -> tuple[int, int]:
-    files = [p for p in results_dir.rglob("*.parquet") if p.parent.name != "plans"]
+    plans = ResultsLayout(results_dir).plans
+    files = [p for p in results_dir.rglob("*.parquet") if p.parent != plans]
     return len(files), sum(p.stat().st_size for p in files)
 
 
@@ -316,10 +320,3 @@ def run(config, record):
                 record.add(f"{name} ({phase})", "peak_rss", figures["peak_gib"], "GiB",
                            f"<= {TARGET_PEAK_GIB:g}" if target else "", files=files, **params)
 
-
-_MODELS_VARIABLE = "KTBENCH_SCALE_MODELS"
-
-if __name__ == "__main__":
-    from benchmark.cli.main import main
-    register(int(os.environ[_MODELS_VARIABLE]))
-    sys.exit(main(sys.argv[1:]))

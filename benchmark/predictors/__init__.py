@@ -8,13 +8,14 @@
   (`ktbench predictors`).
 Names load on first use.
 """
+from typing import TYPE_CHECKING
+
 from results.lazy import lazy_exports
 
-_NAMES = {
-    "PredictorOptions": "compute", "PredictorResult": "compute",
-    "compute_predictors": "compute", "CKA_SAMPLES": "compute",
-    "greedy_teachers": "teachers", "set_scores": "teachers", "teacher_set_table": "teachers",
-    "run_predictors": "run", "ensure_features": "run",
-}
-__all__ = sorted(_NAMES)
-__getattr__ = lazy_exports(__name__, _NAMES)
+if TYPE_CHECKING:        # the face's names (results.lazy: loaded on first use)
+    from benchmark.predictors.compute import (CKA_SAMPLES, PredictorOptions, PredictorResult,
+                                              compute_predictors)
+    from benchmark.predictors.run import ensure_features, run_predictors
+    from benchmark.predictors.teachers import greedy_teachers, set_scores, teacher_set_table
+
+__getattr__, __all__ = lazy_exports(__name__, __file__)

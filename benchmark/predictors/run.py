@@ -20,6 +20,7 @@ from benchmark.predictors.teachers import DRAWS, LAMBDA, teacher_set_table
 from pairs.catalog import get_zoo
 from pairs.keys import unit_key
 from results import write_part
+from results.errors import InputError
 
 
 def ensure_features(zoo, names, results_dir, cache: Path, eval_samples=None,
@@ -62,7 +63,7 @@ def run_predictors(results_dir, cache: Path, zoo: str = "micro", models: list[st
     for name in names:
         zoo_.get(name)   # unknown names fail before any work
     if len(names) < 2:
-        raise ValueError("predictors need at least two models")
+        raise InputError("predictors need at least two models")
     t0 = time.perf_counter()
     keys = ensure_features(zoo_, names, results_dir, cache, eval_samples, transfer_samples,
                            progress, torch_threads)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.predictors.compute import table_frame
+from results.errors import InputError
 
 LAMBDA = 0.5
 DRAWS = 100
@@ -46,7 +47,7 @@ def greedy_teachers(correct, student: int, k: int, lam: float = LAMBDA, candidat
     correct = np.asarray(correct, bool)
     candidates = _candidates(len(correct), student, candidates)
     if not 0 < k <= len(candidates):
-        raise ValueError(f"k must be between 1 and {len(candidates)}, got {k}")
+        raise InputError(f"k must be between 1 and {len(candidates)}, got {k}")
     errors = ~correct[student]
     know = correct[candidates][:, errors]                   # [K, |E|]: P_t
     size = know.sum(1)

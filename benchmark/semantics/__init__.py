@@ -9,14 +9,15 @@ sits (the authors' "areas of expertise")?
   (`ktbench similarity`).
 Names load on first use.
 """
+from typing import TYPE_CHECKING
+
 from results.lazy import lazy_exports
 
-_NAMES = {
-    "DEFAULT_ENCODER": "encoders", "embed_texts": "encoders", "get_text_encoder": "encoders",
-    "list_text_encoders": "encoders", "register_text_encoder": "encoders",
-    "resolve_text_weights": "encoders", "RandomSets": "similarity",
-    "pair_similarity": "similarity", "prefix_similarity": "similarity",
-    "run_similarity": "run",
-}
-__all__ = sorted(_NAMES)
-__getattr__ = lazy_exports(__name__, _NAMES)
+if TYPE_CHECKING:        # the face's names (results.lazy: loaded on first use)
+    from benchmark.semantics.encoders import (DEFAULT_ENCODER, embed_texts, get_text_encoder,
+                                              list_text_encoders, register_text_encoder,
+                                              resolve_text_weights)
+    from benchmark.semantics.run import run_similarity
+    from benchmark.semantics.similarity import RandomSets, pair_similarity, prefix_similarity
+
+__getattr__, __all__ = lazy_exports(__name__, __file__)

@@ -13,12 +13,14 @@ Weights resolve like model weights (`benchmark.models.weights`), before any comp
 4. `weights="random"`: initialised at random, to test the plumbing; the numbers mean nothing,
    and every table row says `random-init`.
 
-A missing weight raises FileNotFoundError naming every place looked at. Light at import (the
+A missing weight raises InputError naming every place looked at. Light at import (the
 command line lists the encoders): torch, open_clip and the weights helpers load when used.
 """
 import dataclasses
 from pathlib import Path
 from typing import Callable
+
+from results.errors import InputError
 
 DEFAULT_ENCODER = "clip-vit-b-32"
 RANDOM = "random"
@@ -49,14 +51,15 @@ def list_text_encoders() -> list[str]:
 
 def get_text_encoder(name: str) -> TextEncoder:
     if name not in _ENCODERS:
-        raise KeyError(f"unknown text encoder {name!r}; encoders: {', '.join(list_text_encoders())}")
+        raise InputError(f"unknown text encoder {name!r}; encoders: "
+                         f"{', '.join(list_text_encoders())}")
     return _ENCODERS[name]
 
 
 def resolve_text_weights(name: str, weights: str | Path | None = None, folder=None,
                          allow_hub: bool = True) -> "WeightSource":
-    """The weight source of encoder `name` (see the module docstring); FileNotFoundError when
-    none is found, ValueError when a given file is not a state dict."""
+    """The weight source of encoder `name` (see the module docstring); InputError when
+    none is found or a given file is not a state dict."""
     from benchmark.models.weights import (WeightSource, check_weight_file, find_in_folder,
                                           hub_cached, hub_offline, weights_dir)
     encoder = get_text_encoder(name)
@@ -65,7 +68,7 @@ def resolve_text_weights(name: str, weights: str | Path | None = None, folder=No
     if weights is not None:
         path = Path(weights)
         if not path.is_file():
-            raise FileNotFoundError(f"weights for text encoder {name!r} not found; looked at {path}")
+            raise InputError(f"weights for text encoder {name!r} not found; looked at {path}")
         check_weight_file(path)
         return WeightSource("file", path)
     looked = []
@@ -83,9 +86,9 @@ def resolve_text_weights(name: str, weights: str | Path | None = None, folder=No
         looked.append(f"hub {hub_id} (not in the local cache and HF_HUB_OFFLINE is set)")
     else:
         return WeightSource("hub", hub=hub_id)
-    raise FileNotFoundError(f"weights for text encoder {name!r} not found; looked at "
-                            + ", ".join(looked) + f" (or --weights FILE, or --weights {RANDOM} "
-                            "to test the plumbing)")
+    raise InputError(f"weights for text encoder {name!r} not found; looked at "
+                     + ", ".join(looked) + f" (or --weights FILE, or --weights {RANDOM} "
+                     "to test the plumbing)")
 
 
 def embed_texts(name: str, source: "WeightSource", texts, device: str = "cpu"):
@@ -111,7 +114,7 @@ def _clip_vit_b_32(source: "WeightSource", device: str):
     try:
         import open_clip
     except ImportError:
-        raise ValueError(f"text encoder {DEFAULT_ENCODER} needs open_clip: "
+        raise InputError(f"text encoder {DEFAULT_ENCODER} needs open_clip: "
                          "pip install 'ktbench[semantics]'") from None
     pretrained = {"file": str(source.path), "hub": "openai", "random": None}[source.kind]
     model = open_clip.create_model(_CLIP, pretrained=pretrained, device=device,

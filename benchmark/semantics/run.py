@@ -17,6 +17,7 @@ from benchmark.semantics.encoders import DEFAULT_ENCODER, embed_texts, resolve_t
 from benchmark.semantics.similarity import RandomSets, cosine_matrix, pair_similarity
 from pairs.keys import unit_key
 from results import connect, write_part
+from results.errors import InputError
 from results.schema import TOP_P_CLASSES
 
 DRAWS = 1000
@@ -58,7 +59,7 @@ def run_similarity(results_dir, encoder: str = DEFAULT_ENCODER, weights=None,
         datasets = list(datasets or found)
         missing = sorted(set(datasets) - set(found))
         if not datasets or missing:
-            raise ValueError(f"no pair statistics for {', '.join(missing) or 'any dataset'} in "
+            raise InputError(f"no pair statistics for {', '.join(missing) or 'any dataset'} in "
                              f"{results_dir}: launch a plan first (its stats stage)")
         source = resolve_text_weights(encoder, weights)
         names = {d: data.class_names(d) for d in datasets}
@@ -66,7 +67,7 @@ def run_similarity(results_dir, encoder: str = DEFAULT_ENCODER, weights=None,
             (classes,) = con.execute("SELECT max(num_classes) FROM models WHERE dataset = ?",
                                      [dataset]).fetchone()
             if classes is not None and classes != len(names[dataset]):
-                raise ValueError(f"dataset {dataset!r} has {classes} classes but "
+                raise InputError(f"dataset {dataset!r} has {classes} classes but "
                                  f"{len(names[dataset])} class names")
         label = source.describe()
         written = {}

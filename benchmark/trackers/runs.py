@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from results.errors import InputError
+
 _TRACKERS: dict[str, tuple[str, Callable]] = {}   # name -> (package it needs, run factory)
 _OPEN: dict[str, list] = {}                       # unit key -> its open runs in this process
 _CONFIG = ("plan", "zoo", "dataset", "teacher", "teachers", "student", "method", "seed", "compat",
@@ -38,21 +40,21 @@ def list_trackers() -> list[str]:
 
 
 def parse_trackers(spec) -> tuple[str, ...]:
-    """`wandb,tensorboard` (or a list of names) -> known tracker names; ValueError otherwise."""
+    """`wandb,tensorboard` (or a list of names) -> known tracker names; InputError otherwise."""
     names = tuple(n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec or ())
                   if n.strip())
     if unknown := [n for n in names if n not in _TRACKERS]:
-        raise ValueError(f"unknown tracker {unknown[0]!r}; trackers: {', '.join(list_trackers())}")
+        raise InputError(f"unknown tracker {unknown[0]!r}; trackers: {', '.join(list_trackers())}")
     return tuple(dict.fromkeys(names))
 
 
 def check_available(names) -> None:
-    """Every tracker's package importable: ValueError naming the install otherwise."""
+    """Every tracker's package importable: InputError naming the install otherwise."""
     import importlib.util
     for name in names:
         package = _TRACKERS[name][0]
         if importlib.util.find_spec(package) is None:
-            raise ValueError(f"--log {name} needs the {package} package: "
+            raise InputError(f"--log {name} needs the {package} package: "
                              "pip install 'ktbench[trackers]'")
 
 

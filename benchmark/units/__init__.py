@@ -6,12 +6,17 @@ see the same batches in lockstep; `dispatch` runs any unit by its stage, and a t
 Names load on first use.
 `import_predictions` writes predictions made elsewhere (timm's inference.py) as predict results.
 """
+from typing import TYPE_CHECKING
+
 from results.lazy import lazy_exports
 
-_NAMES = {
-    "run_unit": "dispatch", "run_units": "dispatch", "record_failure": "dispatch",
-    "run_predict": "predict", "run_stats": "stats", "run_transfer": "transfer", "run_multi": "multi",
-    "run_features": "features", "make_multi_plan": "multi_plan",
-}
-__all__ = sorted(_NAMES)
-__getattr__ = lazy_exports(__name__, _NAMES)
+if TYPE_CHECKING:        # the face's names (results.lazy: loaded on first use)
+    from benchmark.units.dispatch import record_failure, run_unit, run_units
+    from benchmark.units.features import run_features
+    from benchmark.units.multi import run_multi
+    from benchmark.units.multi_plan import make_multi_plan
+    from benchmark.units.predict import run_predict
+    from benchmark.units.stats import run_stats
+    from benchmark.units.transfer import run_transfer
+
+__getattr__, __all__ = lazy_exports(__name__, __file__)

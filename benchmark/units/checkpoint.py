@@ -5,16 +5,17 @@ from pathlib import Path
 import torch
 from safetensors.torch import save
 
+from results.layout import ResultsLayout
 from results.store import atomic_path
 
 
 def checkpoint_path(results_dir, key: str) -> Path:
-    return Path(results_dir) / "checkpoints" / f"{key}.pt"
+    return ResultsLayout(results_dir).checkpoint(key)
 
 
 def student_path(results_dir, key: str) -> Path:
     """The final student weights of a unit that keeps them (safetensors)."""
-    return Path(results_dir) / "students" / f"{key}.safetensors"
+    return ResultsLayout(results_dir).student(key)
 
 
 def kept_bytes(results_dir, key: str, checkpoint: bool = True) -> int:

@@ -29,12 +29,13 @@ from benchmark.models.loading import load_model
 from pairs.catalog import Zoo, get_zoo
 from pairs.keys import unit_key
 from results import connect, write_part
+from results.errors import InputError
+from results.layout import ResultsLayout
 from results.store import atomic_path
 
 FEATURES_VERSION = 1
 TRANSFER_SAMPLES = 2000
 SPLITS = ("eval", "transfer")
-ARRAYS_DIR = "feature_arrays"
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -50,7 +51,7 @@ def features_unit(zoo: Zoo, model: str, eval_samples: int | None = None,
 
 
 def arrays_dir(results_dir, key: str) -> Path:
-    return Path(results_dir) / ARRAYS_DIR / key
+    return ResultsLayout(results_dir).feature_arrays(key)
 
 
 def forward_features(model: torch.nn.Module, x_uint8: torch.Tensor, mean, std,
@@ -82,6 +83,7 @@ def run_features(unit: dict, results_dir, cache: Path) -> str:
     dataset = data.load_dataset(unit["dataset"], cache)
     model = load_model(entry, cache)
     folder = arrays_dir(results_dir, unit["key"])
+    stored_at = folder.relative_to(results_dir).as_posix()     # the rows name it in the folder
     n_eval, n_transfer = unit["eval_samples"], unit["transfer_samples"]
     inputs = {"eval": (dataset.eval_x[:n_eval], dataset.eval_y[:n_eval]),
               "transfer": (dataset.train_x[:n_transfer], dataset.train_y[:n_transfer])}
@@ -96,7 +98,7 @@ def run_features(unit: dict, results_dir, cache: Path) -> str:
             _save_npy(folder / f"{split}_{kind}.npy", array)
         rows.append({"key": unit["key"], "model": entry.name, "dataset": dataset.name,
                      "split": split, "samples": len(labels), "dim": feats.shape[1],
-                     "num_logits": logits.shape[1], "path": f"{ARRAYS_DIR}/{unit['key']}",
+                     "num_logits": logits.shape[1], "path": stored_at,
                      "top1": 100.0 * float((logits.argmax(1) == labels).mean()),
                      "seconds": time.perf_counter() - t0})
     # the table rows last: they mark the unit complete
@@ -132,10 +134,10 @@ def load_split(results_dir, models_: list[str], dataset: str, split: str = "eval
     """The stored arrays of `models_` on `split`, memory-mapped, cut to their first `samples`
     (default: as many as every model has; every unit stores a prefix of the same split, so
     prefixes line up). `keys`: only these features units (e.g. those of the current model
-    definitions); default, per model, the unit with the most samples. Raises KeyError naming
-    models without features, ValueError when models disagree on the labels."""
+    definitions); default, per model, the unit with the most samples. Raises InputError naming
+    models without features, InputError when models disagree on the labels."""
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        raise InputError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     con = connect(results_dir)
     try:
         con.register("_wanted", pd.DataFrame({"model": list(models_)}))
@@ -149,13 +151,13 @@ def load_split(results_dir, models_: list[str], dataset: str, split: str = "eval
     finally:
         con.close()
     if missing := [m for m in models_ if m not in rows.index]:
-        raise KeyError(f"no features on {dataset!r} ({split}) for {', '.join(missing)}; "
-                       "run the features units first (ktbench predictors does)")
+        raise InputError(f"no features on {dataset!r} ({split}) for {', '.join(missing)}; "
+                         "run the features units first (ktbench predictors does)")
     rows = rows.loc[list(models_)]
     n = int(rows["samples"].min()) if samples is None else samples
     if n > rows["samples"].min():
         short = rows.index[rows["samples"] < n]
-        raise ValueError(f"{', '.join(short)} have fewer than {n} {split} samples stored")
+        raise InputError(f"{', '.join(short)} have fewer than {n} {split} samples stored")
     folder = Path(results_dir)
 
     def load(path, kind):
@@ -164,7 +166,7 @@ def load_split(results_dir, models_: list[str], dataset: str, split: str = "eval
     labels = [load(p, "labels") for p in rows["path"]]
     for name, other in zip(rows.index, labels):
         if not np.array_equal(other, labels[0]):
-            raise ValueError(f"{name} has other {split} labels than {rows.index[0]}: features "
+            raise InputError(f"{name} has other {split} labels than {rows.index[0]}: features "
                              "from different data")
     return SplitArrays(models=list(models_), keys=list(rows["key"]),
                        labels=np.asarray(labels[0]),

@@ -23,6 +23,7 @@ from benchmark.models.build import predict_logits
 from benchmark.models.loading import load_model, resolve_weights
 from benchmark.models.weights import hub_cached, hub_location
 from pairs.catalog import ModelEntry
+from results.errors import InputError
 
 SPOT_SAMPLES = 32
 SPOT_AGREEMENT = 0.9
@@ -51,12 +52,12 @@ def recorded_preprocessing(entry: ModelEntry, name_size: int | None,
 
 def check_preprocessing(path: Path, entry: ModelEntry, dataset: str, name_size: int | None,
                         given: GivenPreprocessing) -> Preprocessing:
-    """The predict stage's preprocessing of `dataset`; ValueError (one line) when the file was
+    """The predict stage's preprocessing of `dataset`; InputError (one line) when the file was
     made with another (`recorded_preprocessing`)."""
     expected = dataset_preprocessing(dataset)
     recorded = recorded_preprocessing(entry, name_size, given, expected.channels)
     if not recorded.matches(expected):
-        raise ValueError(
+        raise InputError(
             f"{path}: made at {recorded} (the flags given, else the size in the file name, else "
             f"inference.py's defaults for {entry.arch}) but the predict stage feeds {entry.name} "
             f"{expected}: run inference.py with {expected.inference_flags()} and give "
@@ -70,7 +71,7 @@ def weights_at_hand(entry: ModelEntry, cache: Path) -> bool:
     try:
         if resolve_weights(entry, cache) is not None:
             return True
-    except FileNotFoundError:
+    except InputError:
         return False
     hub_id, filenames = hub_location(entry.arch)
     return hub_id is not None and hub_cached(hub_id, filenames)
@@ -84,7 +85,7 @@ def spot_positions(n: int) -> np.ndarray:
 def spot_check(path: Path, entry: ModelEntry, split, preprocessing: Preprocessing,
                pred: np.ndarray, cache: Path) -> float:
     """The share of the spot samples on which the model's top-1 class is the file's (`pred`:
-    the file's per dataset sample); ValueError (one line) below `SPOT_AGREEMENT`."""
+    the file's per dataset sample); InputError (one line) below `SPOT_AGREEMENT`."""
     positions = spot_positions(len(pred))
     images = decode_into(np.empty((len(positions), *preprocessing.decode_config()["input_size"]),
                                   dtype=np.uint8), split, positions,
@@ -93,7 +94,7 @@ def spot_check(path: Path, entry: ModelEntry, split, preprocessing: Preprocessin
                             entry.std)
     agreement = float(np.mean(logits.argmax(1).numpy() == pred[positions]))
     if agreement < SPOT_AGREEMENT:
-        raise ValueError(
+        raise InputError(
             f"{path}: {entry.name} itself predicts the file's top-1 class on only "
             f"{agreement:.0%} of {len(positions)} samples checked: predictions of another model "
             "or of other images? (--no-check imports it unchecked)")

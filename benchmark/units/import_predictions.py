@@ -36,6 +36,7 @@ from benchmark.units.predict import top1_percent
 from pairs.catalog import ModelEntry, Zoo
 from pairs.plan import predict_key
 from results import write_part
+from results.errors import InputError
 
 OUTPUT_KINDS = ("prob", "logit")
 
@@ -56,7 +57,7 @@ class Imported:
 def read_inference_file(path: Path) -> pd.DataFrame:
     """The file as a table with a `filename` column (CSV or Parquet)."""
     if not path.is_file():
-        raise FileNotFoundError(f"predictions file {path} does not exist")
+        raise InputError(f"predictions file {path} does not exist")
     try:
         if path.suffix == ".parquet":
             frame = pd.read_parquet(path)
@@ -64,8 +65,8 @@ def read_inference_file(path: Path) -> pd.DataFrame:
         if path.suffix == ".csv":
             return pd.read_csv(path)
     except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: not a readable {path.suffix[1:]} file ({e})") from None
-    raise ValueError(f"{path}: a predictions file ends in .csv or .parquet")
+        raise InputError(f"{path}: not a readable {path.suffix[1:]} file ({e})") from None
+    raise InputError(f"{path}: a predictions file ends in .csv or .parquet")
 
 
 def model_of(path: Path, zoo: Zoo, model: str | None = None) -> tuple[ModelEntry, int | None]:
@@ -76,7 +77,7 @@ def model_of(path: Path, zoo: Zoo, model: str | None = None) -> tuple[ModelEntry
     sized = re.fullmatch(r"(.+)-(\d+)", stem)
     name = model or next((n for n in (stem, sized and sized[1]) if n in names), None)
     if name is None:
-        raise ValueError(f"{path}: no model of zoo {zoo.name!r} is named {stem!r}; name the file "
+        raise InputError(f"{path}: no model of zoo {zoo.name!r} is named {stem!r}; name the file "
                          "<model>.csv or <model>-<img_size>.csv (as inference.py does), or give "
                          "--model")
     entry = zoo.get(name)
@@ -94,7 +95,7 @@ def _column_matrix(frame: pd.DataFrame, name: str, path: Path) -> np.ndarray | N
         rows = [np.asarray(str(v).replace(",", " ").strip("[] \n").split() if isinstance(v, str)
                            else v, dtype=float).reshape(-1) for v in column]
         if len({len(r) for r in rows}) > 1:
-            raise ValueError(f"{path}: column {name!r} holds lists of different lengths")
+            raise InputError(f"{path}: column {name!r} holds lists of different lengths")
         return np.stack(rows) if rows else np.zeros((0, 1))
     separate = _separate_columns(frame, name)
     return frame[separate].to_numpy(dtype=float) if separate else None
@@ -111,7 +112,7 @@ def sample_order(file_names, dataset_names, path: Path) -> np.ndarray:
     the file has them (`--fullname`), else as base names."""
     n, m = len(dataset_names), len(file_names)
     if m != n:
-        raise ValueError(f"{path}: {m} samples, the dataset's eval split has {n}: predictions "
+        raise InputError(f"{path}: {m} samples, the dataset's eval split has {n}: predictions "
                          "for another dataset?")
     full = any("/" in str(f) for f in file_names)
 
@@ -129,7 +130,7 @@ def sample_order(file_names, dataset_names, path: Path) -> np.ndarray:
     shared = n - len(row_of)
     hint = (f"; {shared} of its file names repeat (images of different classes share a name): "
             "run inference.py with --fullname" if shared and not full else "")
-    raise ValueError(f"{path}: its samples do not match the dataset's eval split: row {i} is "
+    raise InputError(f"{path}: its samples do not match the dataset's eval split: row {i} is "
                      f"{theirs[i]!r}, the dataset's sample {i} is {ours[i]!r}{hint}")
 
 
@@ -139,13 +140,13 @@ def per_sample(indices, outputs, kind: str, labels: np.ndarray, num_classes: int
     n, k = outputs.shape
     if indices is not None:
         if indices.shape != outputs.shape:
-            raise ValueError(f"{path}: {indices.shape[1]} class indices but {k} outputs a sample")
+            raise InputError(f"{path}: {indices.shape[1]} class indices but {k} outputs a sample")
         if len(indices) and (indices.min() < 0 or indices.max() >= num_classes):
-            raise ValueError(f"{path}: class index {int(indices.max())} is outside the "
+            raise InputError(f"{path}: class index {int(indices.max())} is outside the "
                              f"dataset's {num_classes} classes: predictions for another dataset?")
         indices = indices.astype(np.int64)
     elif k != num_classes:
-        raise ValueError(f"{path}: {k} outputs a sample and no class indices, the dataset has "
+        raise InputError(f"{path}: {k} outputs a sample and no class indices, the dataset has "
                          f"{num_classes} classes (inference.py --include-index, or --topk 0)")
     rows = np.arange(n)
     if k == num_classes:                        # every class: exact
@@ -158,10 +159,10 @@ def per_sample(indices, outputs, kind: str, labels: np.ndarray, num_classes: int
         pred = full.argmax(1)
         return pred, full[rows, labels], full[rows, pred]
     if kind == "logit":
-        raise ValueError(f"{path}: top-{k} logits give no probabilities (inference.py "
+        raise InputError(f"{path}: top-{k} logits give no probabilities (inference.py "
                          "--output-type prob, or --topk 0)")
     if len(outputs) and (outputs.min() < 0 or outputs.max() > 1 + 1e-4):
-        raise ValueError(f"{path}: column prob holds values outside [0, 1]")
+        raise InputError(f"{path}: column prob holds values outside [0, 1]")
     best = outputs.argmax(1)
     hit = indices == labels[:, None]
     p_true = np.where(hit.any(1), (outputs * hit).sum(1), np.nan)
@@ -177,10 +178,10 @@ def read_predictions(path: Path, zoo: Zoo, split, model: str | None = None,
     entry, name_size = model_of(path, zoo, model)
     preprocessing = check_preprocessing(path, entry, zoo.dataset, name_size, given)
     if "filename" not in frame.columns:
-        raise ValueError(f"{path}: no filename column to match the samples by")
+        raise InputError(f"{path}: no filename column to match the samples by")
     kind = next((k for k in OUTPUT_KINDS if _separate_columns(frame, k) or k in frame), None)
     if kind is None:
-        raise ValueError(f"{path}: no prob or logit column (inference.py's outputs)")
+        raise InputError(f"{path}: no prob or logit column (inference.py's outputs)")
     outputs = _column_matrix(frame, kind, path)
     indices = _column_matrix(frame, "index", path)
     data.check_classes(split.num_classes, [entry])
@@ -221,11 +222,11 @@ def import_predictions(files: list[Path], zoo: Zoo, results_dir, model: str | No
     model whose weights are at hand; None: no spot check); then each model's predictions, then
     its `models` row (the mark of a complete predict unit)."""
     if model is not None and len(files) != 1:
-        raise ValueError("--model names the model of one file; give one file")
+        raise InputError("--model names the model of one file; give one file")
     split = data.eval_split(zoo.dataset)
     imported = [read_predictions(Path(f), zoo, split, model, given) for f in files]
     if len({i.entry.name for i in imported}) < len(imported):
-        raise ValueError("two files hold the same model")
+        raise InputError("two files hold the same model")
     for item in imported:
         if cache is not None and weights_at_hand(item.entry, cache):
             item.spot_agreement = spot_check(item.path, item.entry, split, item.preprocessing,

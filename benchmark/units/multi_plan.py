@@ -13,6 +13,7 @@ import pandas as pd
 from pairs.catalog import Zoo
 from pairs.keys import unit_key
 from pairs.plan import PLAN_COLUMNS, PlanError, make_plan
+from results.errors import InputError
 
 MODES = ("sequential", "sequential_desc", "parallel", "soup")
 DP_METHODS = ("kl_dp", "kl_dp_unsup")
@@ -24,10 +25,10 @@ MODE_METHODS = {"sequential": None, "sequential_desc": None, "parallel": DP_METH
 
 def check_mode(mode: str, method: str) -> None:
     if mode not in MODES:
-        raise ValueError(f"unknown multi-teacher mode {mode!r}; modes: {', '.join(MODES)}")
+        raise InputError(f"unknown multi-teacher mode {mode!r}; modes: {', '.join(MODES)}")
     allowed = MODE_METHODS[mode]
     if allowed is not None and method not in allowed:
-        raise ValueError(f"mode {mode!r} runs {' or '.join(allowed)}, not {method!r}")
+        raise InputError(f"mode {mode!r} runs {' or '.join(allowed)}, not {method!r}")
 
 
 def make_multi_plan(zoo: Zoo, student: str, teachers: list[str], modes=DEFAULT_MODES,
@@ -57,7 +58,7 @@ def make_multi_plan(zoo: Zoo, student: str, teachers: list[str], modes=DEFAULT_M
         for method in methods:
             try:
                 check_mode(mode, method)
-            except ValueError as e:
+            except InputError as e:
                 raise PlanError(str(e)) from None
     fingerprints = {name: zoo.get(name).fingerprint() for name in [student, *teachers]}
     rows = []

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from pairs.plan import PlanError
+from results.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,7 +46,7 @@ def register_strategy(name: str):
 def plan_pairs(strategy: str, models: pd.DataFrame, request: PairRequest) -> np.ndarray:
     """The pairs of `strategy` over the catalog rows `models`, as an [n, 2] array of names."""
     if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; strategies: {', '.join(STRATEGIES)}")
+        raise InputError(f"unknown strategy {strategy!r}; strategies: {', '.join(STRATEGIES)}")
     if len(models) < 2:
         raise PlanError(f"{len(models)} model(s) left after filtering; a pair needs two")
     pairs = STRATEGIES[strategy](models.reset_index(drop=True), request)

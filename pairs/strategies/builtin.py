@@ -9,6 +9,7 @@ import numpy as np
 from pairs.catalog_table import matches
 from pairs.plan import PlanError, random_pairs
 from pairs.strategies.base import PairRequest, register_strategy
+from results.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,7 +37,7 @@ PAPER_TEACHERS = ("resnext101_32x8d.fb_swsl_ig1b_ft_in1k", "resmlp_36_224.fb_in1
 
 def _require_n(request: PairRequest, strategy: str) -> int:
     if request.n is None:
-        raise ValueError(f"strategy {strategy!r} needs --pairs N")
+        raise InputError(f"strategy {strategy!r} needs --pairs N")
     return request.n
 
 
@@ -76,7 +77,7 @@ def _selected(models: pd.DataFrame, patterns, role: str) -> np.ndarray:
 def teachers_x_students(models, request) -> np.ndarray:
     """Every model matching `teachers` x every model matching `students` (self-pairs dropped)."""
     if not request.teachers or not request.students:
-        raise ValueError("strategy 'cross' needs --teachers and --students")
+        raise InputError("strategy 'cross' needs --teachers and --students")
     return _product(_selected(models, request.teachers, "teacher"),
                     _selected(models, request.students, "student"))
 
@@ -123,14 +124,14 @@ def stratified(models, request) -> np.ndarray:
     `strata`. Unknown accuracies or sizes form their own bin. Seeded."""
     n = _require_n(request, "stratified")
     if unknown := set(request.strata) - set(STRATUM_KEYS):
-        raise ValueError(f"unknown strata {sorted(unknown)}; use {', '.join(STRATUM_KEYS)}")
+        raise InputError(f"unknown strata {sorted(unknown)}; use {', '.join(STRATUM_KEYS)}")
     m = len(models)
     flat = np.arange(m * m)
     teacher, student = np.divmod(flat, m)
     keep = teacher != student
     teacher, student = teacher[keep], student[keep]
     if not 0 < n <= len(teacher):
-        raise ValueError(f"--pairs must be between 1 and {len(teacher)} for {m} models, got {n}")
+        raise InputError(f"--pairs must be between 1 and {len(teacher)} for {m} models, got {n}")
     stratum = np.zeros(len(teacher), dtype=np.int64)
     for key in request.strata:
         codes, count = STRATUM_KEYS[key](teacher, student, models, request)
@@ -176,7 +177,7 @@ def top_pair_stats(models, request) -> np.ndarray:
         raise PlanError("strategy 'top-stats' needs pair_stats rows: run a plan's stats stage "
                         "first and pass its --results folder")
     if request.metric not in stats.columns:
-        raise ValueError(f"pair_stats has no column {request.metric!r}")
+        raise InputError(f"pair_stats has no column {request.metric!r}")
     names = set(_names(models))
     stats = stats[stats["teacher"].isin(names) & stats["student"].isin(names)]
     best = (stats.sort_values(request.metric, ascending=False, kind="stable")

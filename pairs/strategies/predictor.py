@@ -20,6 +20,7 @@ import numpy as np
 from pairs.catalog_table import matches
 from pairs.plan import PlanError
 from pairs.strategies.base import PairRequest, register_strategy
+from results.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,7 +34,7 @@ def parse_metric(metric: str) -> tuple[str, bool]:
         return metric[1:], True
     name, _, order = metric.partition(":")
     if order not in ("", "asc", "desc"):
-        raise ValueError(f"metric order must be asc or desc, got {metric!r}")
+        raise InputError(f"metric order must be asc or desc, got {metric!r}")
     return name, order == "asc"
 
 
@@ -44,7 +45,7 @@ def rank_pairs(candidates: pd.DataFrame, metric: str) -> pd.DataFrame:
     if column not in candidates.columns:
         numeric = [c for c in candidates.columns
                    if c not in ("teacher", "student", "dataset", "split", "compat")]
-        raise ValueError(f"no predictor {column!r}; predictors: {', '.join(numeric)}")
+        raise InputError(f"no predictor {column!r}; predictors: {', '.join(numeric)}")
     ranked = candidates.sort_values(column, ascending=ascending, kind="stable",
                                     na_position="last")
     return ranked.drop_duplicates(["teacher", "student"])
@@ -74,7 +75,7 @@ def top_teachers(models, request) -> np.ndarray:
     """Each student's `n` best teachers by the predictor `metric` (students: those matching
     `students`, else every model)."""
     if request.n is None:
-        raise ValueError("strategy 'top-teachers' needs --pairs N (teachers per student)")
+        raise InputError("strategy 'top-teachers' needs --pairs N (teachers per student)")
     candidates = _candidates(models, request, "top-teachers")
     if request.students:
         chosen = set(models.loc[matches(models, request.students).to_numpy(), "name"])

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from pairs.catalog import ModelEntry, Zoo, register_zoo
 from pairs.catalog_table import CATALOG_COLUMNS, register_catalog_table
+from results.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,7 +70,7 @@ def read_results_csv(path) -> pd.DataFrame:
     import pandas as pd
     df = pd.read_csv(path, dtype={"param_count": str})
     if missing := {"model", "img_size", "top1"} - set(df.columns):
-        raise ValueError(f"{path} is not a timm results CSV: no column {', '.join(sorted(missing))}")
+        raise InputError(f"{path} is not a timm results CSV: no column {', '.join(sorted(missing))}")
     params = (df["param_count"].str.replace(",", "", regex=False).astype(float)
               if "param_count" in df else math.nan)
     return pd.DataFrame({
@@ -123,7 +124,7 @@ def _weight_files(folder) -> dict[str, str]:
     """Stem -> path of every weight file in `folder`."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"weights folder {folder} does not exist")
+        raise InputError(f"weights folder {folder} does not exist")
     return {p.name[:-len(p.suffix)]: str(p) for p in sorted(folder.iterdir())
             if p.suffix in WEIGHT_SUFFIXES and p.is_file()}
 
