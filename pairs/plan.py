@@ -159,21 +159,21 @@ def teacher_student_pairs(plan: pd.DataFrame) -> pd.DataFrame:
     return pairs[["teacher", "student", "compat"]].drop_duplicates().reset_index(drop=True)
 
 
-def soup_singles(zoo: Zoo, soup: dict) -> pd.DataFrame:
+def soup_singles(zoo: Zoo, soup) -> pd.DataFrame:
     """The single-teacher units a soup unit averages: the same student, method, params, seed
     and compat, one per teacher of its list, with the keys a plan gives them (so a plan's own
-    runs are reused)."""
-    teachers = [t for t in str(soup["teachers"]).split(",") if t]
-    return make_plan(zoo, [(t, soup["student"]) for t in teachers],
-                     {soup["method"]: json.loads(soup["params"])}, [int(soup["seed"])],
-                     soup["compat"] or None)
+    runs are reused). `soup`: a plan row with the plan's columns as attributes."""
+    teachers = [t for t in str(soup.teachers).split(",") if t]
+    return make_plan(zoo, [(t, soup.student) for t in teachers],
+                     {soup.method: json.loads(soup.params)}, [int(soup.seed)],
+                     soup.compat or None)
 
 
 def soup_ingredients(plan: pd.DataFrame, zoo: Zoo) -> pd.DataFrame:
     """The single-teacher units whose students the plan's soups average, one row each (a soup
     runs those missing from the plan itself, keeping their students)."""
     import pandas as pd
-    soups = plan[plan["mode"] == "soup"].to_dict("records")
+    soups = list(plan[plan["mode"] == "soup"].itertuples(index=False))
     if not soups:
         return pd.DataFrame(columns=PLAN_COLUMNS)
     return pd.concat([soup_singles(zoo, soup) for soup in soups]).drop_duplicates("key")

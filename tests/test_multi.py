@@ -21,6 +21,7 @@ from benchmark.models.loading import load_model
 from benchmark.methods import resolve_params
 from benchmark.units.multi import soup_state, teacher_order
 from benchmark.units.multi_plan import make_multi_plan, merge_plans
+from benchmark.units.unit import TransferUnit
 from pairs.plan import (PLAN_COLUMNS, PlanError, make_plan, read_plan, teacher_student_pairs,
                         write_plan)
 from results import read_table
@@ -159,7 +160,7 @@ def test_sequential_resume_matches_uninterrupted(multi_results, tiny_zoo, cache,
                             {"epochs": 2, "train_samples": 256, "batch_size": 64})
     unit_plan = make_multi_plan(tiny_zoo, STUDENT, TEACHERS, ["sequential"], {"kl_dp": params},
                                 singles=False)
-    unit = dict(unit_plan.iloc[0], stage="transfer")
+    unit = TransferUnit.from_row(unit_plan.iloc[0])
     for sub in ("straight", "resumed"):
         for table in ("models", "predictions"):
             (tmp_path / sub / table).mkdir(parents=True)
@@ -168,7 +169,7 @@ def test_sequential_resume_matches_uninterrupted(multi_results, tiny_zoo, cache,
     multi.run_multi(unit, tmp_path / "straight", cache)
     for saved_epochs in (1, 2):
         killed_after_checkpoint(lambda: multi.run_multi(unit, tmp_path / "resumed", cache))
-        state = torch.load(transfer.checkpoint_path(tmp_path / "resumed", unit["key"]),
+        state = torch.load(transfer.checkpoint_path(tmp_path / "resumed", unit.key),
                            weights_only=True)
         assert len(state["rows"]) == saved_epochs and "frozen" in state
     multi.run_multi(unit, tmp_path / "resumed", cache)

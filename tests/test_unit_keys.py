@@ -38,9 +38,9 @@ def test_transfer_keys_plan_ids_and_params_text_are_as_before():
 def test_predict_and_stats_keys_and_kept_students_are_as_before(tmp_path):
     zoo, _, _, merged = _plans()
     pending = pending_units(merged, tmp_path)
-    assert [(u["model"], u["key"]) for u in pending["predict"]] == [
+    assert [(u.model, u.key) for u in pending["predict"]] == [
         (OTHER, "predict-22f8890ac2f8e04d"), (STUDENT, "predict-be3f31218174e88a"),
         (TEACHER, "predict-ee9c62bec0e6e72f")]
-    assert [(u["compat"], u["key"]) for u in pending["stats"]] == [("", "stats-eda485334ef99a4e")]
+    assert [(u.compat, u.key) for u in pending["stats"]] == [("", "stats-eda485334ef99a4e")]
     assert kept_students(merged, zoo, "soup") == {"transfer-1305e875ed81daef",
                                                   "transfer-ea85dc3560591c72"}

@@ -56,8 +56,9 @@ def dry_run_summary(plan: pd.DataFrame, table: pd.DataFrame, results_dir,
     disk, and a last row for the final students kept (`students`)."""
     from benchmark.launch.pending import pending_units
     from benchmark.units.group import frozen_models, plan_groups     # imports torch
+    from benchmark.units.unit import transfer_units
     pending = pending_units(plan, results_dir)
-    frozen = pd.Series([frozen_models(u) for u in plan.to_dict("records")], index=plan.index)
+    frozen = pd.Series([frozen_models(u) for u in transfer_units(plan)], index=plan.index)
     hours = estimate_gpu_hours(plan, table, frozen, plan_groups(plan, results_dir))
     disk = estimate_disk_bytes(plan, table, students)
     pairs = teacher_student_pairs(plan)
@@ -66,7 +67,7 @@ def dry_run_summary(plan: pd.DataFrame, table: pd.DataFrame, results_dir,
          "unit": "models", "pending": len(pending["predict"]), "gpu_hours": hours["predict"],
          "disk_gb": disk["predict"] / 1e9},
         {"stage": "stats", "units": len(pairs),
-         "unit": "pairs", "pending": sum(len(u["pairs"]) for u in pending["stats"]),
+         "unit": "pairs", "pending": sum(len(u.pairs) for u in pending["stats"]),
          "gpu_hours": hours["stats"], "disk_gb": disk["stats"] / 1e9},
         {"stage": "transfer", "units": len(plan), "unit": "runs",
          "pending": len(pending["transfer"]), "gpu_hours": hours["transfer"],

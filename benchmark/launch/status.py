@@ -10,16 +10,12 @@ import time
 import pandas as pd
 from tqdm.auto import tqdm
 
-from benchmark.launch.pending import STAGES, pending_units
-from benchmark.launch.submissions import live_unit_ids, unit_ids
+from benchmark.launch.pending import pending_units, zoo_of
+from benchmark.launch.submissions import live_unit_ids
+from benchmark.units.unit import STAGES
 from pairs.plan import teacher_student_pairs
-from results import query
 
 STATUS_COLUMNS = ["done", "running", "pending", "failed"]
-
-
-def _failed_keys(results_dir) -> set:
-    return set(query(results_dir, "SELECT key FROM transfer_runs WHERE status = 'failed'")["key"])
 
 
 def plan_status(plan: pd.DataFrame, results_dir) -> pd.DataFrame:
@@ -30,14 +26,14 @@ def plan_status(plan: pd.DataFrame, results_dir) -> pd.DataFrame:
     # live jobs first: a job that ends between the two reads has written its results before
     live = live_unit_ids(results_dir)
     unfinished = pending_units(plan, results_dir, retry_failed=True)
-    failed_keys = _failed_keys(results_dir)
+    dataset = zoo_of(plan).dataset
     rows = {}
-    for stage in STAGES:
-        ids = {i for unit in unfinished[stage] for i in unit_ids(unit)}
-        running = ids & live.get(stage, set())
-        failed = (ids - running) & failed_keys if stage == "transfer" else set()
-        rows[stage] = {"done": totals[stage] - len(ids), "running": len(running),
-                       "pending": len(ids - running - failed), "failed": len(failed)}
+    for stage in STAGES.values():
+        ids = {i for unit in unfinished[stage.name] for i in unit.ids}
+        running = ids & live.get(stage.name, set())
+        failed = (ids - running) & stage.failed_ids(results_dir, dataset)
+        rows[stage.name] = {"done": totals[stage.name] - len(ids), "running": len(running),
+                            "pending": len(ids - running - failed), "failed": len(failed)}
     return pd.DataFrame.from_dict(rows, orient="index")[STATUS_COLUMNS]
 
 

@@ -250,7 +250,7 @@ def n_batches_of(unit, zoo, cache) -> int:
     from benchmark.units.transfer import n_train, unit_params
     params = unit_params(unit)
     n = n_train(params, data.load_dataset(zoo.dataset, cache))
-    return sum(len(epoch_order(n, params["batch_size"], int(unit["seed"]), e))
+    return sum(len(epoch_order(n, params["batch_size"], unit.seed, e))
                for e in range(params["epochs"]))
 
 
