@@ -18,10 +18,10 @@ from benchmark.training import batches, lockstep
 from benchmark.training.trainer import Trainer
 from benchmark.units import group
 from benchmark.units.checkpoint import checkpoint_path, student_path
-from benchmark.units.multi_plan import make_multi_plan
 from benchmark.units.predict import run_predict
 from benchmark.units.unit import PredictUnit, RunOptions, TransferUnit, transfer_units
 from pairs.plan import make_plan
+from tests.test_multi import multi_plan
 from results import read_table
 
 TEACHER, STUDENTS = "efficientnet_tiny", ("resnet_tiny", "resmlp_tiny")
@@ -189,7 +189,7 @@ def test_a_group_that_does_not_fit_the_gpu_is_split(tiny_zoo, cache, tmp_path, m
 
 def test_parallel_multi_teacher_units_join_the_group(tiny_zoo, cache, tmp_path):
     params = resolve_params("kl_dp", tiny_zoo.transfer_defaults, SMALL)
-    plan = make_multi_plan(tiny_zoo, STUDENTS[0], [TEACHER, STUDENTS[1]], ["parallel"],
+    plan = multi_plan(tiny_zoo, STUDENTS[0], [TEACHER, STUDENTS[1]], ["parallel"],
                            {"kl_dp": params})
     units = transfer_units(plan)
     assert sorted(u.mode for u in units) == ["", "", "parallel"]
@@ -221,7 +221,7 @@ def test_only_units_with_the_same_batches_group(tiny_zoo, tmp_path):
     assert [len(g) for g in group.lockstep_groups(base, tmp_path)] == [1, 3]
     path.unlink()
     # sequential and soup units run alone; groups hold at most MAX_GROUP units, in task order
-    multi = make_multi_plan(tiny_zoo, STUDENTS[0], [TEACHER, STUDENTS[1]],
+    multi = multi_plan(tiny_zoo, STUDENTS[0], [TEACHER, STUDENTS[1]],
                             ["sequential", "soup", "parallel"])
     units = transfer_units(multi)
     sizes = [len(g) for g in group.lockstep_groups(units, tmp_path)]
@@ -237,7 +237,7 @@ def test_frozen_models_and_plan_groups_for_the_cost_estimate(tiny_zoo, tmp_path)
                    {"kl": {}, "kl_dp": {}, "random_teacher": {"dp": True}})
     assert [group.frozen_models(u) for u in units] == [
         [TEACHER], [TEACHER, STUDENTS[0]], [f"{TEACHER}@random", STUDENTS[0]]]
-    multi = make_multi_plan(tiny_zoo, STUDENTS[0], [TEACHER, STUDENTS[1]], ["parallel"],
+    multi = multi_plan(tiny_zoo, STUDENTS[0], [TEACHER, STUDENTS[1]], ["parallel"],
                             singles=False).iloc[0]
     assert group.frozen_models(TransferUnit.from_row(multi)) == [TEACHER, STUDENTS[1],
                                                                  STUDENTS[0]]

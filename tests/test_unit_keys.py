@@ -2,10 +2,10 @@
 units, plans and training settings became typed: a key that moved would orphan every result
 already written under it."""
 from pairs import get_zoo
-from pairs.plan import kept_students, make_plan
+from pairs.multi import make_multi_plan, merge_plans
+from pairs.plan import Plan, make_plan
 from benchmark.launch.pending import pending_units
-from benchmark.methods import resolve_params
-from benchmark.units.multi_plan import make_multi_plan, merge_plans
+from benchmark.methods import partition_methods, resolve_params
 
 TEACHER, OTHER, STUDENT = "resnet_tiny", "efficientnet_tiny", "resmlp_tiny"
 
@@ -15,7 +15,8 @@ def _plans():
     single = make_plan(zoo, [(TEACHER, OTHER)], {"kl": resolve_params("kl", zoo.transfer_defaults)},
                        [0, 1])
     multi = make_multi_plan(zoo, STUDENT, [TEACHER, OTHER], ["sequential", "parallel", "soup"],
-                            {"kl_dp": resolve_params("kl_dp", zoo.transfer_defaults)}, [0])
+                            {"kl_dp": resolve_params("kl_dp", zoo.transfer_defaults)}, [0],
+                            partition_methods=partition_methods())
     return zoo, single, multi, merge_plans([single, multi])
 
 
@@ -36,11 +37,11 @@ def test_transfer_keys_plan_ids_and_params_text_are_as_before():
 
 
 def test_predict_and_stats_keys_and_kept_students_are_as_before(tmp_path):
-    zoo, _, _, merged = _plans()
+    _, _, _, merged = _plans()
     pending = pending_units(merged, tmp_path)
     assert [(u.model, u.key) for u in pending["predict"]] == [
         (OTHER, "predict-22f8890ac2f8e04d"), (STUDENT, "predict-be3f31218174e88a"),
         (TEACHER, "predict-ee9c62bec0e6e72f")]
     assert [(u.compat, u.key) for u in pending["stats"]] == [("", "stats-eda485334ef99a4e")]
-    assert kept_students(merged, zoo, "soup") == {"transfer-1305e875ed81daef",
+    assert Plan(merged).kept_students("soup") == {"transfer-1305e875ed81daef",
                                                   "transfer-ea85dc3560591c72"}

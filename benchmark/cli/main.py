@@ -18,7 +18,8 @@ from benchmark.cli import plan_args
 from benchmark.cli import predictors as cli_predictors
 from benchmark.cli.launch_args import add_launch_arguments, options_from_args
 from pairs import get_zoo
-from pairs.plan import KEEP_STUDENTS, PlanError, make_plan, random_pairs, read_plan, write_plan
+from pairs.plan import (KEEP_STUDENTS, Plan, PlanError, make_plan, random_pairs, read_plan,
+                        write_plan)
 from pairs.strategies import plan_pairs
 from results import TABLES, default_results_dir, query
 from results.verify import quarantine_unreadable
@@ -76,12 +77,13 @@ def _plan_of_pairs(zoo, pairs, args, seeds: str, compat):
 
 def _multi_plans(zoo, args) -> list:
     """`--multi STUDENT:T1,T2,...` (repeatable) x `--modes`, kl_dp unless --methods is given."""
-    from benchmark.units.multi_plan import make_multi_plan, parse_multi
+    from benchmark.methods import partition_methods
+    from pairs.multi import make_multi_plan, parse_multi
     methods = _methods(args.methods or "kl_dp", zoo, args)
     seeds = [int(s) for s in str(args.seeds).split(",")]
     modes = [m for m in args.modes.split(",") if m]
-    return [make_multi_plan(zoo, *parse_multi(spec), modes, methods, seeds, args.compat)
-            for spec in args.multi]
+    return [make_multi_plan(zoo, *parse_multi(spec), modes, methods, seeds, args.compat,
+                            partition_methods=partition_methods()) for spec in args.multi]
 
 
 def cmd_plan(args):
@@ -101,7 +103,7 @@ def cmd_plan(args):
         pairs = plan_pairs(strategy, table, request)
         plans.append(_plan_of_pairs(zoo, pairs, args, args.seeds, args.compat))
     if args.multi:
-        from benchmark.units.multi_plan import merge_plans
+        from pairs.multi import merge_plans
         plan = merge_plans(plans + _multi_plans(zoo, args))
     else:
         plan = plans[0]
@@ -112,8 +114,9 @@ def cmd_plan(args):
           + (f"; {n_multi} multi-teacher" if n_multi else "") + ")"
           + ("" if args.dry_run else f" -> {args.out}"))
     if args.dry_run:
-        students = plan_tables.kept_student_models(plan, zoo, args.keep_students)
-        summary = plan_tables.dry_run_summary(plan, table, results_dir, students)
+        planned = Plan(plan)
+        students = plan_tables.kept_student_models(planned, args.keep_students)
+        summary = plan_tables.dry_run_summary(planned, table, results_dir, students)
         print(format_table(summary.round({"gpu_hours": 2, "disk_gb": 3})))
         print(f"estimated GPU-hours in all: {summary['gpu_hours'].sum():.2f} "
               "(a rough cost model, see pairs/cost.py)")

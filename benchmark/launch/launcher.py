@@ -26,11 +26,11 @@ from tqdm.auto import tqdm
 
 from benchmark import trackers
 from benchmark.launch.slurm import SlurmOptions, array_chunks, cluster_max_array_size, submitit_parameters
-from benchmark.launch.pending import pending_units, zoo_of
+from benchmark.launch.pending import pending_units
 from benchmark.launch.submissions import (jobs_dir, live_units, record_submission,
                                          remove_stray_job_folder)
 from benchmark.units.unit import STAGES, RunOptions
-from pairs.plan import KEEP_STUDENTS, kept_students, teacher_student_pairs
+from pairs.plan import KEEP_STUDENTS, Plan
 from results.compact import Busy, CompactError, compact
 
 EXECUTORS = ("local", "debug", "slurm")
@@ -155,11 +155,11 @@ def _held(unfinished: dict[str, list], live: dict[str, dict[str, str]]) -> dict[
     return held
 
 
-def launch(plan: pd.DataFrame, results_dir, cache: Path, options: LaunchOptions) -> dict:
+def launch(plan: Plan | pd.DataFrame, results_dir, cache: Path, options: LaunchOptions) -> dict:
     """Run (or, without `wait`, submit) every pending unit of `plan`; returns, per stage,
     {"submitted": n, "failed": n (0 when not waiting), "held": units held by live jobs of
     another launch, "held_by": those jobs}."""
-    results_dir = Path(results_dir)
+    results_dir, plan = Path(results_dir), Plan.of(plan)
     trackers.check_available(options.log)
     if options.log and not options.log_dir:
         options = dataclasses.replace(options, log_dir=str(results_dir.resolve() / "trackers"))
@@ -172,8 +172,8 @@ def launch(plan: pd.DataFrame, results_dir, cache: Path, options: LaunchOptions)
     if not any(pending.values()):
         return summary
     _preflight(plan, cache, options)
-    run_options = RunOptions(options.strict_top1, options.log, options.log_dir, frozenset(
-        kept_students(plan, zoo_of(plan), options.keep_students)))
+    run_options = RunOptions(options.strict_top1, options.log, options.log_dir,
+                             frozenset(plan.kept_students(options.keep_students)))
     if not options.wait:
         dependency = None
         for stage in STAGES:
@@ -202,15 +202,13 @@ def launch(plan: pd.DataFrame, results_dir, cache: Path, options: LaunchOptions)
     return summary
 
 
-def _preflight(plan: pd.DataFrame, cache: Path, options: LaunchOptions):
+def _preflight(plan: Plan, cache: Path, options: LaunchOptions):
     """Every missing weight, or a head that does not fit the dataset's classes, in one line,
     before any job (and GPU time) is spent."""
     from benchmark import data                      # torch: only when something runs
     from benchmark.data.datasets import check_classes
     from benchmark.models import microzoo, weights
-    zoo = zoo_of(plan)
-    pairs = teacher_student_pairs(plan)
-    used = set(pairs["teacher"]) | set(pairs["student"])
+    zoo, used = plan.zoo, set(plan.models)
     entries = [m for m in zoo.models if m.name in used]
     check_classes(data.num_classes_of(zoo.dataset), entries)
     weights.resolve_all([m for m in entries if m.recipe is None])

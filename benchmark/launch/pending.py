@@ -8,33 +8,20 @@ import pandas as pd
 
 from benchmark.units.unit import (PREDICT, STATS, TRANSFER, PredictUnit, StatsUnit, pair_id,
                                   transfer_units)
-from pairs.catalog import get_zoo
 from pairs.keys import unit_key
-from pairs.plan import PlanError, teacher_student_pairs
+from pairs.plan import Plan
 
 
-def zoo_of(plan: pd.DataFrame):
-    zoos = plan["zoo"].unique()
-    if len(zoos) != 1:
-        raise PlanError(f"a plan must use one zoo, this one uses {', '.join(zoos)}")
-    zoo = get_zoo(zoos[0])
-    if other := sorted(set(plan["dataset"]) - {zoo.dataset}):
-        raise PlanError(f"the plan is for dataset {other[0]!r}, zoo {zoo.name!r} now reads "
-                        f"{zoo.dataset!r} (its environment changed since the plan was made?)")
-    return zoo
-
-
-def pending_units(plan: pd.DataFrame, results_dir, retry_failed: bool = False,
+def pending_units(plan: Plan | pd.DataFrame, results_dir, retry_failed: bool = False,
                   busy=None) -> dict[str, list]:
     """The units of each stage that have no complete result yet, leaving out the unit ids in
     `busy` (stage -> ids held by live jobs, see `benchmark.launch.submissions`)."""
     busy = {stage: set(ids) for stage, ids in (busy or {}).items()}
-    zoo = zoo_of(plan)
-    dataset = zoo.dataset
-    pairs = teacher_student_pairs(plan)     # every teacher of multi-teacher units too
-    names = sorted(set(pairs["teacher"]) | set(pairs["student"]))
+    plan = Plan.of(plan)
+    zoo, dataset = plan.zoo, plan.dataset
+    pairs = plan.pairs     # every teacher of multi-teacher units too
     entries = {m.name: m for m in zoo.models}
-    predict = [PredictUnit.of(zoo, entries.get(n) or zoo.get(n)) for n in names]
+    predict = [PredictUnit.of(zoo, entries.get(n) or zoo.get(n)) for n in plan.models]
 
     skip = STATS.done_ids(results_dir, dataset) | busy.get("stats", set())
     ids = pd.Series([pair_id(t, s, c) for t, s, c in zip(pairs["teacher"], pairs["student"],
@@ -51,7 +38,8 @@ def pending_units(plan: pd.DataFrame, results_dir, retry_failed: bool = False,
             | busy.get("transfer", set()))
     # multi-teacher units last: a soup then finds its single-teacher runs done; by teacher, then
     # student, so that a task's units share frozen models (benchmark.units.group)
-    todo = plan[~plan["key"].astype(object).isin(skip)]    # hashed: arrow strings' isin loops
+    rows = plan.rows
+    todo = rows[~rows["key"].astype(object).isin(skip)]    # hashed: arrow strings' isin loops
     todo = todo.assign(_multi=todo["mode"].astype(bool))
     transfer = transfer_units(todo.sort_values(["_multi", "teacher", "student", "key"]))
 

@@ -69,6 +69,9 @@ class TransferMethod:
     defaults: ClassVar[dict] = {}                          # over TRAIN_DEFAULTS
     description: ClassVar[str] = ""
     control: ClassVar[bool] = False     # a control arm (no knowledge from a trained teacher)
+    # distils each sample from the one most confident of its sources (multi-teacher parallel and
+    # soup units run only such methods)
+    partitions_data: ClassVar[bool] = False
 
     def __init__(self, params: dict, compat: str | None = None):
         self.params = params
@@ -114,6 +117,11 @@ def register_method(cls: type[TransferMethod]) -> type[TransferMethod]:
 
 def list_methods() -> list[str]:
     return sorted(_METHODS)
+
+
+def partition_methods() -> tuple[str, ...]:
+    """The registered methods that partition the data per sample between their sources."""
+    return tuple(name for name in list_methods() if _METHODS[name].partitions_data)
 
 
 def get_method(name: str) -> type[TransferMethod]:

@@ -32,8 +32,7 @@ from safetensors.torch import load_file
 from benchmark.models import gpu
 from benchmark.models.loading import load_model
 from benchmark.methods.losses import distill_kl, multi_dp_targets
-from benchmark.methods import TransferMethod, get_method
-from benchmark.units.multi_plan import check_mode
+from benchmark.methods import TransferMethod, get_method, partition_methods
 from benchmark.training.trainer import Trainer, predict_eval
 from benchmark.units import checkpoint
 from benchmark.units.checkpoint import checkpoint_path, student_path
@@ -41,11 +40,12 @@ from benchmark.units.transfer import (Source, UnitRun, evaluate_epoch, load_cont
                                      make_batches, run_alone, run_transfer, snapshot,
                                      write_results)
 from benchmark.units.unit import RunOptions, TransferUnit, transfer_units
+from pairs.multi import check_mode
 
 
 def run_multi(unit: TransferUnit, results_dir, cache: Path, job_id: str = "",
               options: RunOptions = RunOptions()) -> str:
-    check_mode(unit.mode, unit.method)
+    check_mode(unit.mode, unit.method, partition_methods())
     runner = {"parallel": run_parallel, "soup": run_soup}.get(unit.mode, run_sequential)
     return runner(unit, results_dir, cache, job_id, options)
 
@@ -79,7 +79,7 @@ def parallel_run(unit: TransferUnit, results_dir, cache, job_id="",
     """A parallel unit's run (`loaded`: frozen models shared with its lockstep group)."""
     ctx = load_context(unit, results_dir, cache, options)
     method = ParallelDataPartition(ctx.params, ctx.compat, n_teachers=len(ctx.teachers),
-                                   supervised=unit.method == "kl_dp")
+                                   supervised=get_method(unit.method).supervised)
     sources = {"student": Source(ctx.student_entry),
                **{f"teacher{i}": Source(t) for i, t in enumerate(ctx.teachers)}}
     return UnitRun(ctx, method, sources, ctx.teachers[0].name, results_dir, cache, job_id,
