@@ -1,9 +1,10 @@
 """Lockstep groups: the transfer units of a task that see the same batches, trained together
 (docs/slurm.md#sharing-frozen-passes).
 
-A unit's batches are a function of its dataset, seed, batch size, training samples and
-augmentation; its precision decides the frozen models' outputs, its epochs how long it runs. Units
-equal in all of these (`stream_key`), with no checkpoint fitted to another batch size, form a
+A unit's batches are a function of its dataset, seed and the stream fields of its training
+config (`TrainingConfig.stream`: batch size, training samples, augmentation; precision decides
+the frozen models' outputs, epochs how long it runs). Units equal in all of these
+(`stream_key`), with no checkpoint fitted to another batch size, form a
 group of at most `MAX_GROUP`, in the task's order (the launcher sorts by teacher, then student):
 single-teacher and `parallel` units; sequential and soup units run alone. A group loads each
 frozen model once and steps its runs in lockstep (`benchmark.training.lockstep`): one gather, one
@@ -20,6 +21,7 @@ import pandas as pd
 import torch
 
 from benchmark.methods import get_method, reference_spec
+from benchmark.methods.training import TrainingConfig
 from benchmark.models import gpu
 from benchmark.training import lockstep
 from benchmark.units.checkpoint import checkpoint_path
@@ -29,8 +31,6 @@ from benchmark.units.unit import RunOptions, TransferUnit, Unit, transfer_units
 from pairs.cost import RANDOM_INIT
 
 MAX_GROUP = 16
-# the params that fix a unit's batches and frozen outputs, besides dataset and seed
-STREAM_PARAMS = ("epochs", "batch_size", "train_samples", "augment", "precision")
 # unit mode -> its run (modes not listed run alone)
 _RUNS = {"": transfer_run, "parallel": parallel_run}
 
@@ -45,10 +45,10 @@ def stream_key(unit: Unit, results_dir) -> tuple | None:
     from a checkpoint keeps the batch size it was fitted to."""
     if not shares(unit):
         return None
-    params = unit_params(unit)
+    training = TrainingConfig.of(unit_params(unit))
     resumed = _resumed_batch_size(checkpoint_path(results_dir, unit.key))
-    return (unit.zoo, unit.dataset, unit.seed,
-            *(params[k] for k in STREAM_PARAMS), resumed or params["batch_size"])
+    return (unit.zoo, unit.dataset, unit.seed, *training.stream(),
+            resumed or training.batch_size)
 
 
 def _resumed_batch_size(path: Path) -> int | None:

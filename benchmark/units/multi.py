@@ -102,9 +102,9 @@ def run_sequential(unit, results_dir, cache, job_id="", options=RunOptions()):
     order = teacher_order([t.name for t in ctx.teachers], {n: ctx.acc(n) for n in ctx.preds},
                           descending=unit.mode == "sequential_desc")
     entries = {t.name: t for t in ctx.teachers}
-    epochs = ctx.params["epochs"]
+    epochs = ctx.training.epochs
     method_cls = get_method(unit.method)
-    runtime = gpu.Runtime.from_env(ctx.params["precision"])
+    runtime = gpu.Runtime.from_env(ctx.training.precision)
     torch.manual_seed(ctx.seed)
     # on the run's device from the start: each step's frozen snapshot (and the outputs it gives)
     # then lives there whether the run was resumed or not
@@ -128,7 +128,7 @@ def run_sequential(unit, results_dir, cache, job_id="", options=RunOptions()):
         method = method_cls(ctx.params, ctx.compat)
         sources = {"teacher": Source(teacher), "student": Source(ctx.student_entry, module=frozen),
                    "random_teacher": Source(teacher, init_seed=ctx.seed)}
-        batches = make_batches(method, sources, ctx.student_entry, ctx.dataset, ctx.params,
+        batches = make_batches(method, sources, ctx.student_entry, ctx.dataset, ctx.training,
                                ctx.seed, cache, runtime)
         trainer = Trainer(method, student, ctx.student_entry, ctx.dataset, batches, ctx.params,
                           ctx.seed, runtime)
@@ -181,8 +181,8 @@ def run_soup(unit, results_dir, cache, job_id="", options=RunOptions()):
     student.load_state_dict(soup_state(states))
     preds = predict_eval(student, ctx.student_entry, ctx.dataset)
     seconds = time.perf_counter() - t0
-    row = {"epoch": ctx.params["epochs"] - 1, "loss": np.nan, "teacher_input": np.nan,
+    row = {"epoch": ctx.training.epochs - 1, "loss": np.nan, "teacher_input": np.nan,
            "images_per_s": np.nan, "seconds": seconds}
     row, status = evaluate_epoch(ctx, preds, row, "ok", ctx.teachers[0].name)
-    write_results(ctx, [row], status, results_dir, job_id, epochs=ctx.params["epochs"])
+    write_results(ctx, [row], status, results_dir, job_id, epochs=ctx.training.epochs)
     return status

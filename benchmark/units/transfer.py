@@ -30,6 +30,7 @@ from benchmark.models import gpu
 from benchmark.training.batches import CachedBatches, Frozen, OnlineBatches
 from benchmark.models.loading import load_model, random_init_model, train_outputs
 from benchmark.methods import TransferMethod, get_method, reference_spec
+from benchmark.methods.training import TrainingConfig
 from benchmark.measures.metrics import transfer_metrics
 from benchmark.training.lockstep import RandomState, run_lockstep
 from benchmark.training.trainer import Trainer, predict_eval
@@ -82,15 +83,15 @@ class Source:
         return module
 
 
-def n_train(params: dict, dataset: data.Dataset) -> int:
+def n_train(training: TrainingConfig, dataset: data.Dataset) -> int:
     """How many samples of the transfer split a run uses (the first `train_samples`, 0 = all)."""
-    return min(params["train_samples"] or len(dataset.train_y), len(dataset.train_y))
+    return min(training.train_samples or len(dataset.train_y), len(dataset.train_y))
 
 
 def make_batches(method: TransferMethod, sources: dict[str, Source], entry: ModelEntry,
-                 dataset: data.Dataset, params: dict, seed: int, cache: Path,
+                 dataset: data.Dataset, training: TrainingConfig, seed: int, cache: Path,
                  runtime: gpu.Runtime, loaded: dict | None = None) -> CachedBatches | OnlineBatches:
-    """The run's batches with the method's references: per augmented batch (params `augment`),
+    """The run's batches with the method's references: per augmented batch (`augment`),
     else precomputed over the first n_train samples of the split (a stored model's cached for
     the task's next units, a live module's not). Leaves torch's global RNG untouched, so whether
     an output was cached never changes a run. `loaded`: frozen models already loaded by the
@@ -100,11 +101,11 @@ def make_batches(method: TransferMethod, sources: dict[str, Source], entry: Mode
         if role not in sources:
             raise ValueError(f"method {method.name!r} needs the {role!r} model, which this run "
                              f"does not have (roles: {', '.join(sources)})")
-    n = n_train(params, dataset)
-    if params["augment"]:
+    n = n_train(training, dataset)
+    if training.augment:
         frozen = {role: Frozen(sources[role].load(cache, loaded), sources[role].entry,
                                sources[role].label) for role, _ in specs.values()}
-        return OnlineBatches(dataset, entry, frozen, specs, n, params["batch_size"], seed, runtime)
+        return OnlineBatches(dataset, entry, frozen, specs, n, training.batch_size, seed, runtime)
     refs = {}
     for name, (role, kind) in specs.items():
         src = sources[role]
@@ -114,7 +115,7 @@ def make_batches(method: TransferMethod, sources: dict[str, Source], entry: Mode
         else:
             refs[name] = train_outputs(src.entry, dataset.name, cache, kind, src.init_seed,
                                        runtime, n)
-    return CachedBatches(dataset, entry, refs, n, params["batch_size"], seed, runtime)
+    return CachedBatches(dataset, entry, refs, n, training.batch_size, seed, runtime)
 
 
 @dataclasses.dataclass
@@ -124,7 +125,8 @@ class RunContext:
     options: RunOptions
     student_entry: ModelEntry
     teachers: list[ModelEntry]
-    params: dict
+    params: dict                          # the method's and the training's, flat
+    training: TrainingConfig
     seed: int
     compat: str | None
     dataset: data.Dataset
@@ -149,6 +151,7 @@ def unit_params(unit: TransferUnit) -> dict:
 def load_context(unit: TransferUnit, results_dir, cache: Path,
                  options: RunOptions = RunOptions()) -> RunContext:
     started, wall0 = datetime.now(timezone.utc), time.perf_counter()
+    params = unit_params(unit)
     zoo = get_zoo(unit.zoo)
     student_entry = zoo.get(unit.student)
     teachers = [zoo.get(t) for t in unit.teacher_names]
@@ -159,7 +162,8 @@ def load_context(unit: TransferUnit, results_dir, cache: Path,
     if unit.compat:
         preds.update(student_normalised_preds(teachers, student_entry, dataset, cache))
     return RunContext(unit=unit, options=options, student_entry=student_entry,
-                      teachers=teachers, params=unit_params(unit), seed=unit.seed,
+                      teachers=teachers, params=params, training=TrainingConfig.of(params),
+                      seed=unit.seed,
                       compat=unit.compat or None, dataset=dataset, labels=labels,
                       preds=preds, started=started, wall0=wall0)
 
@@ -191,7 +195,7 @@ def evaluate_epoch(ctx: RunContext, dist_preds: np.ndarray, row: dict, status: s
     acc = row["student_acc"]
     if status == "ok" and not (math.isfinite(acc)
                                and acc >= ctx.acc(ctx.student_entry.name)
-                               - ctx.params["diverge_margin"]):
+                               - ctx.training.diverge_margin):
         status = "diverged"
     trackers.log_epoch(ctx.unit, ctx.options, row)   # a copy to the unit's trackers (`--log`)
     return row, status
@@ -208,8 +212,8 @@ class UnitRun:
                  keep_student: bool = False, loaded: dict | None = None):
         self.ctx, self.metric_teacher, self.keep_student = ctx, metric_teacher, keep_student
         self.results_dir, self.job_id = results_dir, job_id
-        runtime = gpu.Runtime.from_env(ctx.params["precision"])
-        batches = make_batches(method, sources, ctx.student_entry, ctx.dataset, ctx.params,
+        runtime = gpu.Runtime.from_env(ctx.training.precision)
+        batches = make_batches(method, sources, ctx.student_entry, ctx.dataset, ctx.training,
                                ctx.seed, cache, runtime, loaded)
         torch.manual_seed(ctx.seed)
         student = load_model(ctx.student_entry, cache)
@@ -229,7 +233,7 @@ class UnitRun:
         return self.ctx.unit.key
 
     def next_epoch(self) -> int | None:
-        return len(self.rows) if (len(self.rows) < self.ctx.params["epochs"]
+        return len(self.rows) if (len(self.rows) < self.ctx.training.epochs
                                   and self.status == "ok") else None
 
     def end_epoch(self, row: dict, status: str) -> None:
@@ -273,7 +277,7 @@ def write_results(ctx: RunContext, rows: list, status: str, results_dir, job_id:
         **{k: last[k] for k in ("student_acc", "dist_delta", "knowledge_gain", "knowledge_loss",
                                 "transfer_rate")},
         error="", wall_s=time.perf_counter() - ctx.wall0,
-        **(batch or {"batch_size": ctx.params["batch_size"], "oom_retries": 0}))
+        **(batch or {"batch_size": ctx.training.batch_size, "oom_retries": 0}))
     write_part(results_dir, "transfer_runs", pd.DataFrame([run]), unit.key)
     trackers.finish_unit(unit, status)
 
