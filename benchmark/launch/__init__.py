@@ -7,7 +7,7 @@ from results.lazy import lazy_exports
 
 _NAMES = {
     "LaunchOptions": "launcher", "launch": "launcher", "pending_units": "pending",
-    "STAGES": "pending", "plan_status": "status", "wait_for_plan": "status",
+    "STAGES": "status", "plan_status": "status", "wait_for_plan": "status",
     "SlurmOptions": "slurm", "read_config": "config", "launch_options": "config",
 }
 __all__ = sorted(_NAMES)
