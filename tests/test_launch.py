@@ -2,6 +2,7 @@
 manifests of live jobs, and the per-stage status of a plan."""
 import json
 import os
+import pickle
 import subprocess
 import time
 
@@ -135,6 +136,9 @@ def test_unit_task_is_checkpointable_with_the_same_arguments():
     resubmission = task.checkpoint([_unit("k")], "/r", "/c", 2, options)
     assert resubmission.function is task
     assert resubmission.args == ([_unit("k")], "/r", "/c", 2, options)
+    # submitit pickles a task's arguments: units and options come back equal
+    stats = StatsUnit("s", "zoo", "data", "", (("a", "b"),))
+    assert pickle.loads(pickle.dumps(resubmission.args + (stats,))) == resubmission.args + (stats,)
 
 
 def test_manifests_mark_units_of_live_jobs(tmp_path, monkeypatch):
