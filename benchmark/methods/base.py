@@ -150,7 +150,7 @@ def resolve_params(name: str, *overrides: dict) -> dict:
                                  f"parameters: {', '.join(sorted(params))}")
             params[key] = _coerce(name, key, params[key], value)
     try:
-        TrainingConfig.of(params)
+        TrainingConfig.of(params).check()
     except ValueError as e:
         raise ValueError(f"method {name!r}: {e}") from None
     return params

@@ -29,13 +29,16 @@ class TrainingConfig:
     # a run whose accuracy falls this many points below its start is `diverged`
     diverge_margin: float = 20.0
 
-    def __post_init__(self):
+    def check(self) -> None:
+        """ValueError unless the settings can train (checked when params are resolved; a unit's
+        config is read as planned, so a bad value fails that unit when it trains, not the
+        lockstep grouping of its whole task)."""
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.train_samples < 0:
             raise ValueError("epochs and batch_size must be >= 1, lr > 0 and train_samples >= 0")
 
     @classmethod
     def of(cls, params: dict) -> "TrainingConfig":
-        """The training fields of a unit's flat params."""
+        """The training fields of a unit's flat params, as they are."""
         return cls(**{f.name: params[f.name] for f in dataclasses.fields(cls)})
 
     def stream(self) -> tuple:
