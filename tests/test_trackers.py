@@ -82,9 +82,9 @@ def test_a_resumed_unit_continues_its_tracker_runs(tiny_zoo, cache, tmp_path, of
         np.testing.assert_allclose([v for _, v in got], [v for _, v in expected[metric]],
                                    rtol=1e-6)
     # W&B: the unit key is the run id; the resumed part continues the history
-    parts = sorted((logs / "wandb").glob(f"offline-run-*-{unit['key']}"))
+    parts = sorted((logs / "wandb").glob(f"offline-run-*-{unit.key}"))
     assert len(parts) == 2
-    history = [row for part in parts for row in wandb_history(part / f"run-{unit['key']}.wandb")]
+    history = [row for part in parts for row in wandb_history(part / f"run-{unit.key}.wandb")]
     assert [row["_step"] for row in history] == [0, 1]
     for metric in METRICS:
         np.testing.assert_allclose([row[metric] for row in history],
