@@ -160,6 +160,7 @@ def test_folder_zoo_predict_stats_transfer_with_augmentation(folder, cache, tmp_
     # compat: the teacher is evaluated on inputs normalised with the student's mean/std
     from benchmark.data.datasets import load_dataset
     from benchmark.units.transfer import load_context
+    from benchmark.units.unit import TransferUnit
     data = load_dataset(zoo.dataset, cache)
     x = data.eval_x.float() / 255.0
     own = torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1)
@@ -172,7 +173,7 @@ def test_folder_zoo_predict_stats_transfer_with_augmentation(folder, cache, tmp_
                     "fantasticgains": teacher((x - students) / students_std).argmax(1).numpy()}
     assert (expected[None] != expected["fantasticgains"]).any()     # the test can tell them apart
     for compat, preds in expected.items():
-        unit = dict(plan.iloc[0], compat=compat or "")
+        unit = dataclasses.replace(TransferUnit.from_row(plan.iloc[0]), compat=compat or "")
         got = load_context(unit, tmp_path / "results", cache).preds["teacher_e"]
         np.testing.assert_array_equal(got, preds)
 
