@@ -9,4 +9,5 @@ from benchmark.methods import (cd, crd, kl, kl_dp, random_teacher, self_distill,
                                xe_finetune, xekl, xekl_mcl)
 
 __all__ = ["REFERENCES", "TRAIN_DEFAULTS", "SetupContext", "TransferMethod", "get_method",
-           "list_methods", "partition_methods", "reference_spec", "register_method", "resolve_params"]
+           "list_methods", "partition_methods", "reference_spec", "register_method",
+           "resolve_params"]

@@ -21,7 +21,8 @@ from results import write_part
 _RUNNERS = {
     PredictUnit: lambda unit, results_dir, cache, job_id, options:
         run_predict(unit, results_dir, cache, options.strict_top1),
-    StatsUnit: lambda unit, results_dir, cache, job_id, options: run_stats(unit, results_dir, cache),
+    StatsUnit: lambda unit, results_dir, cache, job_id, options:
+        run_stats(unit, results_dir, cache),
     FeaturesUnit: lambda unit, results_dir, cache, job_id, options:
         run_features(unit, results_dir, cache),
     TransferUnit: lambda unit, results_dir, cache, job_id, options:
