@@ -20,7 +20,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from pairs.plan import teacher_student_pairs
+from pairs.plan import Plan
 
 FORWARD_MPARAM_IMAGES_PER_S = 25.6 * 3000.0
 TRAIN_STEP_FORWARDS = 3.0
@@ -37,19 +37,20 @@ def _params(catalog: pd.DataFrame, names: pd.Series) -> np.ndarray:
     return names.map(known).fillna(UNKNOWN_PARAMS_M).to_numpy(float)
 
 
-def estimate_gpu_hours(plan: pd.DataFrame, catalog: pd.DataFrame,
+def estimate_gpu_hours(plan: Plan | pd.DataFrame, catalog: pd.DataFrame,
                        frozen: pd.Series | None = None,
                        groups: pd.Series | None = None) -> dict[str, float]:
     """{"predict", "stats", "transfer", "total"} GPU-hours of every unit of `plan`; NaN when
     the dataset's size is unknown. `frozen`: per unit (plan's index), the names of the frozen
     models it forwards, a randomly initialised one as `<name>@random` (default: its teacher and
     its student); `groups`: per unit, its lockstep group (default: every unit alone)."""
+    plan = Plan.of(plan)
+    models = pd.Series(plan.models)
+    plan = plan.rows
     sizes = DATASET_SIZES.get(plan["dataset"].iloc[0]) or ZOO_SIZES.get(plan["zoo"].iloc[0])
     if sizes is None:
         return dict.fromkeys(("predict", "stats", "transfer", "total"), math.nan)
     n_train, n_eval = sizes
-    pairs = teacher_student_pairs(plan)
-    models = pd.Series(sorted(set(pairs["teacher"]) | set(pairs["student"])))
     predict_s = n_eval * _params(catalog, models).sum() / FORWARD_MPARAM_IMAGES_PER_S
 
     params = plan["params"].map(json.loads)
@@ -81,15 +82,15 @@ ROW_BYTES = {"predictions": 8.0, "models": 200.0, "pair_stats": 60.0, "class_fli
              "transfer_epochs": 150.0, "transfer_runs": 400.0}
 
 
-def estimate_disk_bytes(plan: pd.DataFrame, catalog: pd.DataFrame,
+def estimate_disk_bytes(plan: Plan | pd.DataFrame, catalog: pd.DataFrame,
                         students: pd.Series) -> dict[str, float]:
     """{"predict", "stats", "transfer", "students", "total"} bytes the plan leaves in the results
     folder: each stage's result rows, and the final students kept (`students`: the student
     model of each kept one); NaN where the dataset's size is unknown."""
+    plan = Plan.of(plan)
+    pairs, models, plan = plan.pairs, set(plan.models), plan.rows
     dataset = plan["dataset"].iloc[0]
     n_eval = DATASET_SIZES.get(dataset, (math.nan, math.nan))[1]
-    pairs = teacher_student_pairs(plan)
-    models = set(pairs["teacher"]) | set(pairs["student"])
     classes = catalog.loc[catalog["name"].isin(models), "num_classes"].max()
     epochs = plan["params"].map(lambda p: json.loads(p).get("epochs", 1)).to_numpy(float)
     size = {

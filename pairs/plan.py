@@ -1,7 +1,9 @@
 """Plans: the (teacher, student, method, params, seed) rows a launch runs, as Parquet.
 
-Each row is one transfer unit with its deterministic key. Method parameters arrive already
-resolved (defaults included), so the key changes whenever anything that changes a result does.
+Each row is one transfer unit with its deterministic key (`transfer_keys`, the one recipe of a
+transfer key). Method parameters arrive already resolved (defaults included), so the key changes
+whenever anything that changes a result does. A `Plan` holds the rows and what a launch, its
+status and a dry run work out of them (zoo, pairs, kept students), each once.
 
 Light at import (the command line takes `KEEP_STUDENTS` from here): pandas loads when a plan is
 made or split.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pairs.catalog import ModelEntry, Zoo
+from pairs.catalog import ModelEntry, Zoo, get_zoo
 from pairs.keys import unit_key
 from results.errors import InputError
 from results.store import atomic_path
@@ -27,7 +30,7 @@ if TYPE_CHECKING:
 
 # version 2 added `teachers` (comma-joined, ordered; == teacher for a single-teacher unit) and
 # `mode` ('' for single-teacher units; sequential, sequential_desc, parallel or soup, see
-# benchmark/multi.py). Version 1 plans are still read, as single-teacher units.
+# pairs/multi.py). Version 1 plans are still read, as single-teacher units.
 PLAN_VERSION = "2"
 READABLE_PLAN_VERSIONS = ("1", PLAN_VERSION)
 PLAN_COLUMNS = ["plan", "key", "zoo", "dataset", "teacher", "student", "method", "params",
@@ -87,8 +90,8 @@ def make_plan(zoo: Zoo, pairs, methods: dict[str, dict], seeds: list[int],
     seed_col = np.tile(np.asarray(seeds, dtype=np.int64), n_pairs * n_methods)
     teacher = np.repeat(pairs[:, 0], n_methods * n_seeds)
     student = np.repeat(pairs[:, 1], n_methods * n_seeds)
-    keys = _transfer_keys(teacher, student, fingerprints, zoo.dataset, list(methods),
-                          params_json, method_idx, seed_col, compat or "")
+    keys = transfer_keys(teacher, student, fingerprints, zoo.dataset, list(methods),
+                         params_json, method_idx, seed_col, compat or "")
     return pd.DataFrame({
         "plan": unit_key("plan", keys=sorted(keys)), "key": keys, "zoo": zoo.name,
         "dataset": zoo.dataset, "teacher": teacher, "student": student,
@@ -98,19 +101,29 @@ def make_plan(zoo: Zoo, pairs, methods: dict[str, dict], seeds: list[int],
     })
 
 
-def _transfer_keys(teacher, student, fingerprints, dataset, method_names, params_json,
-                   method_idx, seeds, compat) -> list[str]:
-    """`unit_key("transfer", ...)` of every row, built as one string per row.
+def transfer_keys(teacher, student, fingerprints, dataset, method_names, params_json,
+                  method_idx, seeds, compat, mode: str = "") -> list[str]:
+    """The key of every transfer unit, one per row: `unit_key("transfer", ...)` of its compat,
+    dataset, method, params (the JSON text), seed, student and teacher fingerprints; a
+    multi-teacher unit (`mode` given) names its `mode` and its ordered `teachers` (each row's
+    `teacher` a list of names) instead of one `teacher`.
 
-    The JSON text is exactly what `unit_key` hashes (sorted keys, compact separators): the
-    parts shared by many rows are encoded once, so a row costs a concatenation and a hash.
+    Built as one string per row, exactly the JSON `unit_key` hashes (sorted keys, compact
+    separators): the parts shared by many rows are encoded once, so a row costs a concatenation
+    and a hash.
     """
     dumps = json.dumps
     fp_json = {name: dumps(fp) for name, fp in fingerprints.items()}
+    mode_field = f'"mode":{dumps(mode)},' if mode else ""
     heads = [f'{{"compat":{dumps(compat)},"dataset":{dumps(dataset)},"method":{dumps(m)},'
-             f'"params":{dumps(p)},"seed":' for m, p in zip(method_names, params_json)]
-    blobs = [f'{heads[m]}{s},"student":{fp_json[st]},"teacher":{fp_json[t]}}}'
-             for t, st, m, s in zip(teacher, student, method_idx.tolist(), seeds.tolist())]
+             f'{mode_field}"params":{dumps(p)},"seed":' for m, p in zip(method_names, params_json)]
+    if mode:
+        teacher_fields = [f'"teachers":[{",".join(fp_json[t] for t in ts)}]' for ts in teacher]
+    else:
+        teacher_fields = [f'"teacher":{fp_json[t]}' for t in teacher]
+    blobs = [f'{heads[m]}{s},"student":{fp_json[st]},{t}}}' for t, st, m, s in
+             zip(teacher_fields, student, np.asarray(method_idx).tolist(),
+                 np.asarray(seeds).tolist())]
     sha = hashlib.sha256
     return ["transfer-" + sha(b.encode()).hexdigest()[:16] for b in blobs]
 
@@ -147,46 +160,83 @@ def read_plan(path) -> pd.DataFrame:
     return plan
 
 
-def teacher_student_pairs(plan: pd.DataFrame) -> pd.DataFrame:
-    """Distinct (teacher, student, compat) of a plan, one per teacher of each unit's `teachers`
-    list (multi-teacher units need every teacher's predictions and pair statistics)."""
-    import pandas as pd
-    if "teachers" not in plan.columns:
-        return plan[["teacher", "student", "compat"]].drop_duplicates()
-    multi = plan["teachers"].str.contains(",", regex=False)   # the few worth splitting
-    many = plan.loc[multi, ["student", "compat"]].assign(
-        teacher=plan.loc[multi, "teachers"].str.split(",")).explode("teacher")
-    pairs = pd.concat([plan.loc[~multi, ["teacher", "student", "compat"]], many])
-    return pairs[["teacher", "student", "compat"]].drop_duplicates().reset_index(drop=True)
-
-
-def soup_singles(zoo: Zoo, soup: dict) -> pd.DataFrame:
+def soup_singles(zoo: Zoo, soup) -> pd.DataFrame:
     """The single-teacher units a soup unit averages: the same student, method, params, seed
     and compat, one per teacher of its list, with the keys a plan gives them (so a plan's own
-    runs are reused)."""
-    teachers = [t for t in str(soup["teachers"]).split(",") if t]
-    return make_plan(zoo, [(t, soup["student"]) for t in teachers],
-                     {soup["method"]: json.loads(soup["params"])}, [int(soup["seed"])],
-                     soup["compat"] or None)
+    runs are reused). `soup`: a plan row with the plan's columns as attributes."""
+    teachers = [t for t in str(soup.teachers).split(",") if t]
+    return make_plan(zoo, [(t, soup.student) for t in teachers],
+                     {soup.method: json.loads(soup.params)}, [int(soup.seed)],
+                     soup.compat or None)
 
 
-def soup_ingredients(plan: pd.DataFrame, zoo: Zoo) -> pd.DataFrame:
-    """The single-teacher units whose students the plan's soups average, one row each (a soup
-    runs those missing from the plan itself, keeping their students)."""
-    import pandas as pd
-    soups = plan[plan["mode"] == "soup"].to_dict("records")
-    if not soups:
-        return pd.DataFrame(columns=PLAN_COLUMNS)
-    return pd.concat([soup_singles(zoo, soup) for soup in soups]).drop_duplicates("key")
+class Plan:
+    """A plan's rows (`PLAN_COLUMNS`, one per transfer unit) and what is worked out of them, each
+    at most once however many rooms ask: its zoo, its (teacher, student, compat) pairs and
+    models, its soups' ingredients and the students it keeps."""
 
+    def __init__(self, rows: pd.DataFrame):
+        self.rows = rows
 
-def kept_students(plan: pd.DataFrame, zoo: Zoo, policy: str = "soup") -> set[str]:
-    """Keys of the plan's units that keep their final student under `policy` (KEEP_STUDENTS)."""
-    if policy not in KEEP_STUDENTS:
-        raise InputError(f"--keep-students must be one of {', '.join(KEEP_STUDENTS)}, "
-                         f"got {policy!r}")
-    if policy == "none":
-        return set()
-    if policy == "all":
-        return set(plan.loc[plan["mode"] == "", "key"])
-    return set(soup_ingredients(plan, zoo)["key"]) & set(plan["key"])
+    @classmethod
+    def of(cls, plan: Plan | pd.DataFrame) -> Plan:
+        """`plan` itself, or its rows as a Plan."""
+        return plan if isinstance(plan, Plan) else cls(plan)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @cached_property
+    def zoo(self) -> Zoo:
+        """The plan's one zoo, as it reads now (a zoo whose dataset moved since is refused)."""
+        zoos = self.rows["zoo"].unique()
+        if len(zoos) != 1:
+            raise PlanError(f"a plan must use one zoo, this one uses {', '.join(zoos)}")
+        zoo = get_zoo(zoos[0])
+        if other := sorted(set(self.rows["dataset"]) - {zoo.dataset}):
+            raise PlanError(f"the plan is for dataset {other[0]!r}, zoo {zoo.name!r} now reads "
+                            f"{zoo.dataset!r} (its environment changed since the plan was made?)")
+        return zoo
+
+    @property
+    def dataset(self) -> str:
+        return self.zoo.dataset
+
+    @cached_property
+    def pairs(self) -> pd.DataFrame:
+        """Distinct (teacher, student, compat), one per teacher of each unit's `teachers` list
+        (multi-teacher units need every teacher's predictions and pair statistics)."""
+        import pandas as pd
+        plan = self.rows
+        multi = plan["teachers"].str.contains(",", regex=False)   # the few worth splitting
+        many = plan.loc[multi, ["student", "compat"]].assign(
+            teacher=plan.loc[multi, "teachers"].str.split(",")).explode("teacher")
+        pairs = pd.concat([plan.loc[~multi, ["teacher", "student", "compat"]], many])
+        return pairs[["teacher", "student", "compat"]].drop_duplicates().reset_index(drop=True)
+
+    @cached_property
+    def models(self) -> list[str]:
+        """Every model a pair of the plan names, sorted."""
+        return sorted(set(self.pairs["teacher"]) | set(self.pairs["student"]))
+
+    @cached_property
+    def soup_ingredients(self) -> pd.DataFrame:
+        """The single-teacher units whose students the plan's soups average, one row each (a
+        soup runs those missing from the plan itself, keeping their students)."""
+        import pandas as pd
+        soups = list(self.rows[self.rows["mode"] == "soup"].itertuples(index=False))
+        if not soups:
+            return pd.DataFrame(columns=PLAN_COLUMNS)
+        return pd.concat([soup_singles(self.zoo, soup) for soup in soups]).drop_duplicates("key")
+
+    def kept_students(self, policy: str = "soup") -> set[str]:
+        """Keys of the plan's units that keep their final student under `policy`
+        (KEEP_STUDENTS)."""
+        if policy not in KEEP_STUDENTS:
+            raise InputError(f"--keep-students must be one of {', '.join(KEEP_STUDENTS)}, "
+                             f"got {policy!r}")
+        if policy == "none":
+            return set()
+        if policy == "all":
+            return set(self.rows.loc[self.rows["mode"] == "", "key"])
+        return set(self.soup_ingredients["key"]) & set(self.rows["key"])

@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from benchmark import data
-from benchmark.units.features import (SPLITS, arrays_dir, done_feature_keys, features_unit, load_split,
+from benchmark.units.features import (SPLITS, arrays_dir, features_unit, load_split,
                                 run_features)
 from benchmark.models.loading import load_model
 from benchmark.units.dispatch import run_unit
+from benchmark.units.unit import FEATURES
 from results import TABLES, read_table
 from results.errors import InputError
 
@@ -24,7 +25,7 @@ def feature_results(tmp_path_factory, tiny_zoo, cache):
             unit = features_unit(tiny_zoo, entry.name, eval_samples=300, transfer_samples=200)
             # the unit runs directly or through the dispatcher every stage goes through
             assert (run_features if i else run_unit)(unit, folder, cache) == "ok"
-            keys.append(unit["key"])
+            keys.append(unit.key)
     finally:
         torch.set_num_threads(threads)
     return folder, keys
@@ -35,7 +36,7 @@ def test_features_unit_stores_features_logits_and_labels(feature_results, tiny_z
     table = read_table(folder, "features")
     assert list(table.columns) == TABLES["features"].names
     assert len(table) == len(tiny_zoo.models) * len(SPLITS)
-    assert done_feature_keys(folder) == set(keys)
+    assert FEATURES.done_ids(folder, tiny_zoo.dataset) == set(keys)
     entry = tiny_zoo.models[0]
     dataset = data.load_dataset(tiny_zoo.dataset, cache)
     model = load_model(entry, cache)

@@ -161,6 +161,7 @@ def test_folder_zoo_predict_stats_transfer_with_augmentation(folder, cache, tmp_
     # compat: the teacher is evaluated on inputs normalised with the student's mean/std
     from benchmark.data.datasets import load_dataset
     from benchmark.units.transfer import load_context
+    from benchmark.units.unit import TransferUnit
     data = load_dataset(zoo.dataset, cache)
     x = data.eval_x.float() / 255.0
     own = torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1)
@@ -173,7 +174,7 @@ def test_folder_zoo_predict_stats_transfer_with_augmentation(folder, cache, tmp_
                     "fantasticgains": teacher((x - students) / students_std).argmax(1).numpy()}
     assert (expected[None] != expected["fantasticgains"]).any()     # the test can tell them apart
     for compat, preds in expected.items():
-        unit = dict(plan.iloc[0], compat=compat or "")
+        unit = dataclasses.replace(TransferUnit.from_row(plan.iloc[0]), compat=compat or "")
         got = load_context(unit, tmp_path / "results", cache).preds["teacher_e"]
         np.testing.assert_array_equal(got, preds)
 
@@ -185,6 +186,7 @@ def test_reported_top1_flagged_or_strict_and_missing_weights_before_any_job(fold
     from benchmark.methods import resolve_params
     from benchmark.models.build import create_model
     from benchmark.units.predict import run_predict
+    from benchmark.units.unit import PredictUnit
     from benchmark.models.weights import AccuracyMismatch
     from pairs.catalog import Zoo, get_zoo, register_zoo
     from pairs.plan import make_plan
@@ -197,9 +199,9 @@ def test_reported_top1_flagged_or_strict_and_missing_weights_before_any_job(fold
     zoo = register_zoo("folder_top1")(lambda: Zoo(
         "folder_top1", f"imagefolder:{folder}@size=16,crop_pct=1",
         (entry, dataclasses.replace(entry, name="no_weights"))))()
-    unit = {"key": "predict-far_off", "zoo": zoo.name, "dataset": zoo.dataset, "model": "far_off"}
+    unit = PredictUnit("predict-far_off", zoo.name, zoo.dataset, "far_off")
     with pytest.raises(AccuracyMismatch, match="'far_off'.*off the reported 99.00%"):
-        run_predict(dict(unit, strict_top1=True), tmp_path / "strict", cache)
+        run_predict(unit, tmp_path / "strict", cache, strict_top1=True)
     assert not (tmp_path / "strict").exists()                # stopped before writing anything
     assert run_predict(unit, tmp_path / "flagged", cache) == "ok"
     assert "warning: model 'far_off': measured top-1" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from benchmark.cli.main import main
+from benchmark.units.unit import PredictUnit
 
 DATASET_OPTIONS = "@size=16,crop_pct=1"
 # the inference.py flags the files were made with (the test models' timm defaults differ)
@@ -28,14 +29,12 @@ def reference(zoo, cache, tmp_path_factory):
     from benchmark.models.build import predict_logits
     from benchmark.models.loading import load_model
     from benchmark.units.predict import run_predict
-    from pairs.plan import predict_key
     from results import read_table
     results = tmp_path_factory.mktemp("predicted")
     dataset = load_dataset(zoo.dataset, cache)
     probs = {}
     for entry in zoo.models:
-        run_predict({"key": predict_key(entry, zoo.dataset), "zoo": zoo.name,
-                     "dataset": zoo.dataset, "model": entry.name}, results, cache)
+        run_predict(PredictUnit.of(zoo, entry), results, cache)
         logits = predict_logits(load_model(entry, cache), dataset.eval_x, entry.mean, entry.std)
         probs[entry.name] = logits.softmax(1).numpy()
     return results, read_table(results, "predictions"), probs

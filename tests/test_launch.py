@@ -2,6 +2,7 @@
 manifests of live jobs, and the per-stage status of a plan."""
 import json
 import os
+import pickle
 import subprocess
 import time
 
@@ -18,11 +19,16 @@ from benchmark.methods import resolve_params
 from benchmark.launch.slurm import (SlurmOptions, array_chunks, cluster_max_array_size, parse_time_min,
                              submitit_parameters)
 from benchmark.launch.status import plan_status
+from benchmark.units.unit import RunOptions, StatsUnit, TransferUnit
 from pairs.plan import all_pairs, make_plan
 
 
-def _units(teachers: str) -> list[dict]:
-    return [{"stage": "transfer", "key": f"k{i}", "teacher": t} for i, t in enumerate(teachers)]
+def _unit(key: str, teacher: str = "t") -> TransferUnit:
+    return TransferUnit("plan", key, "zoo", "data", teacher, "s", "kl", "{}", 0)
+
+
+def _units(teachers: str) -> list[TransferUnit]:
+    return [_unit(f"k{i}", t) for i, t in enumerate(teachers)]
 
 
 def test_pack_keeps_order_and_sizes_differ_by_at_most_one():
@@ -126,14 +132,18 @@ def test_no_wait_needs_slurm():
 
 def test_unit_task_is_checkpointable_with_the_same_arguments():
     task = UnitTask()
-    resubmission = task.checkpoint([{"key": "k"}], "/r", "/c", 2)
+    options = RunOptions(strict_top1=True, keep_students=frozenset({"k"}))
+    resubmission = task.checkpoint([_unit("k")], "/r", "/c", 2, options)
     assert resubmission.function is task
-    assert resubmission.args == ([{"key": "k"}], "/r", "/c", 2)
+    assert resubmission.args == ([_unit("k")], "/r", "/c", 2, options)
+    # submitit pickles a task's arguments: units and options come back equal
+    stats = StatsUnit("s", "zoo", "data", "", (("a", "b"),))
+    assert pickle.loads(pickle.dumps(resubmission.args + (stats,))) == resubmission.args + (stats,)
 
 
 def test_manifests_mark_units_of_live_jobs(tmp_path, monkeypatch):
-    units = [{"stage": "transfer", "key": "t1"}, {"stage": "transfer", "key": "t2"}]
-    stats = [{"stage": "stats", "compat": "", "pairs": [("a", "b"), ("b", "a")], "key": "s"}]
+    units = [_unit("t1"), _unit("t2")]
+    stats = [StatsUnit("s", "zoo", "data", "", (("a", "b"), ("b", "a")))]
     submissions.record_submission(tmp_path, "slurm", "transfer", ["10_0", "10_1"],
                                   [units[:1], units[1:]])
     submissions.record_submission(tmp_path, "slurm", "stats", ["11"], [stats])
@@ -171,7 +181,7 @@ def test_a_local_job_is_its_process_not_its_pid(tmp_path):
     child.wait()
     # the manifest records a local job's start, so a relaunch can tell
     path = submissions.record_submission(tmp_path, "local", "transfer", [me],
-                                         [[{"stage": "transfer", "key": "k"}]])
+                                         [[_unit("k")]])
     assert json.loads(path.read_text())["started"] == {me: started}
     assert submissions.live_units(tmp_path) == {"transfer": {"k": me}}
 
@@ -192,11 +202,11 @@ def test_status_and_busy_units(tiny_zoo, cache, tmp_path, monkeypatch):
     # a unit held by a live job is running, and a relaunch leaves it alone
     key = plan["key"][0]
     submissions.record_submission(tmp_path, "slurm", "transfer", ["7"],
-                                  [[{"stage": "transfer", "key": key}]])
+                                  [[_unit(key)]])
     monkeypatch.setitem(submissions.LIVE_JOBS, "slurm", lambda ids, _: set(ids))
     assert plan_status(plan, tmp_path).loc["transfer"].tolist() == [0, 1, 1, 0]
     busy = submissions.live_unit_ids(tmp_path)
-    assert [u["key"] for u in pending_units(plan, tmp_path, busy=busy)["transfer"]] \
+    assert [u.key for u in pending_units(plan, tmp_path, busy=busy)["transfer"]] \
         == [plan["key"][1]]
 
     monkeypatch.setitem(submissions.LIVE_JOBS, "slurm", lambda ids, _: set())
@@ -214,7 +224,7 @@ def test_a_relaunch_names_the_jobs_holding_units(tiny_zoo, cache, tmp_path, monk
     plan = _plan(tiny_zoo)
     held = plan["key"][0]
     submissions.record_submission(tmp_path, "slurm", "transfer", ["7_3"],
-                                  [[{"stage": "transfer", "key": held}]])
+                                  [[_unit(held)]])
     monkeypatch.setitem(submissions.LIVE_JOBS, "slurm", lambda ids, _: set(ids))
     from pairs.plan import write_plan
     write_plan(plan, tmp_path / "plan.parquet")

@@ -7,6 +7,7 @@ Importing `a.b.c` also runs `a.b`'s `__init__`; that implicit step is not an edg
 package that re-exports its submodules would be a cycle.
 """
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -230,3 +231,77 @@ def test_the_command_line_has_one_except_clause_at_its_boundary():
              or {"Exception", "BaseException", "InputError"} & {
                  getattr(n, "id", "") for n in ast.walk(h.type)}]
     assert not broad, broad
+# --- units are typed, and one place decides which are done -----------------------------------
+
+UNIT_TYPES = ROOT / "benchmark" / "units" / "unit.py"
+UNIT_NAMES = {"unit", "u", "single", "soup"}       # what code calls a unit it holds
+
+
+def _is_unit(node: ast.AST) -> bool:
+    return ((isinstance(node, ast.Name) and node.id in UNIT_NAMES)
+            or (isinstance(node, ast.Attribute) and node.attr == "unit"))
+
+
+def unit_dict_reads(source: str) -> list[int]:
+    """Lines that read a unit as a dict: `unit["key"]`, `unit.get("mode")`, `ctx.unit[...]`."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if (isinstance(node, ast.Subscript) and _is_unit(node.value)
+                and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)):
+            lines.append(node.lineno)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr == "get" and _is_unit(node.func.value)):
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_the_unit_dict_finder_finds_dict_reads():
+    source = ('a = unit["key"]\nb = unit.get("mode") or ""\nc = ctx.unit["seed"]\n'
+              'd = unit.key\ne = row["key"]\nf = units[0]\n')
+    assert unit_dict_reads(source) == [1, 2, 3]
+
+
+def test_units_are_read_by_attribute_outside_their_types():
+    wrong = [f"{path.relative_to(ROOT)}:{line}" for name, path in MODULES.items()
+             if name.split(".")[0] in ("benchmark", "pairs") and path != UNIT_TYPES
+             for line in unit_dict_reads(path.read_text())]
+    assert not wrong, f"units read as dicts (use the unit types' fields): {wrong}"
+
+
+# SQL that reads which units have a result: only the stages may (benchmark.units.unit.Stage)
+_DONE_SQL = re.compile(r"SELECT\s+(DISTINCT\s+)?(key|teacher,\s*student)\b[^;]*?"
+                       r"\bFROM\s+(models|pair_stats|transfer_runs|features)\b", re.I | re.S)
+
+
+def _strings(path: Path) -> list[ast.Constant]:
+    return [node for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+
+
+def test_the_done_finder_finds_done_queries():
+    assert _DONE_SQL.search("SELECT key FROM transfer_runs WHERE status IN ('ok', 'diverged')")
+    assert _DONE_SQL.search("SELECT DISTINCT teacher, student, compat FROM pair_stats WHERE x")
+    assert not _DONE_SQL.search("SELECT model, top1, params_m FROM models WHERE dataset = ?")
+
+
+def test_done_is_decided_in_one_place():
+    """Pending units, a task's skipped units, `ktbench status` and the launcher's bar all ask the
+    stages; no other module of the launch or the units reads the tables that mark units done,
+    names the finished statuses, or looks for a unit's part file."""
+    wrong = []
+    for name, path in MODULES.items():
+        if path == UNIT_TYPES or not name.startswith(("benchmark.launch", "benchmark.units",
+                                                       "benchmark.predictors", "benchmark.cli")):
+            continue
+        wrong += [f"{name}:{s.lineno}: done query" for s in _strings(path)
+                  if _DONE_SQL.search(s.value)]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+                values = {e.value for e in node.elts if isinstance(e, ast.Constant)}
+                if {"ok", "diverged"} <= values:
+                    wrong.append(f"{name}:{node.lineno}: finished statuses")
+            if (isinstance(node, ast.JoinedStr) and node.values
+                    and isinstance(node.values[-1], ast.Constant)
+                    and node.values[-1].value == ".parquet"):
+                wrong.append(f"{name}:{node.lineno}: a part file named by a key")
+    assert not wrong, wrong

@@ -2,6 +2,7 @@
 its first checkpoint resumes to exactly the numbers of an uninterrupted run (MCL's slow weights,
 CRD's memory bank and both compat paths included); divergence stops a run early."""
 import copy
+import dataclasses
 import json
 
 import pandas as pd
@@ -16,6 +17,7 @@ from benchmark.data.datasets import Dataset
 from benchmark.methods import get_method, list_methods, reference_spec, resolve_params
 from benchmark.models.build import create_model, features_and_logits
 from benchmark.units.predict import run_predict
+from benchmark.units.unit import PredictUnit, TransferUnit
 from pairs import get_zoo
 from pairs.plan import make_plan
 from results import read_table
@@ -85,9 +87,9 @@ def _unit(zoo, cache, method, tmp_path, folders, compat=None, **override):
     plan = make_plan(zoo, [(teacher, student)], {method: params}, [0], compat)
     for folder in folders:
         for model in (teacher, student):
-            run_predict({"key": f"predict-{model}", "zoo": zoo.name, "dataset": zoo.dataset,
-                         "model": model}, tmp_path / folder, cache)
-    return dict(plan.iloc[0], stage="transfer")
+            run_predict(PredictUnit(f"predict-{model}", zoo.name, zoo.dataset, model),
+                        tmp_path / folder, cache)
+    return TransferUnit.from_row(plan.iloc[0])
 
 
 def _epochs(folder):
@@ -107,7 +109,7 @@ def test_resumed_run_matches_uninterrupted(tiny_zoo, cache, tmp_path, killed_aft
     transfer.run_transfer(unit, tmp_path / "straight", cache)
     killed_after_checkpoint(lambda: transfer.run_transfer(unit, tmp_path / "resumed",
                                                                     cache))
-    state = torch.load(transfer.checkpoint_path(tmp_path / "resumed", unit["key"]),
+    state = torch.load(transfer.checkpoint_path(tmp_path / "resumed", unit.key),
                        weights_only=True)
     assert state["step"] == 4
     assert state["method"] or method == "kl_dp"        # method state saved (slow weights, bank)
@@ -139,20 +141,20 @@ def test_a_huge_learning_rate_diverges_and_stops_early(tiny_zoo, cache, tmp_path
     run = read_table(tmp_path, "transfer_runs").iloc[0]
     assert run["status"] == "diverged" and run["epochs"] < 3
     assert json.loads(run["params"])["diverge_margin"] == 20.0
-    assert not transfer.checkpoint_path(tmp_path, unit["key"]).exists()
+    assert not transfer.checkpoint_path(tmp_path, unit.key).exists()
 
 
 def test_a_unit_planned_before_augment_and_precision_runs_as_it_was_planned(tiny_zoo, cache,
                                                                             tmp_path):
     """Plans written before `augment` and `precision` existed ran without augmentation."""
     unit = _unit(tiny_zoo, cache, "kl", tmp_path, ["."], epochs=1)
-    params = json.loads(unit["params"])
+    params = json.loads(unit.params)
     del params["augment"], params["precision"]
-    unit["params"] = json.dumps(params)
+    unit = dataclasses.replace(unit, params=json.dumps(params))
     ctx = transfer.load_context(unit, tmp_path, cache)
     assert ctx.params["augment"] is False and ctx.params["precision"] == "32"
     assert transfer.run_transfer(unit, tmp_path, cache) == "ok"
-    assert read_table(tmp_path, "transfer_runs")["params"].tolist() == [unit["params"]]
+    assert read_table(tmp_path, "transfer_runs")["params"].tolist() == [unit.params]
 
 
 def _small_gpu(monkeypatch, fits: int) -> list:

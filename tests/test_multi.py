@@ -20,8 +20,10 @@ from benchmark.launch.pending import pending_units
 from benchmark.models.loading import load_model
 from benchmark.methods import resolve_params
 from benchmark.units.multi import soup_state, teacher_order
-from benchmark.units.multi_plan import make_multi_plan, merge_plans
-from pairs.plan import (PLAN_COLUMNS, PlanError, make_plan, read_plan, teacher_student_pairs,
+from benchmark.units.unit import TransferUnit
+from benchmark.methods import partition_methods
+from pairs.multi import make_multi_plan, merge_plans
+from pairs.plan import (PLAN_COLUMNS, Plan, PlanError, make_plan, read_plan,
                         write_plan)
 from results import read_table
 
@@ -30,16 +32,24 @@ STUDENT, TEACHERS = "resnet_tiny", ["efficientnet_tiny", "resmlp_tiny"]
 ALL_MODES = ("sequential", "sequential_desc", "parallel", "soup")
 
 
+def multi_plan(zoo, student, teachers, modes, methods=None, **kwargs):
+    """`make_multi_plan` with kl_dp at the zoo's transfer defaults unless `methods` are given,
+    and the registered methods that partition the data."""
+    methods = methods or {"kl_dp": resolve_params("kl_dp", zoo.transfer_defaults)}
+    return make_multi_plan(zoo, student, teachers, modes, methods,
+                           partition_methods=partition_methods(), **kwargs)
+
+
 @pytest.fixture(scope="module")
 def multi_results(tiny_zoo, cache, tmp_path_factory):
     folder = tmp_path_factory.mktemp("multi")
-    plan = make_multi_plan(tiny_zoo, STUDENT, TEACHERS, ALL_MODES)
+    plan = multi_plan(tiny_zoo, STUDENT, TEACHERS, ALL_MODES)
     summary = launch(plan, folder, cache, DEBUG)
     return plan, folder, summary
 
 
 def test_multi_plan_rows(tiny_zoo):
-    plan = make_multi_plan(tiny_zoo, STUDENT, TEACHERS, ALL_MODES)
+    plan = multi_plan(tiny_zoo, STUDENT, TEACHERS, ALL_MODES)
     assert list(plan.columns) == PLAN_COLUMNS and plan["plan"].nunique() == 1
     singles, multis = plan[plan["mode"] == ""], plan[plan["mode"] != ""]
     assert sorted(singles["teacher"]) == sorted(TEACHERS)
@@ -52,7 +62,7 @@ def test_multi_plan_rows(tiny_zoo):
                        {"kl_dp": json.loads(singles["params"].iloc[0])}, [0])
     assert sorted(single["key"]) == sorted(singles["key"])
     # the teacher order is part of a unit's identity
-    swapped = make_multi_plan(tiny_zoo, STUDENT, TEACHERS[::-1], ["parallel"], singles=False)
+    swapped = multi_plan(tiny_zoo, STUDENT, TEACHERS[::-1], ["parallel"], singles=False)
     assert swapped["key"].iloc[0] not in set(plan["key"])
 
 
@@ -67,7 +77,7 @@ def test_multi_plan_rows(tiny_zoo):
 def test_bad_multi_plans_are_refused(tiny_zoo, kwargs, match):
     args = dict(teachers=TEACHERS, modes=ALL_MODES) | kwargs
     with pytest.raises(PlanError, match=match):
-        make_multi_plan(tiny_zoo, STUDENT, **args)
+        multi_plan(tiny_zoo, STUDENT, **args)
 
 
 def test_multi_teacher_modes_end_to_end(multi_results, tiny_zoo, cache):
@@ -129,7 +139,7 @@ def test_multi_teacher_modes_end_to_end(multi_results, tiny_zoo, cache):
 
 def test_soup_runs_its_missing_single_teacher_units(multi_results, tiny_zoo, cache, tmp_path):
     plan, folder, _ = multi_results
-    soup = make_multi_plan(tiny_zoo, STUDENT, TEACHERS, ["soup"], singles=False)
+    soup = multi_plan(tiny_zoo, STUDENT, TEACHERS, ["soup"], singles=False)
     assert len(soup) == 1
     launch(soup, tmp_path, cache, DEBUG)
     runs = read_table(tmp_path, "transfer_runs")
@@ -157,9 +167,9 @@ def test_sequential_resume_matches_uninterrupted(multi_results, tiny_zoo, cache,
     plan, folder, _ = multi_results
     params = resolve_params("kl_dp", tiny_zoo.transfer_defaults,
                             {"epochs": 2, "train_samples": 256, "batch_size": 64})
-    unit_plan = make_multi_plan(tiny_zoo, STUDENT, TEACHERS, ["sequential"], {"kl_dp": params},
+    unit_plan = multi_plan(tiny_zoo, STUDENT, TEACHERS, ["sequential"], {"kl_dp": params},
                                 singles=False)
-    unit = dict(unit_plan.iloc[0], stage="transfer")
+    unit = TransferUnit.from_row(unit_plan.iloc[0])
     for sub in ("straight", "resumed"):
         for table in ("models", "predictions"):
             (tmp_path / sub / table).mkdir(parents=True)
@@ -168,7 +178,7 @@ def test_sequential_resume_matches_uninterrupted(multi_results, tiny_zoo, cache,
     multi.run_multi(unit, tmp_path / "straight", cache)
     for saved_epochs in (1, 2):
         killed_after_checkpoint(lambda: multi.run_multi(unit, tmp_path / "resumed", cache))
-        state = torch.load(transfer.checkpoint_path(tmp_path / "resumed", unit["key"]),
+        state = torch.load(transfer.checkpoint_path(tmp_path / "resumed", unit.key),
                            weights_only=True)
         assert len(state["rows"]) == saved_epochs and "frozen" in state
     multi.run_multi(unit, tmp_path / "resumed", cache)
@@ -195,8 +205,8 @@ def test_version_1_plans_are_read_as_single_teacher(tiny_zoo, tmp_path):
 
 
 def test_teacher_student_pairs_expand_teacher_lists(tiny_zoo, tmp_path):
-    plan = make_multi_plan(tiny_zoo, STUDENT, TEACHERS, ["parallel"], singles=False)
-    pairs = teacher_student_pairs(plan)
+    plan = multi_plan(tiny_zoo, STUDENT, TEACHERS, ["parallel"], singles=False)
+    pairs = Plan(plan).pairs
     assert sorted(pairs["teacher"]) == sorted(TEACHERS) and set(pairs["student"]) == {STUDENT}
     assert len(pending_units(plan, tmp_path)["predict"]) == 3
     written = read_plan(write_plan(plan, tmp_path / "p.parquet"))

@@ -11,6 +11,7 @@ from benchmark.launch.launcher import LaunchOptions, launch
 from benchmark.launch.pending import pending_units
 from benchmark.methods import resolve_params
 from benchmark.units.predict import run_predict
+from benchmark.units.unit import PredictUnit, TransferUnit
 from pairs.plan import all_pairs, make_plan
 from results import read_table
 
@@ -85,17 +86,17 @@ def test_resumed_transfer_matches_uninterrupted(tiny_zoo, cache, tmp_path,
                                                 killed_after_checkpoint):
     plan = _plan(tiny_zoo, methods=("kl_dp",), epochs=2, pairs=[all_pairs(
         [m.name for m in tiny_zoo.models])[0]])
-    unit = dict(plan.iloc[0], stage="transfer")
+    unit = TransferUnit.from_row(plan.iloc[0])
     for folder in ("straight", "resumed"):
-        for model in (unit["teacher"], unit["student"]):
-            run_predict({"key": f"predict-{model}", "zoo": tiny_zoo.name,
-                         "dataset": tiny_zoo.dataset, "model": model}, tmp_path / folder, cache)
+        for model in (unit.teacher, unit.student):
+            run_predict(PredictUnit(f"predict-{model}", tiny_zoo.name, tiny_zoo.dataset, model),
+                        tmp_path / folder, cache)
     transfer.run_transfer(unit, tmp_path / "straight", cache)
 
     # the process dies right after the first checkpoint
     killed_after_checkpoint(lambda: transfer.run_transfer(unit, tmp_path / "resumed",
                                                                     cache))
-    assert transfer.checkpoint_path(tmp_path / "resumed", unit["key"]).is_file()
+    assert transfer.checkpoint_path(tmp_path / "resumed", unit.key).is_file()
     assert read_table(tmp_path / "resumed", "transfer_runs").empty
     transfer.run_transfer(unit, tmp_path / "resumed", cache)
 
@@ -105,7 +106,7 @@ def test_resumed_transfer_matches_uninterrupted(tiny_zoo, cache, tmp_path,
                          for f in ("straight", "resumed"))
     assert len(straight) == 2
     pd.testing.assert_frame_equal(straight, resumed)
-    assert not transfer.checkpoint_path(tmp_path / "resumed", unit["key"]).exists()
+    assert not transfer.checkpoint_path(tmp_path / "resumed", unit.key).exists()
 
 
 def test_failed_unit_is_recorded_and_retried_on_request(tiny_zoo, cache, tmp_path):

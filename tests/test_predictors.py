@@ -383,19 +383,19 @@ def test_top_predictor_and_top_teachers_strategies():
     from pairs.strategies.predictor import parse_metric
     from pairs.strategies import PairRequest, plan_pairs
     models = pd.DataFrame({"name": ["a", "b", "c"], "arch": ["x", "x", "y"]})
-    request = PairRequest(n=2, pair_stats=_candidates(), metric="leep_err")
+    request = PairRequest(n=2, pair_measures=_candidates(), metric="leep_err")
     assert plan_pairs("top-predictor", models, request).tolist() == [["c", "b"], ["a", "c"]]
-    request = PairRequest(n=2, pair_stats=_candidates(), metric="-cka")
+    request = PairRequest(n=2, pair_measures=_candidates(), metric="-cka")
     assert plan_pairs("top-predictor", models, request).tolist() == [["a", "c"], ["c", "b"]]
     assert parse_metric("cka:asc") == ("cka", True) and parse_metric("cka") == ("cka", False)
-    request = PairRequest(n=1, pair_stats=_candidates(), metric="leep_err")
+    request = PairRequest(n=1, pair_measures=_candidates(), metric="leep_err")
     assert plan_pairs("top-teachers", models, request).tolist() == [
         ["b", "a"], ["c", "b"], ["a", "c"]]
-    request = PairRequest(n=1, pair_stats=_candidates(), metric="leep_err", students=("c",))
+    request = PairRequest(n=1, pair_measures=_candidates(), metric="leep_err", students=("c",))
     assert plan_pairs("top-teachers", models, request).tolist() == [["a", "c"]]
     # unknown predictor values rank last; catalog filters apply
     few = models[models["name"] != "a"]
-    request = PairRequest(n=5, pair_stats=_candidates(), metric="leep_err")
+    request = PairRequest(n=5, pair_measures=_candidates(), metric="leep_err")
     assert plan_pairs("top-predictor", few, request).tolist() == [["c", "b"], ["b", "c"]]
 
 
@@ -406,10 +406,10 @@ def test_predictor_strategies_explain_missing_inputs():
     with pytest.raises(PlanError, match="ktbench predictors"):
         plan_pairs("top-predictor", models, PairRequest(n=2, metric="cka"))
     with pytest.raises(ValueError, match="no predictor 'nope'"):
-        plan_pairs("top-predictor", models, PairRequest(n=2, pair_stats=_candidates(),
+        plan_pairs("top-predictor", models, PairRequest(n=2, pair_measures=_candidates(),
                                                         metric="nope"))
     with pytest.raises(ValueError, match="--pairs"):
-        plan_pairs("top-teachers", models, PairRequest(pair_stats=_candidates(), metric="cka"))
+        plan_pairs("top-teachers", models, PairRequest(pair_measures=_candidates(), metric="cka"))
 
 
 # ---------------------------------------------------------------- analysis

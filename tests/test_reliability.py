@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from benchmark.units import transfer
+from benchmark.units.unit import TransferUnit
 from benchmark.cli.main import main
 from benchmark.launch.launcher import LaunchOptions, launch
 from benchmark.methods import resolve_params
@@ -168,11 +169,11 @@ def test_bad_checkpoint_moved_aside_and_unit_reruns_from_start(prepared, referen
 
 def test_truncated_checkpoint_caught_by_launch_check(prepared, reference, plan, cache, tmp_path):
     """A real checkpoint cut short (a killed copy, a full disk): the cheap check moves it aside."""
-    unit = dict(plan.iloc[0], stage="transfer")
+    unit = TransferUnit.from_row(plan.iloc[0])
     script = _CHILD.format(root=str(ROOT), results=str(prepared), cache=str(cache),
                            unit=repr(unit), hook="die_after_checkpoint(1)")
     subprocess.run([sys.executable, "-c", script], timeout=300)
-    ckpt = transfer.checkpoint_path(prepared, unit["key"])
+    ckpt = transfer.checkpoint_path(prepared, unit.key)
     assert ckpt.is_file()
     _truncate(ckpt)
     report = quarantine_unreadable(prepared)
@@ -188,6 +189,7 @@ import os, signal, sys
 sys.path.insert(0, {root!r})
 import numpy as np
 from benchmark.units import checkpoint, transfer
+from benchmark.units.unit import TransferUnit
 import results.store as store
 from pathlib import Path
 nan = float("nan")
@@ -242,26 +244,26 @@ transfer.run_transfer({unit}, Path({results!r}), Path({cache!r}))
     "die_in_results_write('transfer_runs')",   # epochs written, run row (completion) not
 ])
 def test_kill_9_then_relaunch_matches_uninterrupted(prepared, reference, plan, cache, hook):
-    unit = dict(plan.iloc[0], stage="transfer")
+    unit = TransferUnit.from_row(plan.iloc[0])
     script = _CHILD.format(root=str(ROOT), results=str(prepared), cache=str(cache),
                            unit=repr(unit), hook=hook)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    assert unit["key"] not in set(read_table(prepared, "transfer_runs")["key"])
+    assert unit.key not in set(read_table(prepared, "transfer_runs")["key"])
     launch(plan, prepared, cache, DEBUG)
     _assert_same_tables(prepared, reference)
     runs = read_table(prepared, "transfer_runs")
     assert runs["key"].is_unique and sorted(runs["key"]) == sorted(plan["key"])
-    assert not transfer.checkpoint_path(prepared, unit["key"]).exists()
+    assert not transfer.checkpoint_path(prepared, unit.key).exists()
 
 
 def test_external_sigkill_during_epoch(prepared, reference, plan, cache):
     """SIGKILL from outside, as soon as the first checkpoint lands (the run is in epoch 2)."""
-    unit = dict(plan.iloc[0], stage="transfer")
+    unit = TransferUnit.from_row(plan.iloc[0])
     script = _CHILD.format(root=str(ROOT), results=str(prepared), cache=str(cache),
                            unit=repr(unit), hook="")
-    ckpt = transfer.checkpoint_path(prepared, unit["key"])
+    ckpt = transfer.checkpoint_path(prepared, unit.key)
     proc = subprocess.Popen([sys.executable, "-c", script])
     try:
         deadline = time.time() + 300

@@ -11,7 +11,7 @@ from pairs.catalog import ModelEntry, Zoo
 from pairs.catalog_table import catalog_table
 from pairs.cost import ROW_BYTES, estimate_disk_bytes, estimate_gpu_hours
 from pairs.keys import unit_key
-from pairs.plan import PlanError, kept_students, make_plan, soup_ingredients
+from pairs.plan import Plan, PlanError, make_plan
 from pairs.strategies import PAPER_STUDENTS, PAPER_TEACHERS, PairRequest, plan_pairs
 
 
@@ -100,7 +100,7 @@ def test_top_pairs_by_pair_stats():
     stats = pd.DataFrame({"teacher": ["m0000", "m0001", "m0002", "m0000", "zzz"],
                           "student": ["m0001", "m0000", "m0003", "m0001", "m0000"],
                           "pos_flips": [5.0, 9.0, 1.0, 7.0, 50.0]})
-    pairs = plan_pairs("top-stats", table, PairRequest(n=2, pair_stats=stats))
+    pairs = plan_pairs("top-stats", table, PairRequest(n=2, pair_measures=stats))
     assert pairs.tolist() == [["m0001", "m0000"], ["m0000", "m0001"]]
     with pytest.raises(PlanError, match="needs pair_stats"):
         plan_pairs("top-stats", table, PairRequest(n=2))
@@ -181,21 +181,21 @@ def test_disk_estimate_counts_rows_and_kept_students():
 
 
 def test_students_kept_by_policy(tiny_zoo):
-    from benchmark.units.multi_plan import make_multi_plan
-    plan = make_multi_plan(tiny_zoo, "resnet_tiny", ["efficientnet_tiny", "resmlp_tiny"],
+    from tests.test_multi import multi_plan
+    plan = multi_plan(tiny_zoo, "resnet_tiny", ["efficientnet_tiny", "resmlp_tiny"],
                            ["sequential", "soup"])
     singles = set(plan.loc[plan["mode"] == "", "key"])
     assert len(singles) == 2
-    assert kept_students(plan, tiny_zoo, "soup") == singles        # the soup's two ingredients
-    assert kept_students(plan, tiny_zoo, "all") == singles
-    assert kept_students(plan, tiny_zoo, "none") == set()
+    assert Plan(plan).kept_students("soup") == singles        # the soup's two ingredients
+    assert Plan(plan).kept_students("all") == singles
+    assert Plan(plan).kept_students("none") == set()
     no_soup = plan[plan["mode"] != "soup"]
-    assert kept_students(no_soup, tiny_zoo, "soup") == set()
+    assert Plan(no_soup).kept_students("soup") == set()
     # a soup whose ingredients the plan lacks keeps them itself: still in the estimate
     soup_only = plan[plan["mode"] == "soup"]
-    assert set(soup_ingredients(soup_only, tiny_zoo)["key"]) == singles
+    assert set(Plan(soup_only).soup_ingredients["key"]) == singles
     with pytest.raises(ValueError, match="none, soup, all"):
-        kept_students(plan, tiny_zoo, "some")
+        Plan(plan).kept_students("some")
 
 
 def test_plan_dry_run_prints_the_disk_estimate(capsys, tmp_path):

@@ -11,6 +11,7 @@ import pytest
 from benchmark.methods import resolve_params
 from benchmark.units import transfer
 from benchmark.units.predict import run_predict
+from benchmark.units.unit import PredictUnit, RunOptions, TransferUnit
 from pairs.plan import make_plan
 from results import read_table
 
@@ -59,18 +60,19 @@ def test_a_resumed_unit_continues_its_tracker_runs(tiny_zoo, cache, tmp_path, of
                             {"epochs": 2, "train_samples": 256, "batch_size": 64})
     plan = make_plan(tiny_zoo, [("efficientnet_tiny", "resnet_tiny")], {"kl": params}, [0])
     logs = tmp_path / "trackers"
-    unit = dict(plan.iloc[0], stage="transfer", log="wandb,tensorboard", log_dir=str(logs))
+    unit = TransferUnit.from_row(plan.iloc[0])
+    options = RunOptions(log=("wandb", "tensorboard"), log_dir=str(logs))
     for model in ("efficientnet_tiny", "resnet_tiny"):
-        run_predict({"key": f"predict-{model}", "zoo": tiny_zoo.name,
-                     "dataset": tiny_zoo.dataset, "model": model}, tmp_path, cache)
-    killed_after_checkpoint(lambda: transfer.run_transfer(unit, tmp_path, cache))
+        run_predict(PredictUnit(f"predict-{model}", tiny_zoo.name, tiny_zoo.dataset, model),
+                    tmp_path, cache)
+    killed_after_checkpoint(lambda: transfer.run_transfer(unit, tmp_path, cache, options=options))
     runs.finish_unit(unit, "killed")   # a killed process takes its open runs with it
     time.sleep(1.1)                    # W&B names a run's folder by its start, to the second
-    assert transfer.run_transfer(unit, tmp_path, cache) == "ok"
+    assert transfer.run_transfer(unit, tmp_path, cache, options=options) == "ok"
     epochs = read_table(tmp_path, "transfer_epochs").sort_values("epoch")
     expected = {m: list(zip(epochs["epoch"], epochs[m])) for m in METRICS}
     # TensorBoard: one folder per unit, one event file per process that ran it
-    folder = logs / "tensorboard" / unit["key"]
+    folder = logs / "tensorboard" / unit.key
     assert len(list(folder.glob("events.out.tfevents.*"))) == 2
     events = EventAccumulator(str(folder))
     events.Reload()
@@ -80,9 +82,9 @@ def test_a_resumed_unit_continues_its_tracker_runs(tiny_zoo, cache, tmp_path, of
         np.testing.assert_allclose([v for _, v in got], [v for _, v in expected[metric]],
                                    rtol=1e-6)
     # W&B: the unit key is the run id; the resumed part continues the history
-    parts = sorted((logs / "wandb").glob(f"offline-run-*-{unit['key']}"))
+    parts = sorted((logs / "wandb").glob(f"offline-run-*-{unit.key}"))
     assert len(parts) == 2
-    history = [row for part in parts for row in wandb_history(part / f"run-{unit['key']}.wandb")]
+    history = [row for part in parts for row in wandb_history(part / f"run-{unit.key}.wandb")]
     assert [row["_step"] for row in history] == [0, 1]
     for metric in METRICS:
         np.testing.assert_allclose([row[metric] for row in history],

@@ -85,7 +85,7 @@ def pair_request(args, zoo, results_dir) -> PairRequest:
     return PairRequest(n=args.pairs, seed=args.seed, teachers=args.teachers,
                        students=args.students, strata=args.strata, gap_bins=args.gap_bins,
                        size_bins=args.size_bins, n_teachers=args.paper_teachers,
-                       pair_stats=stats, metric=args.stats_metric)
+                       pair_measures=stats, metric=args.stats_metric)
 
 
 def methods_from_args(names: str, zoo, args) -> dict[str, dict]:

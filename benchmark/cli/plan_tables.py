@@ -6,7 +6,7 @@ from benchmark.cli.plan_args import catalog_filter
 from pairs import get_zoo, list_zoos
 from pairs.catalog_table import CATALOG_COLUMNS, catalog_table, filter_catalog
 from pairs.cost import estimate_disk_bytes, estimate_gpu_hours
-from pairs.plan import kept_students, soup_ingredients, teacher_student_pairs
+from pairs.plan import Plan
 from results import query
 
 SHOW_COLUMNS = ["name", "family", "params_m", "top1", "top5", "img_size", "test_img_size",
@@ -41,32 +41,33 @@ def show_table(table: pd.DataFrame, fmt: str) -> pd.DataFrame:
     return table[SHOW_COLUMNS].dropna(axis=1, how="all")
 
 
-def kept_student_models(plan: pd.DataFrame, zoo, policy: str) -> pd.Series:
+def kept_student_models(plan: Plan, policy: str) -> pd.Series:
     """The student model of every final student the plan keeps under `policy`
     (`launch --keep-students`): the units it marks, and the soups' ingredients."""
-    kept = plan[plan["key"].isin(kept_students(plan, zoo, policy))]
-    ingredients = soup_ingredients(plan, zoo)
-    return pd.concat([kept, ingredients]).drop_duplicates("key")["student"]
+    kept = plan.rows[plan.rows["key"].isin(plan.kept_students(policy))]
+    return pd.concat([kept, plan.soup_ingredients]).drop_duplicates("key")["student"]
 
 
-def dry_run_summary(plan: pd.DataFrame, table: pd.DataFrame, results_dir,
+def dry_run_summary(plan: Plan, table: pd.DataFrame, results_dir,
                     students: pd.Series) -> pd.DataFrame:
     """Units per stage, how many have no result yet in `results_dir`, estimated GPU-hours
     (transfer: units in lockstep groups, each frozen forward pass paid once per group) and
     disk, and a last row for the final students kept (`students`)."""
     from benchmark.launch.pending import pending_units
     from benchmark.units.group import frozen_models, plan_groups     # imports torch
+    from benchmark.units.unit import transfer_units
     pending = pending_units(plan, results_dir)
-    frozen = pd.Series([frozen_models(u) for u in plan.to_dict("records")], index=plan.index)
-    hours = estimate_gpu_hours(plan, table, frozen, plan_groups(plan, results_dir))
+    frozen = pd.Series([frozen_models(u) for u in transfer_units(plan.rows)],
+                       index=plan.rows.index)
+    hours = estimate_gpu_hours(plan, table, frozen, plan_groups(plan.rows, results_dir))
     disk = estimate_disk_bytes(plan, table, students)
-    pairs = teacher_student_pairs(plan)
+    pairs = plan.pairs
     return pd.DataFrame([
-        {"stage": "predict", "units": len(set(pairs["teacher"]) | set(pairs["student"])),
+        {"stage": "predict", "units": len(plan.models),
          "unit": "models", "pending": len(pending["predict"]), "gpu_hours": hours["predict"],
          "disk_gb": disk["predict"] / 1e9},
         {"stage": "stats", "units": len(pairs),
-         "unit": "pairs", "pending": sum(len(u["pairs"]) for u in pending["stats"]),
+         "unit": "pairs", "pending": sum(len(u.pairs) for u in pending["stats"]),
          "gpu_hours": hours["stats"], "disk_gb": disk["stats"] / 1e9},
         {"stage": "transfer", "units": len(plan), "unit": "runs",
          "pending": len(pending["transfer"]), "gpu_hours": hours["transfer"],

@@ -6,7 +6,7 @@ from benchmark.cli import plan_args
 from benchmark.cli import predictors as cli_predictors
 from benchmark.cli.common import DEMO_METHODS, add_common, cache_folder, results_folder
 from pairs import get_zoo
-from pairs.plan import KEEP_STUDENTS, make_plan, write_plan
+from pairs.plan import KEEP_STUDENTS, Plan, make_plan, write_plan
 from pairs.strategies import plan_pairs
 from results import InputError
 
@@ -20,12 +20,13 @@ def plan_of_pairs(zoo, pairs, args, seeds: str, compat):
 
 def _multi_plans(zoo, args) -> list:
     """`--multi STUDENT:T1,T2,...` (repeatable) x `--modes`, kl_dp unless --methods is given."""
-    from benchmark.units.multi_plan import make_multi_plan, parse_multi
+    from benchmark.methods import partition_methods
+    from pairs.multi import make_multi_plan, parse_multi
     methods = plan_args.methods_from_args(args.methods or "kl_dp", zoo, args)
     seeds = plan_args.seeds_from_args(args.seeds)
     modes = [m for m in args.modes.split(",") if m]
-    return [make_multi_plan(zoo, *parse_multi(spec), modes, methods, seeds, args.compat)
-            for spec in args.multi]
+    return [make_multi_plan(zoo, *parse_multi(spec), modes, methods, seeds, args.compat,
+                            partition_methods=partition_methods()) for spec in args.multi]
 
 
 def cmd_plan(args):
@@ -45,7 +46,7 @@ def cmd_plan(args):
         pairs = plan_pairs(strategy, table, request)
         plans.append(plan_of_pairs(zoo, pairs, args, args.seeds, args.compat))
     if args.multi:
-        from benchmark.units.multi_plan import merge_plans
+        from pairs.multi import merge_plans
         plan = merge_plans(plans + _multi_plans(zoo, args))
     else:
         plan = plans[0]
@@ -56,8 +57,9 @@ def cmd_plan(args):
           + (f"; {n_multi} multi-teacher" if n_multi else "") + ")"
           + ("" if args.dry_run else f" -> {args.out}"))
     if args.dry_run:
-        students = plan_tables.kept_student_models(plan, zoo, args.keep_students)
-        summary = plan_tables.dry_run_summary(plan, table, results_dir, students)
+        planned = Plan(plan)
+        students = plan_tables.kept_student_models(planned, args.keep_students)
+        summary = plan_tables.dry_run_summary(planned, table, results_dir, students)
         print(format_table(summary.round({"gpu_hours": 2, "disk_gb": 3})))
         print(f"estimated GPU-hours in all: {summary['gpu_hours'].sum():.2f} "
               "(a rough cost model, see pairs/cost.py)")

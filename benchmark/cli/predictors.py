@@ -108,4 +108,4 @@ def planner_request(strategy: str, request, results_dir, dataset: str):
 
     from analysis.predictors import pair_predictor_table
     table = pair_predictor_table(results_dir)
-    return dataclasses.replace(request, pair_stats=table[table["dataset"] == dataset])
+    return dataclasses.replace(request, pair_measures=table[table["dataset"] == dataset])

@@ -10,8 +10,8 @@ from results.lazy import lazy_exports
 if TYPE_CHECKING:        # the face's names (results.lazy: loaded on first use)
     from benchmark.launch.config import launch_options, read_config
     from benchmark.launch.launcher import LaunchOptions, launch
-    from benchmark.launch.pending import STAGES, pending_units
+    from benchmark.launch.pending import pending_units
     from benchmark.launch.slurm import SlurmOptions
-    from benchmark.launch.status import plan_status, wait_for_plan
+    from benchmark.launch.status import STAGES, plan_status, wait_for_plan
 
 __getattr__, __all__ = lazy_exports(__name__, __file__)

@@ -13,7 +13,7 @@ import submitit
 import torch
 
 from benchmark.units.dispatch import record_failure, run_units
-from results import query
+from benchmark.units.unit import RunOptions, Unit, not_done
 
 
 def _job_id() -> str:
@@ -23,20 +23,14 @@ def _job_id() -> str:
         return ""
 
 
-def _complete_keys(results_dir: Path) -> set:
-    """Keys of predict and transfer units with a complete result."""
-    return set(query(results_dir, "SELECT key FROM transfer_runs WHERE status IN ('ok', "
-                                  "'diverged') UNION ALL SELECT key FROM models")["key"])
-
-
-def run_task(units: list[dict], results_dir: str, cache: str, threads: int) -> dict:
+def run_task(units: list[Unit], results_dir: str, cache: str, threads: int,
+             options: RunOptions = RunOptions()) -> dict:
     torch.set_num_threads(threads)
     results_dir, cache = Path(results_dir), Path(cache)
     job_id = _job_id()
-    complete = _complete_keys(results_dir)   # finished before a requeue, or by another launch
-    todo = [unit for unit in units if unit["key"] not in complete]
+    todo = not_done(units, results_dir)   # finished before a requeue, or by another launch
     counts = {"ok": 0, "diverged": 0, "skipped": len(units) - len(todo), "failed": 0}
-    for unit, outcome in run_units(todo, results_dir, cache, job_id):
+    for unit, outcome in run_units(todo, results_dir, cache, job_id, options):
         if isinstance(outcome, Exception):   # one bad unit must not take its task-mates down
             record_failure(unit, results_dir, outcome, job_id)
             counts["failed"] += 1
@@ -48,5 +42,6 @@ def run_task(units: list[dict], results_dir: str, cache: str, threads: int) -> d
 class UnitTask(submitit.helpers.Checkpointable):
     """`run_task` as a submitit callable that is requeued, not lost, on preemption or time-out."""
 
-    def __call__(self, units: list[dict], results_dir: str, cache: str, threads: int) -> dict:
-        return run_task(units, results_dir, cache, threads)
+    def __call__(self, units: list[Unit], results_dir: str, cache: str, threads: int,
+                 options: RunOptions = RunOptions()) -> dict:
+        return run_task(units, results_dir, cache, threads, options)

@@ -26,11 +26,11 @@ from tqdm.auto import tqdm
 
 from benchmark import trackers
 from benchmark.launch.slurm import SlurmOptions, array_chunks, cluster_max_array_size, submitit_parameters
-from benchmark.launch.pending import DONE_TABLE, STAGE_TABLES, STAGES, pending_units, zoo_of
+from benchmark.launch.pending import pending_units
 from benchmark.launch.submissions import (jobs_dir, live_units, record_submission,
-                                         remove_stray_job_folder, unit_ids)
-from pairs.plan import KEEP_STUDENTS, kept_students, teacher_student_pairs
-from results import table_dir
+                                         remove_stray_job_folder)
+from benchmark.units.unit import STAGES, RunOptions
+from pairs.plan import KEEP_STUDENTS, Plan
 from results.compact import Busy, CompactError, compact
 from results.errors import InputError
 from results.layout import ResultsLayout
@@ -129,10 +129,10 @@ def _executor(options: LaunchOptions, results_dir: Path, stage: str, cpus: int,
     return executor
 
 
-def _submit(stage: str, tasks: list[list], options: LaunchOptions, results_dir: Path,
-            cache: Path, threads: int, dependency: str | None = None) -> list:
-    """Submit a stage's tasks as job arrays of at most the array limit; record which job
-    holds which units."""
+def _submit(stage: str, tasks: list[list], options: LaunchOptions, run_options: RunOptions,
+            results_dir: Path, cache: Path, threads: int, dependency: str | None = None) -> list:
+    """Submit a stage's tasks as job arrays of at most the array limit, each with the run
+    options its units need; record which job holds which units."""
     from benchmark.launch.jobs import UnitTask      # torch: only when something runs
     cpus = options.slurm.cpus or threads
     limit = _ARRAY_LIMITS[options.executor](options)
@@ -142,7 +142,7 @@ def _submit(stage: str, tasks: list[list], options: LaunchOptions, results_dir: 
         n = len(array)
         executor = _executor(options, results_dir, stage, cpus, dependency)
         jobs += executor.map_array(UnitTask(), array, [str(results_dir)] * n, [str(cache)] * n,
-                                   [threads] * n)
+                                   [threads] * n, [run_options.for_task(t) for t in array])
     record_submission(results_dir, options.executor, stage, [j.job_id for j in jobs], tasks)
     return jobs
 
@@ -152,16 +152,16 @@ def _held(unfinished: dict[str, list], live: dict[str, dict[str, str]]) -> dict[
     held = {}
     for stage in STAGES:
         holders = live.get(stage, {})
-        ids = [i for unit in unfinished[stage] for i in unit_ids(unit) if i in holders]
+        ids = [i for unit in unfinished[stage] for i in unit.ids if i in holders]
         held[stage] = {"held": len(ids), "held_by": sorted({holders[i] for i in ids})}
     return held
 
 
-def launch(plan: pd.DataFrame, results_dir, cache: Path, options: LaunchOptions) -> dict:
+def launch(plan: Plan | pd.DataFrame, results_dir, cache: Path, options: LaunchOptions) -> dict:
     """Run (or, without `wait`, submit) every pending unit of `plan`; returns, per stage,
     {"submitted": n, "failed": n (0 when not waiting), "held": units held by live jobs of
     another launch, "held_by": those jobs}."""
-    results_dir = Path(results_dir)
+    results_dir, plan = Path(results_dir), Plan.of(plan)
     trackers.check_available(options.log)
     if options.log and not options.log_dir:
         trackers_dir = ResultsLayout(results_dir.resolve()).trackers
@@ -175,27 +175,27 @@ def launch(plan: pd.DataFrame, results_dir, cache: Path, options: LaunchOptions)
     if not any(pending.values()):
         return summary
     _preflight(plan, cache, options)
-    kept = kept_students(plan, zoo_of(plan), options.keep_students)
+    run_options = RunOptions(options.strict_top1, options.log, options.log_dir,
+                             frozenset(plan.kept_students(options.keep_students)))
     if not options.wait:
         dependency = None
         for stage in STAGES:
-            if units := _with_options(pending[stage], options, kept):
+            if units := pending[stage]:
                 tasks = _tasks(stage, units, options)
-                jobs = _submit(stage, tasks, options, results_dir, cache,
+                jobs = _submit(stage, tasks, options, run_options, results_dir, cache,
                                _threads(options, len(tasks)), dependency)
                 array_ids = sorted({job.job_id.split("_")[0] for job in jobs})
                 dependency = "afterany:" + ":".join(array_ids)
             summary[stage]["submitted"] = len(pending[stage])
         remove_stray_job_folder(results_dir)
         return summary
-    for stage in STAGES:
+    for i, stage in enumerate(STAGES):
         # recomputed per stage: stats and transfer need the previous stage's results
-        if stage != STAGES[0]:
+        if i:
             pending = pending_units(plan, results_dir, options.retry_failed, live)
-        units = _with_options(pending[stage], options, kept)
-        if units:
+        if units := pending[stage]:
             tasks = _tasks(stage, units, options)
-            jobs = _submit(stage, tasks, options, results_dir, cache,
+            jobs = _submit(stage, tasks, options, run_options, results_dir, cache,
                            _threads(options, len(tasks)))
             summary[stage]["failed"] = _wait(jobs, tasks, stage, results_dir, options.progress)
             if options.compact:
@@ -205,15 +205,13 @@ def launch(plan: pd.DataFrame, results_dir, cache: Path, options: LaunchOptions)
     return summary
 
 
-def _preflight(plan: pd.DataFrame, cache: Path, options: LaunchOptions):
+def _preflight(plan: Plan, cache: Path, options: LaunchOptions):
     """Every missing weight, or a head that does not fit the dataset's classes, in one line,
     before any job (and GPU time) is spent."""
     from benchmark import data                      # torch: only when something runs
     from benchmark.data.datasets import check_classes
     from benchmark.models import microzoo, weights
-    zoo = zoo_of(plan)
-    pairs = teacher_student_pairs(plan)
-    used = set(pairs["teacher"]) | set(pairs["student"])
+    zoo, used = plan.zoo, set(plan.models)
     entries = [m for m in zoo.models if m.name in used]
     check_classes(data.num_classes_of(zoo.dataset), entries)
     weights.resolve_all([m for m in entries if m.recipe is None])
@@ -225,33 +223,24 @@ def _compact(results_dir: Path, stage: str):
     """Compact the stage's tables; a compaction already running, or a part it cannot read,
     leaves them as they are (with a warning: the results are complete either way)."""
     try:
-        compact(results_dir, STAGE_TABLES[stage], wait=False)
+        compact(results_dir, STAGES[stage].tables, wait=False)
     except (Busy, CompactError, OSError) as e:
         tqdm.write(f"ktbench: warning: {stage} results not compacted: {e}", file=sys.stderr)
-
-
-def _with_options(units: list[dict], options: LaunchOptions, kept: set) -> list[dict]:
-    """Units carrying the launch options that change how (not what) they run."""
-    marks = {"strict_top1": True} if options.strict_top1 else {}
-    if options.log:
-        marks.update(log=",".join(options.log), log_dir=options.log_dir)
-    return [dict(u, **marks, **({"keep_student": True} if u["key"] in kept else {}))
-            for u in units]
 
 
 def _wait(jobs, tasks: list[list], stage: str, results_dir: Path, progress: bool) -> int:
     """Wait for the stage's jobs with a bar over its units (a unit counts once its part shows
     or its task's job ended: a compaction may merge the part before the bar sees it); returns
     the number of failed units."""
-    done_dir = table_dir(results_dir, DONE_TABLE[stage])
+    marks = STAGES[stage]
     settled: set[str] = set()
     total = sum(len(task) for task in tasks)
     with tqdm(total=total, desc=stage, unit="unit", disable=not progress) as bar:
         while True:
             ended = [job.done() for job in jobs]
             for job_ended, task in zip(ended, tasks):
-                settled.update(u["key"] for u in task if u["key"] not in settled and (
-                    job_ended or (done_dir / f"{u['key']}.parquet").is_file()))
+                settled.update(u.key for u in task if u.key not in settled and (
+                    job_ended or marks.part_shows(results_dir, u.key)))
             bar.update(len(settled) - bar.n)
             if all(ended):
                 break

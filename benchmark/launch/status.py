@@ -10,41 +10,36 @@ import time
 import pandas as pd
 from tqdm.auto import tqdm
 
-from benchmark.launch.pending import STAGES, pending_units
-from benchmark.launch.submissions import live_unit_ids, unit_ids
-from pairs.plan import teacher_student_pairs
-from results import query
+from benchmark.launch.pending import pending_units
+from benchmark.launch.submissions import live_unit_ids
+from benchmark.units.unit import STAGES
+from pairs.plan import Plan
 
 STATUS_COLUMNS = ["done", "running", "pending", "failed"]
 
 
-def _failed_keys(results_dir) -> set:
-    return set(query(results_dir, "SELECT key FROM transfer_runs WHERE status = 'failed'")["key"])
-
-
-def plan_status(plan: pd.DataFrame, results_dir) -> pd.DataFrame:
+def plan_status(plan: Plan | pd.DataFrame, results_dir) -> pd.DataFrame:
     """One row per stage (predict counts models, stats counts pairs, transfer counts units)."""
-    pairs = teacher_student_pairs(plan)
-    totals = {"predict": len(set(pairs["teacher"]) | set(pairs["student"])),
-              "stats": len(pairs), "transfer": len(plan)}
+    plan = Plan.of(plan)
+    totals = {"predict": len(plan.models), "stats": len(plan.pairs), "transfer": len(plan)}
     # live jobs first: a job that ends between the two reads has written its results before
     live = live_unit_ids(results_dir)
     unfinished = pending_units(plan, results_dir, retry_failed=True)
-    failed_keys = _failed_keys(results_dir)
     rows = {}
-    for stage in STAGES:
-        ids = {i for unit in unfinished[stage] for i in unit_ids(unit)}
-        running = ids & live.get(stage, set())
-        failed = (ids - running) & failed_keys if stage == "transfer" else set()
-        rows[stage] = {"done": totals[stage] - len(ids), "running": len(running),
-                       "pending": len(ids - running - failed), "failed": len(failed)}
+    for stage in STAGES.values():
+        ids = {i for unit in unfinished[stage.name] for i in unit.ids}
+        running = ids & live.get(stage.name, set())
+        failed = (ids - running) & stage.failed_ids(results_dir, plan.dataset)
+        rows[stage.name] = {"done": totals[stage.name] - len(ids), "running": len(running),
+                            "pending": len(ids - running - failed), "failed": len(failed)}
     return pd.DataFrame.from_dict(rows, orient="index")[STATUS_COLUMNS]
 
 
-def wait_for_plan(plan: pd.DataFrame, results_dir, poll_s: float = 2.0,
+def wait_for_plan(plan: Plan | pd.DataFrame, results_dir, poll_s: float = 2.0,
                   progress: bool = True) -> pd.DataFrame:
     """Poll until no live job holds a unit of `plan`; a bar counts finished (done or failed)
     units over all stages. Returns the final status."""
+    plan = Plan.of(plan)
     status = plan_status(plan, results_dir)
     total = int(status.to_numpy().sum())
     with tqdm(total=total, desc="plan", unit="unit", disable=not progress) as bar:

@@ -36,22 +36,11 @@ def _manifests_dir(results_dir) -> Path:
     return ResultsLayout(results_dir).launches
 
 
-def pair_id(teacher: str, student: str, compat: str) -> str:
-    return f"{teacher}|{student}|{compat}"
-
-
-def unit_ids(unit: dict) -> list[str]:
-    """The ids a unit stands for: its key, or one id per pair of a stats unit."""
-    if unit["stage"] == "stats":
-        return [pair_id(t, s, unit["compat"]) for t, s in unit["pairs"]]
-    return [unit["key"]]
-
-
 def record_submission(results_dir, executor: str, stage: str, job_ids: list[str],
-                      tasks: list[list[dict]]) -> Path:
+                      tasks: list[list]) -> Path:
     """Write the manifest of one stage's submission, atomically; names sort by time."""
     manifest = {"executor": executor, "stage": stage, "submitted_at": time.time(),
-                "tasks": {job_id: [i for unit in task for i in unit_ids(unit)]
+                "tasks": {job_id: [i for unit in task for i in unit.ids]
                           for job_id, task in zip(job_ids, tasks)}}
     if executor == "local":
         manifest["started"] = {job_id: process_start(job_id) for job_id in job_ids}

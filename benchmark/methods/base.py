@@ -20,17 +20,22 @@ from typing import ClassVar
 
 import torch
 
+from benchmark.methods.training import TrainingConfig
 from results.errors import InputError
 
-# docs/protocol.md#training: SGD momentum 0.9, wd 1e-4, no schedule, T = 1, 20 epochs, lr 1e-4, the
-# training augmentation on every batch; bf16 autocast where a GPU runs the unit
-TRAIN_DEFAULTS = {"lr": 1e-4, "momentum": 0.9, "weight_decay": 1e-4, "epochs": 20,
-                  "batch_size": 128, "T": 1.0, "topk": None, "augment": True,
-                  "precision": "bf16",
-                  # transfer on the first N samples of the (pre-shuffled) transfer split; 0 = all
-                  "train_samples": 0,
-                  # a run whose accuracy falls this many points below its start is `diverged`
-                  "diverge_margin": 20.0}
+# the knobs every method has (docs/protocol.md#training: T = 1, all classes), beside the
+# training config; a method's own knobs are its `defaults`
+METHOD_KNOBS = {"T": 1.0, "topk": None}
+
+
+def _shared_defaults() -> dict:
+    """The training config's defaults and the shared method knobs, as flat params, in the order
+    `ktbench methods` prints them."""
+    training = list(TrainingConfig().params().items())
+    return dict(training[:5] + list(METHOD_KNOBS.items()) + training[5:])
+
+
+TRAIN_DEFAULTS = _shared_defaults()
 
 # reference name -> (model role, output kind). Roles: `teacher` (the unit's teacher),
 # `student` (the frozen initial student; in a sequential multi-teacher step, the student as it
@@ -71,6 +76,9 @@ class TransferMethod:
     defaults: ClassVar[dict] = {}                          # over TRAIN_DEFAULTS
     description: ClassVar[str] = ""
     control: ClassVar[bool] = False     # a control arm (no knowledge from a trained teacher)
+    # distils each sample from the one most confident of its sources (multi-teacher parallel and
+    # soup units run only such methods)
+    partitions_data: ClassVar[bool] = False
 
     def __init__(self, params: dict, compat: str | None = None):
         self.params = params
@@ -118,6 +126,11 @@ def list_methods() -> list[str]:
     return sorted(_METHODS)
 
 
+def partition_methods() -> tuple[str, ...]:
+    """The registered methods that partition the data per sample between their sources."""
+    return tuple(name for name in list_methods() if _METHODS[name].partitions_data)
+
+
 def get_method(name: str) -> type[TransferMethod]:
     if name not in _METHODS:
         raise InputError(f"unknown method {name!r}; methods: {', '.join(list_methods())}")
@@ -137,10 +150,10 @@ def resolve_params(name: str, *overrides: dict) -> dict:
                 raise InputError(f"method {name!r} has no parameter {key!r}; "
                                  f"parameters: {', '.join(sorted(params))}")
             params[key] = _coerce(name, key, params[key], value)
-    if (params["epochs"] < 1 or params["batch_size"] < 1 or params["lr"] <= 0
-            or params["train_samples"] < 0):
-        raise InputError(f"method {name!r}: epochs and batch_size must be >= 1, lr > 0 and "
-                         "train_samples >= 0")
+    try:
+        TrainingConfig.of(params).check()
+    except ValueError as e:
+        raise InputError(f"method {name!r}: {e}") from None
     return params
 
 

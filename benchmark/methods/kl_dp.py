@@ -12,6 +12,7 @@ class KLDataPartition(TransferMethod):
     name = "kl_dp"
     references = ("teacher", "frozen")
     description = "KL + DP: teacher where its true-class probability beats the frozen student's"
+    partitions_data = True
     supervised = True
 
     def forward_train(self, student, x, y, refs, idx=None):

@@ -183,6 +183,7 @@ def _write_stats(results_dir: str, plan_path: str, first: int, last: int):
 def build_folder(results_dir: Path, units: int, workers: int = 2) -> Path:
     """The folder of a finished sweep of `units` units; returns the plan's path."""
     from benchmark.launch.submissions import record_submission
+    from benchmark.units.unit import transfer_units
     from pairs.plan import write_plan
     plan = make_scale_plan(units)
     plan_path = write_plan(plan, ResultsLayout(results_dir).plan("scale"))
@@ -196,8 +197,7 @@ def build_folder(results_dir: Path, units: int, workers: int = 2) -> Path:
     with ProcessPoolExecutor(workers) as pool:
         for future in [pool.submit(*job) for job in jobs]:
             future.result()
-    tasks = [plan.iloc[i:i + 2500][["key"]].assign(stage="transfer").to_dict("records")
-             for i in range(0, units, 2500)]
+    tasks = [transfer_units(plan.iloc[i:i + 2500]) for i in range(0, units, 2500)]
     record_submission(results_dir, "debug", "transfer", [f"DEBUG_{i}" for i in range(len(tasks))],
                       tasks)
     return plan_path

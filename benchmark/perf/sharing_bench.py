@@ -247,11 +247,12 @@ def n_batches_of(unit, zoo, cache) -> int:
     """The batches a unit trains on, all epochs."""
     from benchmark import data
     from benchmark.training.batches import epoch_order
+    from benchmark.methods.training import TrainingConfig
     from benchmark.units.transfer import n_train, unit_params
-    params = unit_params(unit)
-    n = n_train(params, data.load_dataset(zoo.dataset, cache))
-    return sum(len(epoch_order(n, params["batch_size"], int(unit["seed"]), e))
-               for e in range(params["epochs"]))
+    training = TrainingConfig.of(unit_params(unit))
+    n = n_train(training, data.load_dataset(zoo.dataset, cache))
+    return sum(len(epoch_order(n, training.batch_size, unit.seed, e))
+               for e in range(training.epochs))
 
 
 def forward_costs(zoo, names, cache, batch_size: int = 128, reps: int = 5) -> dict:

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from benchmark.models import microzoo
-from benchmark.units.features import (TRANSFER_SAMPLES, done_feature_keys, features_unit, load_split,
-                                run_features)
+from benchmark.units.features import TRANSFER_SAMPLES, features_unit, load_split, run_features
+from benchmark.units.unit import not_done
 from benchmark.predictors.compute import PredictorOptions, compute_predictors
 from benchmark.predictors.teachers import DRAWS, LAMBDA, teacher_set_table
 from pairs.catalog import get_zoo
@@ -30,11 +30,10 @@ def ensure_features(zoo, names, results_dir, cache: Path, eval_samples=None,
     task on a small machine: two threads on a busy 2-core machine measured 10-25x slower);
     returns every unit's key, in `names` order."""
     units = [features_unit(zoo, name, eval_samples, transfer_samples) for name in names]
-    done = done_feature_keys(results_dir)
-    todo = [u for u in units if u["key"] not in done]
+    todo = not_done(units, results_dir)
     if todo:
         microzoo.ensure_zoo_weights(dataclasses.replace(
-            zoo, models=tuple(m for m in zoo.models if m.name in {u["model"] for u in todo})),
+            zoo, models=tuple(m for m in zoo.models if m.name in {u.model for u in todo})),
             cache, progress=progress)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -43,11 +42,11 @@ def ensure_features(zoo, names, results_dir, cache: Path, eval_samples=None,
             t0 = time.perf_counter()
             run_features(unit, results_dir, cache)
             if progress:
-                print(f"features {i}/{len(todo)}: {unit['model']} "
+                print(f"features {i}/{len(todo)}: {unit.model} "
                       f"({time.perf_counter() - t0:.1f} s)")
     finally:
         torch.set_num_threads(before)
-    return [u["key"] for u in units]
+    return [u.key for u in units]
 
 
 def run_predictors(results_dir, cache: Path, zoo: str = "micro", models: list[str] | None = None,

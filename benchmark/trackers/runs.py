@@ -2,8 +2,8 @@
 (one per unit and tracker, opened at a unit's first logged epoch, finished when its results are
 written), and the two trackers ktbench knows.
 
-A unit carries its trackers in `log` (comma-separated names) and their folder in `log_dir`
-(default `<results>/trackers`), set by the launch. Metrics are the epoch row's numbers (its
+The launch's run options name the trackers (`log`) and their folder (`log_dir`, default
+`<results>/trackers`). Metrics are the epoch row's numbers (its
 `epoch` is the step); the run's config is the unit (teacher, student, method, params, seed, ...).
 
 - `wandb`: `wandb.init(id=<unit key>, resume="allow", dir=<log_dir>)`, project `$WANDB_PROJECT`
@@ -12,11 +12,17 @@ A unit carries its trackers in `log` (comma-separated names) and their folder in
 - `tensorboard`: event files in `<log_dir>/tensorboard/<unit key>/`, flushed after every epoch;
   a resumed unit appends to the same folder.
 """
+from __future__ import annotations
+
+import dataclasses
 import json
 import math
 import os
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from benchmark.units.unit import RunOptions, TransferUnit
 
 from results.errors import InputError
 
@@ -58,27 +64,26 @@ def check_available(names) -> None:
                              "pip install 'ktbench[trackers]'")
 
 
-def log_epoch(unit: dict, row: dict) -> None:
-    """Mirror one epoch row of `unit` to its trackers (none: nothing happens)."""
-    names = parse_trackers(unit.get("log") or "")
-    if not names:
+def log_epoch(unit: TransferUnit, options: RunOptions, row: dict) -> None:
+    """Mirror one epoch row of `unit` to the trackers its run options name (none: nothing
+    happens)."""
+    if not options.log:
         return
-    if unit["key"] not in _OPEN:
-        config = {k: getattr(unit[k], "item", lambda: unit[k])() for k in _CONFIG if k in unit}
-        config["params"] = json.loads(unit["params"])
-        title = f"{unit['method']} {unit.get('teachers') or unit['teacher']} -> {unit['student']}"
-        folder = Path(unit.get("log_dir") or "trackers")
-        _OPEN[unit["key"]] = [_TRACKERS[n][1](unit["key"], f"{title} seed {unit['seed']}",
-                                              config, folder) for n in names]
+    if unit.key not in _OPEN:
+        config = {k: v for k, v in dataclasses.asdict(unit).items() if k in _CONFIG}
+        config["params"] = unit.params_dict()
+        title = f"{unit.method} {unit.teachers} -> {unit.student} seed {unit.seed}"
+        _OPEN[unit.key] = [_TRACKERS[n][1](unit.key, title, config, options.tracker_dir)
+                           for n in parse_trackers(options.log)]
     metrics = {k: float(v) for k, v in row.items() if k != "epoch" and
                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
-    for run in _OPEN[unit["key"]]:
+    for run in _OPEN[unit.key]:
         run.log(metrics, int(row["epoch"]))
 
 
-def finish_unit(unit: dict, status: str) -> None:
+def finish_unit(unit: TransferUnit, status: str) -> None:
     """Finish the unit's runs (its results are written)."""
-    for run in _OPEN.pop(unit["key"], []):
+    for run in _OPEN.pop(unit.key, []):
         run.finish(status)
 
 

@@ -16,6 +16,7 @@ from benchmark import data, models
 from benchmark.models import gpu
 from benchmark.training.batches import Batch, CachedBatches, OnlineBatches
 from benchmark.methods import SetupContext, TransferMethod
+from benchmark.methods.training import TrainingConfig
 from pairs.catalog import ModelEntry
 
 
@@ -31,9 +32,10 @@ class Trainer:
         self.dataset, self.params, self.seed = dataset, params, seed
         method.setup(self.student, SetupContext(dataset.train_y[:batches.n], dataset.num_classes,
                                                 batches.ref_dims, seed, runtime.device))
+        training = TrainingConfig.of(params)
         self.optimizer = torch.optim.SGD(list(student.parameters()) + method.parameters(),
-                                         lr=params["lr"], momentum=params["momentum"],
-                                         weight_decay=params["weight_decay"])
+                                         lr=training.lr, momentum=training.momentum,
+                                         weight_decay=training.weight_decay)
         self.scaler = gpu.grad_scaler(runtime.precision, runtime.device)
         self.adaptive = gpu.AdaptiveBatch(batches.batch_size)
         self.step = 0

@@ -1,6 +1,6 @@
 """Units of work, how one runs: `predict` (a model's eval predictions), `stats` (all planned
 pairs' complementary knowledge), `transfer` (one training run; `checkpoint` keeps its state),
-`multi` (multi-teacher runs, planned by `multi_plan`), `features` (cached features for the
+`multi` (multi-teacher runs, planned by `pairs.multi`), `features` (cached features for the
 predictors), `baselines` (random-init flips); `group` trains the transfer units of a task that
 see the same batches in lockstep; `dispatch` runs any unit by its stage, and a task's units.
 Names load on first use.
@@ -14,7 +14,6 @@ if TYPE_CHECKING:        # the face's names (results.lazy: loaded on first use)
     from benchmark.units.dispatch import record_failure, run_unit, run_units
     from benchmark.units.features import run_features
     from benchmark.units.multi import run_multi
-    from benchmark.units.multi_plan import make_multi_plan
     from benchmark.units.predict import run_predict
     from benchmark.units.stats import run_stats
     from benchmark.units.transfer import run_transfer

@@ -23,8 +23,8 @@ from benchmark.units.predict import run_predict, top1_percent
 from benchmark.units.stats import write_class_flips
 from pairs.catalog import get_zoo
 from pairs.keys import unit_key
-from pairs.plan import predict_key
-from results import predictions_matrix, read_table, write_part
+from benchmark.units.unit import PredictUnit, not_done
+from results import predictions_matrix, write_part
 
 RANDOM_SUFFIX = "@random"
 
@@ -36,12 +36,9 @@ def random_init_baseline(zoo_name: str, results_dir, cache: Path, names: list[st
     zoo = get_zoo(zoo_name)
     entries = [zoo.get(n) for n in (names or [m.name for m in zoo.models])]
     dataset = data.load_dataset(zoo.dataset, cache)
-    done = set(read_table(results_dir, "models")["key"])
+    for unit in not_done([PredictUnit.of(zoo, entry) for entry in entries], results_dir):
+        run_predict(unit, results_dir, cache)
     for entry in entries:
-        key = predict_key(entry, zoo.dataset)
-        if key not in done:
-            run_predict({"key": key, "zoo": zoo.name, "dataset": zoo.dataset,
-                         "model": entry.name}, results_dir, cache)
         _predict_random(entry, zoo.name, dataset, seed, results_dir)
     trained = [e.name for e in entries]
     random = [n + RANDOM_SUFFIX for n in trained]

@@ -26,6 +26,7 @@ import torch
 
 from benchmark import data, models
 from benchmark.models.loading import load_model
+from benchmark.units.unit import FeaturesUnit
 from pairs.catalog import Zoo, get_zoo
 from pairs.keys import unit_key
 from results import connect, write_part
@@ -40,14 +41,13 @@ _FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
 def features_unit(zoo: Zoo, model: str, eval_samples: int | None = None,
-                  transfer_samples: int = TRANSFER_SAMPLES) -> dict:
+                  transfer_samples: int = TRANSFER_SAMPLES) -> FeaturesUnit:
     """The unit of one model's features; its key changes with the model, data and sample counts."""
     entry = zoo.get(model)
     key = unit_key("features", model=entry.fingerprint(), dataset=zoo.dataset,
                    eval_samples=eval_samples, transfer_samples=transfer_samples,
                    version=FEATURES_VERSION)
-    return {"stage": "features", "key": key, "zoo": zoo.name, "dataset": zoo.dataset,
-            "model": model, "eval_samples": eval_samples, "transfer_samples": transfer_samples}
+    return FeaturesUnit(key, zoo.name, zoo.dataset, model, eval_samples, transfer_samples)
 
 
 def arrays_dir(results_dir, key: str) -> Path:
@@ -78,13 +78,13 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(f, array)
 
 
-def run_features(unit: dict, results_dir, cache: Path) -> str:
-    entry = get_zoo(unit["zoo"]).get(unit["model"])
-    dataset = data.load_dataset(unit["dataset"], cache)
+def run_features(unit: FeaturesUnit, results_dir, cache: Path) -> str:
+    entry = get_zoo(unit.zoo).get(unit.model)
+    dataset = data.load_dataset(unit.dataset, cache)
     model = load_model(entry, cache)
-    folder = arrays_dir(results_dir, unit["key"])
+    folder = arrays_dir(results_dir, unit.key)
     stored_at = folder.relative_to(results_dir).as_posix()     # the rows name it in the folder
-    n_eval, n_transfer = unit["eval_samples"], unit["transfer_samples"]
+    n_eval, n_transfer = unit.eval_samples, unit.transfer_samples
     inputs = {"eval": (dataset.eval_x[:n_eval], dataset.eval_y[:n_eval]),
               "transfer": (dataset.train_x[:n_transfer], dataset.train_y[:n_transfer])}
     rows = []
@@ -96,22 +96,14 @@ def run_features(unit: dict, results_dir, cache: Path) -> str:
         for kind, array in (("features", _compact(feats)), ("logits", _compact(logits)),
                             ("labels", labels)):
             _save_npy(folder / f"{split}_{kind}.npy", array)
-        rows.append({"key": unit["key"], "model": entry.name, "dataset": dataset.name,
+        rows.append({"key": unit.key, "model": entry.name, "dataset": dataset.name,
                      "split": split, "samples": len(labels), "dim": feats.shape[1],
                      "num_logits": logits.shape[1], "path": stored_at,
                      "top1": 100.0 * float((logits.argmax(1) == labels).mean()),
                      "seconds": time.perf_counter() - t0})
     # the table rows last: they mark the unit complete
-    write_part(results_dir, "features", pd.DataFrame(rows), unit["key"])
+    write_part(results_dir, "features", pd.DataFrame(rows), unit.key)
     return "ok"
-
-
-def done_feature_keys(results_dir) -> set[str]:
-    con = connect(results_dir)
-    try:
-        return set(con.execute("SELECT DISTINCT key FROM features").df()["key"])
-    finally:
-        con.close()
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """Lockstep groups: the transfer units of a task that see the same batches, trained together
 (docs/slurm.md#sharing-frozen-passes).
 
-A unit's batches are a function of its dataset, seed, batch size, training samples and
-augmentation; its precision decides the frozen models' outputs, its epochs how long it runs. Units
-equal in all of these (`stream_key`), with no checkpoint fitted to another batch size, form a
+A unit's batches are a function of its dataset, seed and the stream fields of its training
+config (`TrainingConfig.stream`: batch size, training samples, augmentation; precision decides
+the frozen models' outputs, epochs how long it runs). Units equal in all of these
+(`stream_key`), with no checkpoint fitted to another batch size, form a
 group of at most `MAX_GROUP`, in the task's order (the launcher sorts by teacher, then student):
 single-teacher and `parallel` units; sequential and soup units run alone. A group loads each
 frozen model once and steps its runs in lockstep (`benchmark.training.lockstep`): one gather, one
@@ -20,34 +21,34 @@ import pandas as pd
 import torch
 
 from benchmark.methods import get_method, reference_spec
+from benchmark.methods.training import TrainingConfig
 from benchmark.models import gpu
 from benchmark.training import lockstep
 from benchmark.units.checkpoint import checkpoint_path
 from benchmark.units.multi import parallel_run
-from benchmark.units.transfer import transfer_run, unit_params, unit_teachers
+from benchmark.units.transfer import transfer_run, unit_params
+from benchmark.units.unit import RunOptions, TransferUnit, Unit, transfer_units
 from pairs.cost import RANDOM_INIT
 
 MAX_GROUP = 16
-# the params that fix a unit's batches and frozen outputs, besides dataset and seed
-STREAM_PARAMS = ("epochs", "batch_size", "train_samples", "augment", "precision")
 # unit mode -> its run (modes not listed run alone)
 _RUNS = {"": transfer_run, "parallel": parallel_run}
 
 
-def shares(unit: dict) -> bool:
-    """Whether a unit may run in a lockstep group (else it runs alone, by its stage)."""
-    return unit["stage"] == "transfer" and (unit.get("mode") or "") in _RUNS
+def shares(unit: Unit) -> bool:
+    """Whether a unit may run in a lockstep group (else it runs alone, by its type)."""
+    return isinstance(unit, TransferUnit) and unit.mode in _RUNS
 
 
-def stream_key(unit: dict, results_dir) -> tuple | None:
+def stream_key(unit: Unit, results_dir) -> tuple | None:
     """Units with equal keys see the same batches; None: a unit that runs alone. A unit resumed
     from a checkpoint keeps the batch size it was fitted to."""
     if not shares(unit):
         return None
-    params = unit_params(unit)
-    resumed = _resumed_batch_size(checkpoint_path(results_dir, unit["key"]))
-    return (unit["zoo"], unit["dataset"], int(unit["seed"]),
-            *(params[k] for k in STREAM_PARAMS), resumed or params["batch_size"])
+    training = TrainingConfig.of(unit_params(unit))
+    resumed = _resumed_batch_size(checkpoint_path(results_dir, unit.key))
+    return (unit.zoo, unit.dataset, unit.seed, *training.stream(),
+            resumed or training.batch_size)
 
 
 def _resumed_batch_size(path: Path) -> int | None:
@@ -57,7 +58,7 @@ def _resumed_batch_size(path: Path) -> int | None:
     return state["batch"]["batch_size"] if "batch" in state else None
 
 
-def lockstep_groups(units: list[dict], results_dir) -> list[list[dict]]:
+def lockstep_groups(units: list[Unit], results_dir) -> list[list[Unit]]:
     """A task's units as groups of at most MAX_GROUP, in the task's order of each group's first
     unit; a unit that runs alone is a group of one."""
     groups: dict = {}
@@ -68,21 +69,22 @@ def lockstep_groups(units: list[dict], results_dir) -> list[list[dict]]:
             for start in range(0, len(group), MAX_GROUP)]
 
 
-def run_group(units: list[dict], results_dir, cache: Path, job_id: str = "") -> dict:
+def run_group(units: list[TransferUnit], results_dir, cache: Path, job_id: str = "",
+              options: RunOptions = RunOptions()) -> dict:
     """Run the units of one group in lockstep; {key: status, or the exception it raised}."""
     loaded, runs, outcomes = {}, [], {}
     for unit in units:
         try:
-            runs.append(_RUNS[unit.get("mode") or ""](unit, results_dir, cache, job_id,
-                                                      loaded=loaded))
+            runs.append(_RUNS[unit.mode](unit, results_dir, cache, job_id, options,
+                                         loaded=loaded))
         except Exception as e:           # the unit's own failure: its group-mates go on
             if gpu.is_oom(e) and len(units) > 1:
                 del runs, loaded
-                return _split(units, results_dir, cache, job_id)
-            outcomes[unit["key"]] = e
+                return _split(units, results_dir, cache, job_id, options)
+            outcomes[unit.key] = e
     if len(runs) > 1 and not lockstep.group_fits([run.trainer for run in runs]):
         del runs, loaded
-        return _split(units, results_dir, cache, job_id)
+        return _split(units, results_dir, cache, job_id, options)
     if len(runs) == 1 and not runs[0].resumed:
         runs[0].trainer.fit_batch_size()      # alone: the batch halves until it fits
     if runs:
@@ -91,31 +93,31 @@ def run_group(units: list[dict], results_dir, cache: Path, job_id: str = "") -> 
     return outcomes
 
 
-def _split(units: list[dict], results_dir, cache: Path, job_id: str) -> dict:
+def _split(units: list[TransferUnit], results_dir, cache: Path, job_id: str,
+           options: RunOptions) -> dict:
     """A group that does not fit, as two halves run one after the other."""
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     half = len(units) // 2
-    return {**run_group(units[:half], results_dir, cache, job_id),
-            **run_group(units[half:], results_dir, cache, job_id)}
+    return {**run_group(units[:half], results_dir, cache, job_id, options),
+            **run_group(units[half:], results_dir, cache, job_id, options)}
 
 
 def plan_groups(plan: pd.DataFrame, results_dir) -> pd.Series:
     """Each unit's lockstep group (plan's index) when a launch packs at least MAX_GROUP units
     per task: what the cost estimate assumes."""
-    units = [dict(row, stage="transfer") for row in
-             plan.sort_values(["teacher", "student", "key"]).to_dict("records")]
-    ids = {u["key"]: i for i, g in enumerate(lockstep_groups(units, results_dir)) for u in g}
+    units = transfer_units(plan.sort_values(["teacher", "student", "key"]))
+    ids = {u.key: i for i, g in enumerate(lockstep_groups(units, results_dir)) for u in g}
     return plan["key"].map(ids)
 
 
-def frozen_models(unit: dict) -> list[str]:
+def frozen_models(unit: TransferUnit) -> list[str]:
     """The frozen models a unit forwards, by name (a randomly initialised teacher:
     `<name>@random`); a multi-teacher unit: its teachers and its student."""
-    teachers = unit_teachers(unit)
-    if unit.get("mode"):
-        return teachers + [unit["student"]]
-    method = get_method(unit["method"])(unit_params(unit))
-    names = {"teacher": teachers[0], "student": unit["student"],
+    teachers = unit.teacher_names
+    if unit.multi:
+        return teachers + [unit.student]
+    method = get_method(unit.method)(unit_params(unit))
+    names = {"teacher": teachers[0], "student": unit.student,
              "random_teacher": teachers[0] + RANDOM_INIT}
     return list(dict.fromkeys(names[reference_spec(ref)[0]] for ref in method.references))

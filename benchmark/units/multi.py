@@ -32,20 +32,22 @@ from safetensors.torch import load_file
 from benchmark.models import gpu
 from benchmark.models.loading import load_model
 from benchmark.methods.losses import distill_kl, multi_dp_targets
-from benchmark.methods import TransferMethod, get_method
-from benchmark.units.multi_plan import check_mode
+from benchmark.methods import TransferMethod, get_method, partition_methods
 from benchmark.training.trainer import Trainer, predict_eval
 from benchmark.units import checkpoint
 from benchmark.units.checkpoint import checkpoint_path, student_path
 from benchmark.units.transfer import (Source, UnitRun, evaluate_epoch, load_context,
                                      make_batches, run_alone, run_transfer, snapshot,
                                      write_results)
+from benchmark.units.unit import RunOptions, TransferUnit, transfer_units
+from pairs.multi import check_mode
 
 
-def run_multi(unit: dict, results_dir, cache: Path, job_id: str = "") -> str:
-    check_mode(unit["mode"], unit["method"])
-    runner = {"parallel": run_parallel, "soup": run_soup}.get(unit["mode"], run_sequential)
-    return runner(unit, results_dir, cache, job_id)
+def run_multi(unit: TransferUnit, results_dir, cache: Path, job_id: str = "",
+              options: RunOptions = RunOptions()) -> str:
+    check_mode(unit.mode, unit.method, partition_methods())
+    runner = {"parallel": run_parallel, "soup": run_soup}.get(unit.mode, run_sequential)
+    return runner(unit, results_dir, cache, job_id, options)
 
 
 # ------------------------------------------------------------------------------------ parallel
@@ -72,19 +74,20 @@ class ParallelDataPartition(TransferMethod):
         return logits, {"kl": loss}, {"teacher_input": 100.0 * (source >= 0).float().mean()}
 
 
-def parallel_run(unit, results_dir, cache, job_id="", loaded=None) -> UnitRun:
+def parallel_run(unit: TransferUnit, results_dir, cache, job_id="",
+                 options: RunOptions = RunOptions(), loaded=None) -> UnitRun:
     """A parallel unit's run (`loaded`: frozen models shared with its lockstep group)."""
-    ctx = load_context(unit, results_dir, cache)
+    ctx = load_context(unit, results_dir, cache, options)
     method = ParallelDataPartition(ctx.params, ctx.compat, n_teachers=len(ctx.teachers),
-                                   supervised=unit["method"] == "kl_dp")
+                                   supervised=get_method(unit.method).supervised)
     sources = {"student": Source(ctx.student_entry),
                **{f"teacher{i}": Source(t) for i, t in enumerate(ctx.teachers)}}
     return UnitRun(ctx, method, sources, ctx.teachers[0].name, results_dir, cache, job_id,
                    loaded=loaded)
 
 
-def run_parallel(unit, results_dir, cache, job_id=""):
-    return run_alone(parallel_run(unit, results_dir, cache, job_id))
+def run_parallel(unit, results_dir, cache, job_id="", options=RunOptions()):
+    return run_alone(parallel_run(unit, results_dir, cache, job_id, options))
 
 
 # ---------------------------------------------------------------------------------- sequential
@@ -94,20 +97,20 @@ def teacher_order(names: list[str], accuracy: dict[str, float], descending: bool
     return sorted(names, key=lambda n: -accuracy[n] if descending else accuracy[n])
 
 
-def run_sequential(unit, results_dir, cache, job_id=""):
-    ctx = load_context(unit, results_dir, cache)
+def run_sequential(unit, results_dir, cache, job_id="", options=RunOptions()):
+    ctx = load_context(unit, results_dir, cache, options)
     order = teacher_order([t.name for t in ctx.teachers], {n: ctx.acc(n) for n in ctx.preds},
-                          descending=unit["mode"] == "sequential_desc")
+                          descending=unit.mode == "sequential_desc")
     entries = {t.name: t for t in ctx.teachers}
-    epochs = ctx.params["epochs"]
-    method_cls = get_method(unit["method"])
-    runtime = gpu.Runtime.from_env(ctx.params["precision"])
+    epochs = ctx.training.epochs
+    method_cls = get_method(unit.method)
+    runtime = gpu.Runtime.from_env(ctx.training.precision)
     torch.manual_seed(ctx.seed)
     # on the run's device from the start: each step's frozen snapshot (and the outputs it gives)
     # then lives there whether the run was resumed or not
     student = gpu.prepare(load_model(ctx.student_entry, cache), runtime.device,
                           runtime.channels_last)
-    ckpt_file = checkpoint_path(results_dir, unit["key"])
+    ckpt_file = checkpoint_path(results_dir, unit.key)
     rows, status, resume, batch = [], "ok", None, None
     if ckpt_file.is_file():
         resume = torch.load(ckpt_file, weights_only=True, map_location="cpu")
@@ -125,7 +128,7 @@ def run_sequential(unit, results_dir, cache, job_id=""):
         method = method_cls(ctx.params, ctx.compat)
         sources = {"teacher": Source(teacher), "student": Source(ctx.student_entry, module=frozen),
                    "random_teacher": Source(teacher, init_seed=ctx.seed)}
-        batches = make_batches(method, sources, ctx.student_entry, ctx.dataset, ctx.params,
+        batches = make_batches(method, sources, ctx.student_entry, ctx.dataset, ctx.training,
                                ctx.seed, cache, runtime)
         trainer = Trainer(method, student, ctx.student_entry, ctx.dataset, batches, ctx.params,
                           ctx.seed, runtime)
@@ -151,12 +154,11 @@ def run_sequential(unit, results_dir, cache, job_id=""):
 
 # ---------------------------------------------------------------------------------------- soup
 
-def single_units(unit: dict) -> list[dict]:
+def single_units(unit: TransferUnit) -> list[TransferUnit]:
     """The single-teacher units a soup averages (`pairs.plan.soup_singles`), as units."""
     from pairs.catalog import get_zoo
     from pairs.plan import soup_singles
-    plan = soup_singles(get_zoo(unit["zoo"]), unit)
-    return [dict(row, stage="transfer", plan=unit["plan"]) for row in plan.to_dict("records")]
+    return transfer_units(soup_singles(get_zoo(unit.zoo), unit).assign(plan=unit.plan))
 
 
 def soup_state(states: list[dict]) -> dict:
@@ -166,21 +168,21 @@ def soup_state(states: list[dict]) -> dict:
             for key in states[0]}
 
 
-def run_soup(unit, results_dir, cache, job_id=""):
-    ctx = load_context(unit, results_dir, cache)
+def run_soup(unit, results_dir, cache, job_id="", options=RunOptions()):
+    ctx = load_context(unit, results_dir, cache, options)
     t0 = time.perf_counter()
     states = []
     for single in single_units(unit):
-        path = student_path(results_dir, single["key"])
+        path = student_path(results_dir, single.key)
         if not path.is_file():
-            run_transfer(single, results_dir, cache, job_id, keep_student=True)
+            run_transfer(single, results_dir, cache, job_id, options.keeping(single))
         states.append(load_file(path))
     student = load_model(ctx.student_entry, cache)
     student.load_state_dict(soup_state(states))
     preds = predict_eval(student, ctx.student_entry, ctx.dataset)
     seconds = time.perf_counter() - t0
-    row = {"epoch": ctx.params["epochs"] - 1, "loss": np.nan, "teacher_input": np.nan,
+    row = {"epoch": ctx.training.epochs - 1, "loss": np.nan, "teacher_input": np.nan,
            "images_per_s": np.nan, "seconds": seconds}
     row, status = evaluate_epoch(ctx, preds, row, "ok", ctx.teachers[0].name)
-    write_results(ctx, [row], status, results_dir, job_id, epochs=ctx.params["epochs"])
+    write_results(ctx, [row], status, results_dir, job_id, epochs=ctx.training.epochs)
     return status

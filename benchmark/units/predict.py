@@ -9,6 +9,7 @@ import pandas as pd
 from benchmark import data, models
 from benchmark.models.loading import load_model, resolve_weights
 from benchmark.models.weights import check_reported_top1
+from benchmark.units.unit import PredictUnit
 from pairs.catalog import get_zoo
 from results import write_part
 
@@ -19,10 +20,11 @@ def top1_percent(pred, labels) -> float:
     return 100.0 * float(np.mean(np.asarray(pred) == np.asarray(labels)))
 
 
-def run_predict(unit: dict, results_dir, cache: Path) -> str:
+def run_predict(unit: PredictUnit, results_dir, cache: Path, strict_top1: bool = False) -> str:
+    """`strict_top1`: a model more than 5 points off its reported top-1 fails here."""
     t0 = time.perf_counter()
-    entry = get_zoo(unit["zoo"]).get(unit["model"])
-    dataset = data.load_dataset(unit["dataset"], cache)
+    entry = get_zoo(unit.zoo).get(unit.model)
+    dataset = data.load_dataset(unit.dataset, cache)
     model = load_model(entry, cache)
     probs = models.predict_logits(model, dataset.eval_x, entry.mean, entry.std).softmax(1)
     labels = dataset.eval_y
@@ -35,12 +37,12 @@ def run_predict(unit: dict, results_dir, cache: Path) -> str:
     top1 = top1_percent(pred, labels)
     # docs/protocol.md#evaluation: flagged in the job's log (and the model_accuracy table); strict: stop here
     warning = check_reported_top1(entry.name, top1, entry.top1_reported,
-                                  strict=bool(unit.get("strict_top1")))
+                                  strict=strict_top1)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     weights = resolve_weights(entry, cache)
     row = {
-        "key": unit["key"], "model": entry.name, "zoo": unit["zoo"], "family": entry.family,
+        "key": unit.key, "model": entry.name, "zoo": unit.zoo, "family": entry.family,
         "arch": entry.arch, "params_m": models.count_params_m(model),
         "source": str(weights) if weights else "hub", "dataset": dataset.name,
         "num_classes": dataset.num_classes,
@@ -49,6 +51,6 @@ def run_predict(unit: dict, results_dir, cache: Path) -> str:
         "n_eval": len(labels), "seconds": time.perf_counter() - t0,
     }
     # predictions first: a `models` row is the mark that the unit is complete
-    write_part(results_dir, "predictions", predictions, unit["key"])
-    write_part(results_dir, "models", pd.DataFrame([row]), unit["key"])
+    write_part(results_dir, "predictions", predictions, unit.key)
+    write_part(results_dir, "models", pd.DataFrame([row]), unit.key)
     return "ok"

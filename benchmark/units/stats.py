@@ -5,6 +5,7 @@ import numpy as np
 
 from benchmark import data
 from benchmark.measures.stats import ClassFlips, pair_statistics
+from benchmark.units.unit import StatsUnit
 from results import predictions_matrix, write_part
 
 
@@ -14,17 +15,17 @@ def write_class_flips(results_dir, class_flips: ClassFlips, part: str) -> None:
         write_part(results_dir, "class_flips", frame, f"{part}.{i:04d}")
 
 
-def run_stats(unit: dict, results_dir, cache: Path) -> str:
-    pairs = unit["pairs"]
+def run_stats(unit: StatsUnit, results_dir, cache: Path) -> str:
+    pairs = unit.pairs
     names = sorted({name for pair in pairs for name in pair})
     index = {name: i for i, name in enumerate(names)}
-    labels, preds, p_max = predictions_matrix(results_dir, unit["dataset"], names)
-    num_classes = data.num_classes_of(unit["dataset"])     # without decoding any image
+    labels, preds, p_max = predictions_matrix(results_dir, unit.dataset, names)
+    num_classes = data.num_classes_of(unit.dataset)     # without decoding any image
     pair_stats, class_flips = pair_statistics(
         preds, p_max, labels, num_classes,
         teachers=np.array([index[t] for t, _ in pairs]),
         students=np.array([index[s] for _, s in pairs]),
-        models=names, dataset=unit["dataset"], compat=unit["compat"] or None)
-    write_class_flips(results_dir, class_flips, unit["key"])
-    write_part(results_dir, "pair_stats", pair_stats, unit["key"])   # the mark of completion
+        models=names, dataset=unit.dataset, compat=unit.compat or None)
+    write_class_flips(results_dir, class_flips, unit.key)
+    write_part(results_dir, "pair_stats", pair_stats, unit.key)   # the mark of completion
     return "ok"

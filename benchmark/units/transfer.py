@@ -16,7 +16,6 @@ import copy
 import dataclasses
 import json
 import math
-import socket
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,12 +30,13 @@ from benchmark.models import gpu
 from benchmark.training.batches import CachedBatches, Frozen, OnlineBatches
 from benchmark.models.loading import load_model, random_init_model, train_outputs
 from benchmark.methods import TransferMethod, get_method, reference_spec
+from benchmark.methods.training import TrainingConfig
 from benchmark.measures.metrics import transfer_metrics
 from benchmark.training.lockstep import RandomState, run_lockstep
 from benchmark.training.trainer import Trainer, predict_eval
 from benchmark.units import checkpoint
 from benchmark.units.checkpoint import checkpoint_path, kept_bytes, save_student, student_path
-from benchmark.version import code_version
+from benchmark.units.unit import RunOptions, TransferUnit
 from pairs.catalog import ModelEntry, get_zoo
 from results import TABLES, metric_column, predictions_matrix, write_part
 from results.schema import TRANSFER_RATES
@@ -44,12 +44,6 @@ from results.schema import TRANSFER_RATES
 _STEP_METRICS = ("dist_delta", "knowledge_gain", "knowledge_loss")
 # units planned before these params existed ran unaugmented, in fp32; their keys stay as planned
 _PARAMS_OF_OLDER_PLANS = {"augment": False, "precision": "32"}
-
-
-def unit_teachers(unit: dict) -> list[str]:
-    """A unit's teachers in plan order: the `teachers` list, or its single `teacher`."""
-    listed = unit.get("teachers") or unit["teacher"]
-    return [t for t in str(listed).split(",") if t]
 
 
 @dataclasses.dataclass
@@ -90,15 +84,15 @@ class Source:
         return module
 
 
-def n_train(params: dict, dataset: data.Dataset) -> int:
+def n_train(training: TrainingConfig, dataset: data.Dataset) -> int:
     """How many samples of the transfer split a run uses (the first `train_samples`, 0 = all)."""
-    return min(params["train_samples"] or len(dataset.train_y), len(dataset.train_y))
+    return min(training.train_samples or len(dataset.train_y), len(dataset.train_y))
 
 
 def make_batches(method: TransferMethod, sources: dict[str, Source], entry: ModelEntry,
-                 dataset: data.Dataset, params: dict, seed: int, cache: Path,
+                 dataset: data.Dataset, training: TrainingConfig, seed: int, cache: Path,
                  runtime: gpu.Runtime, loaded: dict | None = None) -> CachedBatches | OnlineBatches:
-    """The run's batches with the method's references: per augmented batch (params `augment`),
+    """The run's batches with the method's references: per augmented batch (`augment`),
     else precomputed over the first n_train samples of the split (a stored model's cached for
     the task's next units, a live module's not). Leaves torch's global RNG untouched, so whether
     an output was cached never changes a run. `loaded`: frozen models already loaded by the
@@ -108,11 +102,11 @@ def make_batches(method: TransferMethod, sources: dict[str, Source], entry: Mode
         if role not in sources:
             raise ValueError(f"method {method.name!r} needs the {role!r} model, which this run "
                              f"does not have (roles: {', '.join(sources)})")
-    n = n_train(params, dataset)
-    if params["augment"]:
+    n = n_train(training, dataset)
+    if training.augment:
         frozen = {role: Frozen(sources[role].load(cache, loaded), sources[role].entry,
                                sources[role].label) for role, _ in specs.values()}
-        return OnlineBatches(dataset, entry, frozen, specs, n, params["batch_size"], seed, runtime)
+        return OnlineBatches(dataset, entry, frozen, specs, n, training.batch_size, seed, runtime)
     refs = {}
     for name, (role, kind) in specs.items():
         src = sources[role]
@@ -122,16 +116,18 @@ def make_batches(method: TransferMethod, sources: dict[str, Source], entry: Mode
         else:
             refs[name] = train_outputs(src.entry, dataset.name, cache, kind, src.init_seed,
                                        runtime, n)
-    return CachedBatches(dataset, entry, refs, n, params["batch_size"], seed, runtime)
+    return CachedBatches(dataset, entry, refs, n, training.batch_size, seed, runtime)
 
 
 @dataclasses.dataclass
 class RunContext:
     """What every run of a unit shares: models, data and the measured starting predictions."""
-    unit: dict
+    unit: TransferUnit
+    options: RunOptions
     student_entry: ModelEntry
     teachers: list[ModelEntry]
-    params: dict
+    params: dict                          # the method's and the training's, flat
+    training: TrainingConfig
     seed: int
     compat: str | None
     dataset: data.Dataset
@@ -148,26 +144,28 @@ class RunContext:
         return 100.0 * float(np.mean(self.preds[name] == self.labels))
 
 
-def unit_params(unit: dict) -> dict:
+def unit_params(unit: TransferUnit) -> dict:
     """A unit's params as it runs them (those of a plan older than a param: as it was planned)."""
-    return {**_PARAMS_OF_OLDER_PLANS, **json.loads(unit["params"])}
+    return {**_PARAMS_OF_OLDER_PLANS, **json.loads(unit.params)}
 
 
-def load_context(unit: dict, results_dir, cache: Path) -> RunContext:
+def load_context(unit: TransferUnit, results_dir, cache: Path,
+                 options: RunOptions = RunOptions()) -> RunContext:
     started, wall0 = datetime.now(timezone.utc), time.perf_counter()
-    zoo = get_zoo(unit["zoo"])
-    student_entry = zoo.get(unit["student"])
-    teachers = [zoo.get(t) for t in unit_teachers(unit)]
+    params = unit_params(unit)
+    zoo = get_zoo(unit.zoo)
+    student_entry = zoo.get(unit.student)
+    teachers = [zoo.get(t) for t in unit.teacher_names]
     names = list(dict.fromkeys([student_entry.name] + [t.name for t in teachers]))
-    labels, preds, _ = predictions_matrix(results_dir, unit["dataset"], names)
+    labels, preds, _ = predictions_matrix(results_dir, unit.dataset, names)
     preds = dict(zip(names, preds))
-    dataset = data.load_dataset(unit["dataset"], cache)
-    if unit["compat"]:
+    dataset = data.load_dataset(unit.dataset, cache)
+    if unit.compat:
         preds.update(student_normalised_preds(teachers, student_entry, dataset, cache))
-    return RunContext(unit=unit, student_entry=student_entry, teachers=teachers,
-                      params=unit_params(unit),
-                      seed=int(unit["seed"]),
-                      compat=unit["compat"] or None, dataset=dataset, labels=labels,
+    return RunContext(unit=unit, options=options, student_entry=student_entry,
+                      teachers=teachers, params=params, training=TrainingConfig.of(params),
+                      seed=unit.seed,
+                      compat=unit.compat or None, dataset=dataset, labels=labels,
                       preds=preds, started=started, wall0=wall0)
 
 
@@ -198,9 +196,9 @@ def evaluate_epoch(ctx: RunContext, dist_preds: np.ndarray, row: dict, status: s
     acc = row["student_acc"]
     if status == "ok" and not (math.isfinite(acc)
                                and acc >= ctx.acc(ctx.student_entry.name)
-                               - ctx.params["diverge_margin"]):
+                               - ctx.training.diverge_margin):
         status = "diverged"
-    trackers.log_epoch(ctx.unit, row)        # a copy to the unit's trackers (`--log`), if any
+    trackers.log_epoch(ctx.unit, ctx.options, row)   # a copy to the unit's trackers (`--log`)
     return row, status
 
 
@@ -215,14 +213,14 @@ class UnitRun:
                  keep_student: bool = False, loaded: dict | None = None):
         self.ctx, self.metric_teacher, self.keep_student = ctx, metric_teacher, keep_student
         self.results_dir, self.job_id = results_dir, job_id
-        runtime = gpu.Runtime.from_env(ctx.params["precision"])
-        batches = make_batches(method, sources, ctx.student_entry, ctx.dataset, ctx.params,
+        runtime = gpu.Runtime.from_env(ctx.training.precision)
+        batches = make_batches(method, sources, ctx.student_entry, ctx.dataset, ctx.training,
                                ctx.seed, cache, runtime, loaded)
         torch.manual_seed(ctx.seed)
         student = load_model(ctx.student_entry, cache)
         self.trainer = Trainer(method, student, ctx.student_entry, ctx.dataset, batches,
                                ctx.params, ctx.seed, runtime)
-        self.ckpt_file = checkpoint_path(results_dir, ctx.unit["key"])
+        self.ckpt_file = checkpoint_path(results_dir, ctx.unit.key)
         self.rows, self.status, self.resumed = [], "ok", self.ckpt_file.is_file()
         if self.resumed:
             state = torch.load(self.ckpt_file, weights_only=True, map_location="cpu")
@@ -233,10 +231,10 @@ class UnitRun:
 
     @property
     def key(self) -> str:
-        return self.ctx.unit["key"]
+        return self.ctx.unit.key
 
     def next_epoch(self) -> int | None:
-        return len(self.rows) if (len(self.rows) < self.ctx.params["epochs"]
+        return len(self.rows) if (len(self.rows) < self.ctx.training.epochs
                                   and self.status == "ok") else None
 
     def end_epoch(self, row: dict, status: str) -> None:
@@ -269,51 +267,42 @@ def write_results(ctx: RunContext, rows: list, status: str, results_dir, job_id:
     `batch`: the trainer's `batch_record()` (default: the planned batch size, no halving)."""
     unit = ctx.unit
     # rows of a checkpoint written before a column existed lack it: NaN there
-    frame = pd.DataFrame(rows).assign(key=unit["key"]).reindex(
+    frame = pd.DataFrame(rows).assign(key=unit.key).reindex(
         columns=TABLES["transfer_epochs"].names)
-    write_part(results_dir, "transfer_epochs", frame, unit["key"])
+    write_part(results_dir, "transfer_epochs", frame, unit.key)
     last = rows[-1]
-    teacher = ctx.teachers[0].name
-    acc_t, acc_s = ctx.acc(teacher), ctx.acc(ctx.student_entry.name)
-    run = {
-        **{k: unit[k] for k in ("key", "plan", "teacher", "student", "method", "params",
-                                "seed", "dataset")},
-        "teachers": ",".join(t.name for t in ctx.teachers), "mode": unit.get("mode") or "",
-        "compat": unit["compat"] or "", "status": status,
-        "epochs": len(rows) if epochs is None else epochs,
-        "acc_t": acc_t, "acc_s": acc_s, "ts_diff": acc_t - acc_s,
+    acc_t, acc_s = ctx.acc(ctx.teachers[0].name), ctx.acc(ctx.student_entry.name)
+    run = unit.run_row(
+        status, job_id=job_id, started_at=ctx.started, finished_at=datetime.now(timezone.utc),
+        disk_bytes=kept_bytes(results_dir, unit.key, checkpoint=False),
+        epochs=len(rows) if epochs is None else epochs,
+        acc_t=acc_t, acc_s=acc_s, ts_diff=acc_t - acc_s,
         **{k: last[k] for k in ("student_acc", "dist_delta", "knowledge_gain", "knowledge_loss",
                                 "transfer_rate")},
         **{k: last.get(k, np.nan) for k in TRANSFER_RATES},   # NaN: an older checkpoint's row
-        "error": "", "wall_s": time.perf_counter() - ctx.wall0, "host": socket.gethostname(),
-        "job_id": job_id, "code_version": code_version(),
-        "started_at": ctx.started, "finished_at": datetime.now(timezone.utc),
-        **(batch or {"batch_size": ctx.params["batch_size"], "oom_retries": 0}),
-        "disk_bytes": kept_bytes(results_dir, unit["key"], checkpoint=False),
-    }
-    write_part(results_dir, "transfer_runs", pd.DataFrame([run]), unit["key"])
+        error="", wall_s=time.perf_counter() - ctx.wall0,
+        **(batch or {"batch_size": ctx.training.batch_size, "oom_retries": 0}))
+    write_part(results_dir, "transfer_runs", pd.DataFrame([run]), unit.key)
     trackers.finish_unit(unit, status)
 
 
-def transfer_run(unit: dict, results_dir, cache: Path, job_id: str = "",
-                 keep_student: bool | None = None, loaded: dict | None = None) -> UnitRun:
-    """A single-teacher unit's run. `keep_student` saves the final (evaluated) student to
-    `student_path`; by default the unit's own `keep_student` (set by the launch,
-    `--keep-students`) decides."""
-    ctx = load_context(unit, results_dir, cache)
+def transfer_run(unit: TransferUnit, results_dir, cache: Path, job_id: str = "",
+                 options: RunOptions = RunOptions(), loaded: dict | None = None) -> UnitRun:
+    """A single-teacher unit's run; it saves its final (evaluated) student to `student_path`
+    when the options keep it (`launch --keep-students`)."""
+    ctx = load_context(unit, results_dir, cache, options)
     teacher = ctx.teachers[0]
-    method = get_method(unit["method"])(ctx.params, ctx.compat)
+    method = get_method(unit.method)(ctx.params, ctx.compat)
     sources = {"teacher": Source(teacher), "student": Source(ctx.student_entry),
                "random_teacher": Source(teacher, init_seed=ctx.seed)}
-    keep = keep_student or (keep_student is None and unit.get("keep_student"))
-    return UnitRun(ctx, method, sources, teacher.name, results_dir, cache, job_id, bool(keep),
-                   loaded)
+    return UnitRun(ctx, method, sources, teacher.name, results_dir, cache, job_id,
+                   options.keeps(unit), loaded)
 
 
-def run_transfer(unit: dict, results_dir, cache: Path, job_id: str = "",
-                 keep_student: bool | None = None) -> str:
+def run_transfer(unit: TransferUnit, results_dir, cache: Path, job_id: str = "",
+                 options: RunOptions = RunOptions()) -> str:
     """Run (or resume) one transfer unit alone; returns its status (`ok` or `diverged`)."""
-    return run_alone(transfer_run(unit, results_dir, cache, job_id, keep_student))
+    return run_alone(transfer_run(unit, results_dir, cache, job_id, options))
 
 
 def snapshot(model: torch.nn.Module, state: dict | None = None) -> torch.nn.Module:

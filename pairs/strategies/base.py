@@ -28,7 +28,9 @@ class PairRequest:
     gap_bins: tuple[float, ...] = (-10.0, -5.0, -2.0, 0.0, 2.0, 5.0, 10.0)   # top-1 points
     size_bins: tuple[float, ...] = (10.0, 30.0, 100.0)                        # M parameters
     n_teachers: int = PAPER_N_TEACHERS
-    pair_stats: pd.DataFrame | None = None  # rows of the `pair_stats` table
+    # measured pairs, one row per (teacher, student[, compat]): `pair_stats` rows, or those
+    # beside the predictors' columns (analysis/sql/predictors_pairs.sql); ranked by `metric`
+    pair_measures: pd.DataFrame | None = None
     metric: str = "pos_flips"
 
 

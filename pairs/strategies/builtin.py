@@ -172,7 +172,7 @@ def paper_preset(models, request) -> np.ndarray:
 def top_pair_stats(models, request) -> np.ndarray:
     """The `n` pairs (all when `n` is None) with the highest `metric` in `pair_stats`, e.g.
     `pos_flips` (rho_pos, the most complementary knowledge), among the catalog's models."""
-    stats = request.pair_stats
+    stats = request.pair_measures
     if stats is None or stats.empty:
         raise PlanError("strategy 'top-stats' needs pair_stats rows: run a plan's stats stage "
                         "first and pass its --results folder")

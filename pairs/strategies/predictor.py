@@ -2,7 +2,7 @@
 
 Both rank candidate pairs by one predictor column of the `predictors_pairs` table (analysis/sql/
 predictors_pairs.sql: pair_stats, pair_predictors and model_predictors side by side), handed in
-as `PairRequest.pair_stats` (`ktbench plan` loads it from --results), the column named by
+as `PairRequest.pair_measures` (`ktbench plan` loads it from --results), the column named by
 `PairRequest.metric` (`--stats-metric`): highest first, or lowest first when the name starts with
 '-' or ends with ':asc' (`--stats-metric=-cka`, `--stats-metric cka:asc`). Pairs whose predictor
 is unknown rank last; ties keep the table's order (teacher, student).
@@ -52,7 +52,7 @@ def rank_pairs(candidates: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def _candidates(models: pd.DataFrame, request: PairRequest, strategy: str) -> pd.DataFrame:
-    table = request.pair_stats
+    table = request.pair_measures
     if table is None or table.empty:
         raise PlanError(f"strategy {strategy!r} needs predictors: run `ktbench predictors` "
                         "and pass its --results folder")
