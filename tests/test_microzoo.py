@@ -1,4 +1,5 @@
-"""The micro-zoo catalog, and training a tiny zoo through the same code path (in parallel, and\none model at a time)."""
+"""The micro-zoo catalog, and training a tiny zoo through the same code path (in parallel, and
+one model at a time)."""
 import dataclasses
 import json
 import os

@@ -79,8 +79,8 @@ def _local_slots() -> int:
 
 # executor -> default (tasks, most units per task) for n units: locally one task per GPU or
 # core, on SLURM one per unit
-_DEFAULT_TASKS = {"local": lambda n: (_local_slots(), None), "debug": lambda n: (_local_slots(), None),
-                  "slurm": lambda n: (n, 1)}
+_DEFAULT_TASKS = {"local": lambda n: (_local_slots(), None),
+                  "debug": lambda n: (_local_slots(), None), "slurm": lambda n: (n, 1)}
 # executor -> the most tasks one array may hold
 _ARRAY_LIMITS = {"local": lambda options: math.inf, "debug": lambda options: math.inf,
                  "slurm": lambda options: options.slurm.max_array_size or cluster_max_array_size()}
