@@ -1,10 +1,15 @@
 """Packing units into tasks by estimated cost (benchmark.launch.packing), on hand-made costs,
-and the launcher's tasks for a real plan."""
+the launcher's tasks for a real plan and their threads."""
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from benchmark.launch.launcher import LaunchOptions, _tasks
+from benchmark.launch import launcher
+from benchmark.launch.launcher import LaunchOptions, _tasks, _threads
 from benchmark.launch.packing import pack_by_cost
 from benchmark.launch.pending import pending_units
 from benchmark.methods import resolve_params
@@ -128,3 +133,20 @@ def test_launcher_tasks_per_executor_and_units_per_task(tmp_path):
     order = {u["key"]: i for i, u in enumerate(units)}
     assert all([order[u["key"]] for u in task] == sorted(order[u["key"]] for u in task)
                for task in two)
+
+
+def test_local_threads_share_the_cores_this_process_may_use(monkeypatch):
+    monkeypatch.setattr(launcher, "usable_cores", lambda: 8)
+    local = LaunchOptions(executor="local")
+    assert [_threads(local, n) for n in (1, 2, 3, 8, 20)] == [8, 4, 2, 1, 1]
+    assert _threads(LaunchOptions(executor="local", threads=3), 2) == 3
+
+
+def test_usable_cores_follow_the_affinity():
+    # a process pinned to one core sees one, however many the machine has
+    one = min(os.sched_getaffinity(0))
+    out = subprocess.run([sys.executable, "-c", "from benchmark.cores import usable_cores; "
+                          "print(usable_cores())"], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1],
+                         preexec_fn=lambda: os.sched_setaffinity(0, {one}))
+    assert out.stdout.strip() == "1"

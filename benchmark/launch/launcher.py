@@ -96,6 +96,8 @@ def _tasks(stage: str, units: list, options: LaunchOptions, results_dir) -> list
         n_tasks, most = options.tasks, None
     else:
         n_tasks, most = _DEFAULT_TASKS[options.executor](len(units))
+    if most == 1:              # a unit per task: nothing to weigh (10^5 units cost a minute)
+        return [[unit] for unit in units]
     from benchmark.launch.unit_costs import unit_costs     # torch: only when something runs
     costs, groups = unit_costs(stage, units, results_dir)
     return [[units[i] for i in task] for task in pack_by_cost(costs, groups, n_tasks, most)]
