@@ -48,6 +48,18 @@ def catalog_table(zoo: Zoo) -> pd.DataFrame:
     } for m in zoo.models], columns=CATALOG_COLUMNS)
 
 
+def measured_catalog(zoo: Zoo, results_dir) -> pd.DataFrame:
+    """`catalog_table` with the top-1 and size measured in `results_dir` (its `models` table)
+    where the catalog has none: the micro zoo's sizes, for one."""
+    from results import query
+    table = catalog_table(zoo)
+    measured = query(results_dir, "SELECT model, top1, params_m FROM models WHERE dataset = ?",
+                     [zoo.dataset]).set_index("model")
+    for column in ("top1", "params_m"):
+        table[column] = table[column].fillna(table["name"].map(measured[column]))
+    return table
+
+
 @dataclass(frozen=True)
 class CatalogFilter:
     """Which catalog rows to keep. Empty fields keep everything; a range drops rows whose

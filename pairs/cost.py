@@ -12,7 +12,8 @@ differ by a factor of a few), so read the result as an order of magnitude.
   eval split; and a forward pass of each frozen model the unit's method needs (teacher, frozen
   student, random teacher) per transfer image and epoch with augmentation (params `augment`),
   else once over the transfer split. Units of one lockstep group (`groups`) pay for each
-  distinct frozen model once.
+  distinct frozen model once; `transfer_seconds` splits each such pass equally among the units
+  that share it, so the launcher can balance tasks by their units' costs.
 """
 import json
 import math
@@ -37,40 +38,68 @@ def _params(catalog: pd.DataFrame, names: pd.Series) -> np.ndarray:
     return names.map(known).fillna(UNKNOWN_PARAMS_M).to_numpy(float)
 
 
-def estimate_gpu_hours(plan: Plan | pd.DataFrame, catalog: pd.DataFrame,
-                       frozen: pd.Series | None = None,
-                       groups: pd.Series | None = None) -> dict[str, float]:
-    """{"predict", "stats", "transfer", "total"} GPU-hours of every unit of `plan`; NaN when
-    the dataset's size is unknown. `frozen`: per unit (plan's index), the names of the frozen
-    models it forwards, a randomly initialised one as `<name>@random` (default: its teacher and
-    its student); `groups`: per unit, its lockstep group (default: every unit alone)."""
-    plan = Plan.of(plan)
-    models = pd.Series(plan.models)
-    plan = plan.rows
-    sizes = DATASET_SIZES.get(plan["dataset"].iloc[0]) or ZOO_SIZES.get(plan["zoo"].iloc[0])
-    if sizes is None:
-        return dict.fromkeys(("predict", "stats", "transfer", "total"), math.nan)
-    n_train, n_eval = sizes
-    predict_s = n_eval * _params(catalog, models).sum() / FORWARD_MPARAM_IMAGES_PER_S
+def _sizes(plan: pd.DataFrame) -> tuple[int, int] | None:
+    """(transfer images, eval images) of the plan's dataset; None when unknown."""
+    return DATASET_SIZES.get(plan["dataset"].iloc[0]) or ZOO_SIZES.get(plan["zoo"].iloc[0])
 
+
+def predict_seconds(plan: pd.DataFrame, catalog: pd.DataFrame, models: pd.Series) -> pd.Series:
+    """GPU-seconds of each model's predict unit (`models`: names, on the plan's dataset); NaN
+    when the dataset's size is unknown."""
+    sizes = _sizes(plan)
+    n_eval = sizes[1] if sizes else math.nan
+    return pd.Series(n_eval * _params(catalog, models) / FORWARD_MPARAM_IMAGES_PER_S,
+                     index=models.index)
+
+
+def transfer_seconds(plan: pd.DataFrame, catalog: pd.DataFrame,
+                     frozen: pd.Series | None = None,
+                     groups: pd.Series | None = None) -> pd.Series:
+    """GPU-seconds of each transfer unit (plan's index): its training and eval passes, and an
+    equal share of each frozen model's passes among the units of its lockstep group that forward
+    that model (so a group's units add up to what the group costs); NaN when the dataset's size
+    is unknown. `frozen`: per unit, the names of the frozen models it forwards, a randomly
+    initialised one as `<name>@random` (default: its teacher and its student); `groups`: per
+    unit, its lockstep group (default: every unit alone)."""
+    sizes = _sizes(plan)
+    if sizes is None:
+        return pd.Series(math.nan, index=plan.index)
+    n_train, n_eval = sizes
     params = plan["params"].map(json.loads)
     epochs = params.map(lambda p: p.get("epochs", 1)).to_numpy(float)
     limit = params.map(lambda p: p.get("train_samples") or n_train).to_numpy(float)
     images = np.minimum(limit, n_train)
     augment = params.map(lambda p: bool(p.get("augment", False))).to_numpy()
     student = _params(catalog, plan["student"])
-    training_s = (epochs * (images * TRAIN_STEP_FORWARDS * student + n_eval * student)).sum()
+    training = epochs * (images * TRAIN_STEP_FORWARDS * student + n_eval * student)
     if frozen is None:
         frozen = pd.Series([[t, s] for t, s in zip(plan["teacher"], plan["student"])],
                            index=plan.index)
+    # units of one group see the same batches: equal images per frozen pass
     passes = pd.DataFrame({
         "group": plan["key"] if groups is None else groups, "model": frozen,
         "images": images * np.where(augment, epochs, 1.0)}).explode("model").dropna()
-    passes = passes.drop_duplicates(["group", "model"])
+    passes = passes.rename_axis("unit").reset_index().drop_duplicates(["unit", "model"])
+    sharing = passes.groupby(["group", "model"])["unit"].transform("size").to_numpy(float)
     arch = passes["model"].str.removesuffix(RANDOM_INIT)
-    frozen_s = (passes["images"].to_numpy(float) * _params(catalog, arch)).sum()
-    hours = {"predict": predict_s / 3600, "stats": 0.0,
-             "transfer": (training_s + frozen_s) / FORWARD_MPARAM_IMAGES_PER_S / 3600}
+    share = passes["images"].to_numpy(float) * _params(catalog, arch) / sharing
+    frozen_s = pd.Series(share).groupby(passes["unit"].to_numpy()).sum()
+    seconds = training + frozen_s.reindex(plan.index, fill_value=0.0).to_numpy()
+    return pd.Series(seconds / FORWARD_MPARAM_IMAGES_PER_S, index=plan.index)
+
+
+def estimate_gpu_hours(plan: Plan | pd.DataFrame, catalog: pd.DataFrame,
+                       frozen: pd.Series | None = None,
+                       groups: pd.Series | None = None) -> dict[str, float]:
+    """{"predict", "stats", "transfer", "total"} GPU-hours of every unit of `plan`; NaN when
+    the dataset's size is unknown. `frozen`, `groups`: as `transfer_seconds`."""
+    plan = Plan.of(plan)
+    rows = plan.rows
+    if _sizes(rows) is None:
+        return dict.fromkeys(("predict", "stats", "transfer", "total"), math.nan)
+    models = pd.Series(plan.models)
+    hours = {"predict": predict_seconds(rows, catalog, models).sum() / 3600, "stats": 0.0,
+             "transfer": transfer_seconds(rows, catalog, frozen, groups).sum() / 3600}
     hours["total"] = sum(hours.values())
     return hours
 

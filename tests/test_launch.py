@@ -1,5 +1,5 @@
-"""Launcher pieces that need no SLURM: packing, array chunks, options and config files,
-manifests of live jobs, and the per-stage status of a plan."""
+"""Launcher pieces that need no SLURM: array chunks, options and config files, manifests of live
+jobs, and the per-stage status of a plan (packing: test_packing.py)."""
 import json
 import os
 import pickle
@@ -12,7 +12,7 @@ from benchmark.launch import submissions
 from benchmark.cli.main import main, parser
 from benchmark.cli.launch_args import options_from_args
 from benchmark.launch.jobs import UnitTask
-from benchmark.launch.launcher import _ARRAY_LIMITS, LaunchOptions, _tasks, launch, pack
+from benchmark.launch.launcher import _ARRAY_LIMITS, LaunchOptions, launch
 from benchmark.launch.pending import pending_units
 from benchmark.launch.config import read_config
 from benchmark.methods import resolve_params
@@ -21,31 +21,6 @@ from benchmark.launch.slurm import (SlurmOptions, array_chunks, cluster_max_arra
 from benchmark.launch.status import plan_status
 from benchmark.units.unit import RunOptions, StatsUnit, TransferUnit
 from pairs.plan import all_pairs, make_plan
-
-
-def _unit(key: str, teacher: str = "t") -> TransferUnit:
-    return TransferUnit("plan", key, "zoo", "data", teacher, "s", "kl", "{}", 0)
-
-
-def _units(teachers: str) -> list[TransferUnit]:
-    return [_unit(f"k{i}", t) for i, t in enumerate(teachers)]
-
-
-def test_pack_keeps_order_and_sizes_differ_by_at_most_one():
-    units = _units("aaabbbbcc")
-    chunks = pack(units, 4)
-    assert [u for c in chunks for u in c] == units
-    assert sorted(len(c) for c in chunks) == [2, 2, 2, 3]
-    assert pack(units, 50) == [[u] for u in units]     # never an empty task
-    assert pack(units, 0) == [units]
-
-
-def test_tasks_per_executor_and_units_per_task():
-    units = _units("aaaabbbbcc")
-    assert len(_tasks("transfer", units, LaunchOptions(executor="slurm"))) == 10
-    assert len(_tasks("transfer", units, LaunchOptions(executor="slurm", units_per_task=4))) == 3
-    assert len(_tasks("transfer", units, LaunchOptions(executor="debug", tasks=2))) == 2
-    assert len(_tasks("stats", units, LaunchOptions(executor="slurm"))) == 1
 
 
 def test_array_chunks_respect_the_limit():
@@ -128,6 +103,10 @@ def test_bad_config_files(tmp_path, content, message):
 def test_no_wait_needs_slurm():
     with pytest.raises(ValueError, match="needs the slurm executor"):
         LaunchOptions(executor="local", wait=False)
+
+
+def _unit(key: str, teacher: str = "t") -> TransferUnit:
+    return TransferUnit("plan", key, "zoo", "data", teacher, "s", "kl", "{}", 0)
 
 
 def test_unit_task_is_checkpointable_with_the_same_arguments():

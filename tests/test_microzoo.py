@@ -1,6 +1,10 @@
-"""The micro-zoo catalog, and training a tiny zoo through the same code path."""
+"""The micro-zoo catalog, and training a tiny zoo through the same code path (in parallel, and
+one model at a time)."""
 import dataclasses
 import json
+import os
+import signal
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -50,10 +54,32 @@ def test_every_catalog_entry_builds_at_its_input_size():
         assert not model.training
 
 
+def _build(cache: Path, cores: int) -> dict:
+    """The tiny zoo built as on a machine of `cores` cores (2: in parallel, 1: one by one)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(microzoo, "usable_cores", lambda: cores)
+        return microzoo.ensure_zoo_weights(TINY_ZOO, cache, progress=False)
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
-    return cache, microzoo.ensure_zoo_weights(TINY_ZOO, cache, progress=False)
+    return cache, _build(cache, cores=2)
+
+
+def _files(cache: Path) -> dict[str, bytes]:
+    """The zoo folder's files (hidden temporaries left out), sidecars without their timing."""
+    files = {}
+    for path in sorted((cache / "zoo").glob("*")):
+        if path.name.startswith("."):
+            continue
+        if path.suffix == ".json":
+            info = json.loads(path.read_text())
+            assert info.pop("train_seconds") > 0
+            files[path.name] = info
+        else:
+            files[path.name] = path.read_bytes()
+    return files
 
 
 def test_training_writes_weights_and_sidecar(built):
@@ -115,6 +141,38 @@ def test_second_ensure_does_not_retrain(built, monkeypatch):
     assert microzoo.ensure_zoo_weights(TINY_ZOO, cache, progress=False) == paths
     assert {p: (p.stat().st_mtime_ns, p.with_suffix(".json").stat().st_mtime_ns)
             for p in paths.values()} == mtimes
+
+
+def test_parallel_build_writes_what_one_by_one_writes(built, tmp_path):
+    # one process per model, one thread each, as one by one in this process: the same files,
+    # bit for bit, the same recorded accuracies
+    cache, paths = built
+    one_by_one = _build(tmp_path, cores=1)
+    assert {name: p.name for name, p in one_by_one.items()} == {n: p.name for n, p in paths.items()}
+    assert _files(tmp_path) == _files(cache)
+    assert len(_files(cache)) == 4
+
+
+def test_a_build_killed_mid_way_leaves_whole_files_and_a_rerun_completes_it(built, tmp_path,
+                                                                            monkeypatch):
+    cache, _ = built
+    train_and_save = microzoo._train_and_save
+
+    def killed_on_resmlp(entry, data, cache):
+        if entry.name == "resmlp":
+            os.kill(os.getpid(), signal.SIGKILL)      # the worker dies as a kill -9 would
+        train_and_save(entry, data, cache)
+
+    monkeypatch.setattr(microzoo, "_train_and_save", killed_on_resmlp)
+    with pytest.raises(BrokenProcessPool):
+        _build(tmp_path, cores=2)
+    left = _files(tmp_path)
+    whole = _files(cache)
+    assert not [name for name in left if name.startswith("resmlp")]
+    assert all(left[name] == whole[name] for name in left)      # whatever is there is whole
+    monkeypatch.setattr(microzoo, "_train_and_save", train_and_save)
+    _build(tmp_path, cores=2)
+    assert _files(tmp_path) == whole
 
 
 def test_changed_definition_changes_weights_path(tmp_path):

@@ -9,7 +9,7 @@ from benchmark.cli.main import main
 from pairs import get_zoo
 from pairs.catalog import ModelEntry, Zoo
 from pairs.catalog_table import catalog_table
-from pairs.cost import ROW_BYTES, estimate_disk_bytes, estimate_gpu_hours
+from pairs.cost import ROW_BYTES, estimate_disk_bytes, estimate_gpu_hours, transfer_seconds
 from pairs.keys import unit_key
 from pairs.plan import Plan, PlanError, make_plan
 from pairs.strategies import PAPER_STUDENTS, PAPER_TEACHERS, PairRequest, plan_pairs
@@ -152,6 +152,26 @@ def test_gpu_hours_price_frozen_passes_once_per_lockstep_group():
     once = estimate_gpu_hours(unaugmented, table, frozen, pd.Series(0, index=plan.index))
     assert grouped["transfer"] - once["transfer"] == pytest.approx(
         128_116 * 60 / (25.6 * 3000.0) / 3600)
+
+
+def test_unit_costs_share_each_frozen_pass_among_the_group_units_that_forward_it():
+    """In one group the teacher m0 (10 M parameters) is forwarded for all four units, a quarter
+    each; a kl_dp unit alone forwards its frozen student (m1: 20 M, m2: 30 M)."""
+    table = synthetic_catalog(3).assign(params_m=[10.0, 20.0, 30.0])
+    zoo = synthetic_zoo(table)
+    methods = {m: {"epochs": 2, "augment": True} for m in ("kl", "kl_dp")}
+    plan = make_plan(zoo, [("m0000", "m0001"), ("m0000", "m0002")], methods, [0])
+    frozen = pd.Series([[u.teacher] + ([u.student] if u.method == "kl_dp" else [])
+                        for u in plan.itertuples()], index=plan.index)
+    seconds = transfer_seconds(plan, table, frozen, pd.Series(0, index=plan.index))
+    student_m = {"m0001": 20.0, "m0002": 30.0}
+    for u in plan.itertuples():
+        s = student_m[u.student]
+        shared = 10.0 / 4 + (s if u.method == "kl_dp" else 0.0)
+        expected = 2 * (128_116 * 3 * s + 50_000 * s + 128_116 * shared) / (25.6 * 3000.0)
+        assert seconds[u.Index] == pytest.approx(expected), (u.method, u.student)
+    assert seconds.sum() / 3600 == pytest.approx(
+        estimate_gpu_hours(plan, table, frozen, pd.Series(0, index=plan.index))["transfer"])
 
 
 def test_plan_dry_run_counts_stages_and_writes_nothing(capsys, tmp_path):

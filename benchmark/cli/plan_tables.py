@@ -4,10 +4,9 @@ import pandas as pd
 
 from benchmark.cli.plan_args import catalog_filter
 from pairs import get_zoo, list_zoos
-from pairs.catalog_table import CATALOG_COLUMNS, catalog_table, filter_catalog
+from pairs.catalog_table import CATALOG_COLUMNS, filter_catalog, measured_catalog
 from pairs.cost import estimate_disk_bytes, estimate_gpu_hours
 from pairs.plan import Plan
-from results import query
 
 SHOW_COLUMNS = ["name", "family", "params_m", "top1", "top5", "img_size", "test_img_size",
                 "crop_pct", "interpolation", "num_classes", "label_offset", "weights"]
@@ -16,12 +15,7 @@ SHOW_COLUMNS = ["name", "family", "params_m", "top1", "top5", "img_size", "test_
 def models_table(zoo, args, results_dir) -> pd.DataFrame:
     """The zoo's catalog with measured top-1 and size from the results folder where the catalog
     has none, filtered by the command line."""
-    table = catalog_table(zoo)
-    measured = query(results_dir, "SELECT model, top1, params_m FROM models WHERE dataset = ?",
-                     [zoo.dataset]).set_index("model")
-    for column in ("top1", "params_m"):
-        table[column] = table[column].fillna(table["name"].map(measured[column]))
-    return filter_catalog(table, catalog_filter(args))
+    return filter_catalog(measured_catalog(zoo, results_dir), catalog_filter(args))
 
 
 def zoos_table() -> pd.DataFrame:

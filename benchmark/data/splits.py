@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from benchmark.cores import usable_cores
 from benchmark.data.datasets import register_dataset
 from benchmark.data.preprocess import decode_transform
 from benchmark.data.subset import labels_digest, stratified_subset
@@ -154,7 +155,7 @@ class CachedDataset(torch.utils.data.Dataset):
 
 def default_workers() -> int:
     """The CPUs this process may use (a SLURM job's allocation), less one, at most 16."""
-    return max(0, min(16, len(os.sched_getaffinity(0)) - 1))
+    return max(0, min(16, usable_cores() - 1))
 
 
 def make_loader(dataset, batch_size: int | None, shuffle: bool = False,

@@ -2,9 +2,10 @@
 
 Stages run in order (predict, stats, transfer); each submits only units without a complete
 result and not held by a live job, so a second launch of a finished (or still running) plan
-submits nothing. Units are packed into tasks (transfer units grouped by teacher, so a task
-computes each teacher's outputs once); on SLURM the tasks of a stage form job arrays of at most
-the cluster's MaxArraySize tasks.
+submits nothing. Units are packed into tasks of near-equal estimated cost (`packing`, costs
+from `unit_costs`), each lockstep group whole where that leaves no task idle, so a task computes
+each frozen model's outputs once per group; on SLURM the tasks of a stage form job arrays of at
+most the cluster's MaxArraySize tasks.
 
 With `wait` (the default) the launcher submits a stage, waits for it, compacts what it wrote
 (`results.compact`; `compact=False` leaves the parts), then submits the next. Without it (SLURM
@@ -15,7 +16,6 @@ the summary counts them and names those jobs. A plan with nothing to submit need
 """
 import dataclasses
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,7 +25,9 @@ import submitit
 from tqdm.auto import tqdm
 
 from benchmark import trackers
+from benchmark.cores import usable_cores
 from benchmark.launch.slurm import SlurmOptions, array_chunks, cluster_max_array_size, submitit_parameters
+from benchmark.launch.packing import pack_by_cost
 from benchmark.launch.pending import pending_units
 from benchmark.launch.submissions import (jobs_dir, live_units, record_submission,
                                          remove_stray_job_folder)
@@ -70,39 +72,37 @@ class LaunchOptions:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
-def pack(units: list, n_tasks: int) -> list[list]:
-    """Contiguous chunks of near-equal size (units arrive sorted by teacher)."""
-    n_tasks = max(1, min(n_tasks, len(units)))
-    size, extra = divmod(len(units), n_tasks)
-    chunks, start = [], 0
-    for i in range(n_tasks):
-        end = start + size + (i < extra)
-        chunks.append(units[start:end])
-        start = end
-    return chunks
-
-
 def _local_slots() -> int:
     """Tasks a local launch runs at once by default: one per GPU on a GPU machine (each then
     gets its share of the cores for loader workers), else one per core."""
     import torch
-    return torch.cuda.device_count() or os.cpu_count() or 1
+    return torch.cuda.device_count() or usable_cores()
 
 
-# executor -> default number of tasks for n units (local: one per GPU or core; SLURM: one per unit)
-_DEFAULT_TASKS = {"local": lambda n: _local_slots(), "debug": lambda n: _local_slots(),
-                  "slurm": lambda n: n}
+# executor -> default (tasks, most units per task) for n units: locally one task per GPU or
+# core, on SLURM one per unit
+_DEFAULT_TASKS = {"local": lambda n: (_local_slots(), None),
+                  "debug": lambda n: (_local_slots(), None), "slurm": lambda n: (n, 1)}
 # executor -> the most tasks one array may hold
 _ARRAY_LIMITS = {"local": lambda options: math.inf, "debug": lambda options: math.inf,
                  "slurm": lambda options: options.slurm.max_array_size or cluster_max_array_size()}
 
 
-def _tasks(stage: str, units: list, options: LaunchOptions) -> list[list]:
+def _tasks(stage: str, units: list, options: LaunchOptions, results_dir) -> list[list]:
+    """The stage's units packed into tasks of near-equal estimated cost (`packing`)."""
     if stage == "stats":       # one vectorised pass over every pair
-        return pack(units, 1)
+        return [units]
     if options.units_per_task:
-        return pack(units, math.ceil(len(units) / options.units_per_task))
-    return pack(units, options.tasks or _DEFAULT_TASKS[options.executor](len(units)))
+        n_tasks, most = math.ceil(len(units) / options.units_per_task), options.units_per_task
+    elif options.tasks:
+        n_tasks, most = options.tasks, None
+    else:
+        n_tasks, most = _DEFAULT_TASKS[options.executor](len(units))
+    if most == 1:              # a unit per task: nothing to weigh (10^5 units cost a minute)
+        return [[unit] for unit in units]
+    from benchmark.launch.unit_costs import unit_costs     # torch: only when something runs
+    costs, groups = unit_costs(stage, units, results_dir)
+    return [[units[i] for i in task] for task in pack_by_cost(costs, groups, n_tasks, most)]
 
 
 def _threads(options: LaunchOptions, n_tasks: int) -> int:
@@ -110,7 +110,7 @@ def _threads(options: LaunchOptions, n_tasks: int) -> int:
         return options.threads
     if options.executor == "slurm":
         return options.slurm.cpus or 1
-    return max(1, (os.cpu_count() or 1) // n_tasks)
+    return max(1, usable_cores() // n_tasks)       # local tasks all run at once
 
 
 def _executor(options: LaunchOptions, results_dir: Path, stage: str, cpus: int,
@@ -181,7 +181,7 @@ def launch(plan: Plan | pd.DataFrame, results_dir, cache: Path, options: LaunchO
         dependency = None
         for stage in STAGES:
             if units := pending[stage]:
-                tasks = _tasks(stage, units, options)
+                tasks = _tasks(stage, units, options, results_dir)
                 jobs = _submit(stage, tasks, options, run_options, results_dir, cache,
                                _threads(options, len(tasks)), dependency)
                 array_ids = sorted({job.job_id.split("_")[0] for job in jobs})
@@ -194,7 +194,7 @@ def launch(plan: Plan | pd.DataFrame, results_dir, cache: Path, options: LaunchO
         if i:
             pending = pending_units(plan, results_dir, options.retry_failed, live)
         if units := pending[stage]:
-            tasks = _tasks(stage, units, options)
+            tasks = _tasks(stage, units, options, results_dir)
             jobs = _submit(stage, tasks, options, run_options, results_dir, cache,
                            _threads(options, len(tasks)))
             summary[stage]["failed"] = _wait(jobs, tasks, stage, results_dir, options.progress)

@@ -4,11 +4,15 @@ Each trained model is a safetensors file named by its entry's fingerprint (a cha
 trains a new file) with a JSON sidecar of the same stem. Before a file is put in place it is
 reloaded through timm's local-file path and must predict exactly as the trained model did, so
 a silently re-initialised head (timm's trap when `num_classes` is missing) can never be cached.
+Missing models train in parallel, one process per core; every file is written atomically (a
+temporary name renamed into place), so a build killed at any point leaves whole files only.
 """
 import json
 import math
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import torch
@@ -16,11 +20,22 @@ import torch.nn.functional as F
 from safetensors.torch import save
 from tqdm import tqdm
 
+from benchmark.cores import usable_cores
 from benchmark.data.datasets import Dataset, load_dataset, normalize
 from benchmark.models.build import count_params_m, create_model, predict_logits
 from pairs.catalog import ModelEntry, Zoo
 from results.errors import InputError
 from results.store import atomic_path
+
+
+# One thread per model: the weights then do not depend on the machine's cores (a multi-threaded
+# kernel sums in another order; 1 and 2 threads give different bits) and, for models this small,
+# one model per core uses the cores better than threads within one model.
+TRAIN_THREADS = 1
+# Forked on Linux: a worker starts with torch and timm imported (a spawned one imports them again,
+# seconds each on an idle machine), and on one thread it never enters the OpenMP pool a fork
+# leaves unusable (PyTorch's DataLoader workers rely on the same). Elsewhere fork is unsafe.
+_START_METHOD = "fork" if sys.platform == "linux" else "spawn"
 
 
 def weights_path(entry: ModelEntry, cache: Path) -> Path:
@@ -42,10 +57,10 @@ def ensure_zoo_weights(zoo: Zoo, cache: Path, progress: bool = True) -> dict[str
     missing = [e for e in zoo.models
                if e.weights is None and e.recipe is not None and not weights_path(e, cache).exists()]
     if missing:
-        data = load_dataset(zoo.dataset, cache)
-        for entry in tqdm(missing, desc=f"training {zoo.name} zoo", unit="model",
-                          file=sys.stderr, disable=not progress):
-            _train_and_save(entry, data, cache)
+        data = load_dataset(zoo.dataset, cache)    # built once, before any worker reads it
+        with tqdm(total=len(missing), desc=f"training {zoo.name} zoo", unit="model",
+                  file=sys.stderr, disable=not progress) as bar:
+            _train_missing(missing, data, cache, bar.update)
     paths = {}
     for entry in zoo.models:
         if entry.weights is not None:
@@ -53,6 +68,44 @@ def ensure_zoo_weights(zoo: Zoo, cache: Path, progress: bool = True) -> dict[str
         elif entry.recipe is not None:
             paths[entry.name] = weights_path(entry, cache)
     return paths
+
+
+def _train_missing(entries: list[ModelEntry], data: Dataset, cache: Path, done) -> None:
+    """Train `entries` on one thread each, one per core at once: each in a process of its own,
+    the dearest first (epochs x parameters) so the last to start are quick ones; with a single
+    entry or core, here. `done()` after each."""
+    workers = min(len(entries), usable_cores())
+    if workers == 1:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(TRAIN_THREADS)
+        try:
+            for entry in entries:
+                _train_and_save(entry, data, cache)
+                done()
+        finally:
+            torch.set_num_threads(threads)
+        return
+    entries = sorted(entries, key=_training_cost, reverse=True)
+    context = multiprocessing.get_context(_START_METHOD)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads,
+                             initargs=(TRAIN_THREADS,)) as pool:
+        futures = [pool.submit(_train_in_worker, entry, data.name, cache) for entry in entries]
+        try:
+            for future in as_completed(futures):
+                future.result()
+                done()
+        except BaseException:
+            for future in futures:        # those not started; the running ones end and save
+                future.cancel()
+            raise
+
+
+def _training_cost(entry: ModelEntry) -> float:
+    return entry.recipe["epochs"] * count_params_m(create_model(entry, pretrained=False))
+
+
+def _train_in_worker(entry: ModelEntry, dataset: str, cache: Path) -> None:
+    _train_and_save(entry, load_dataset(dataset, cache), cache)
 
 
 def _train_and_save(entry: ModelEntry, data: Dataset, cache: Path) -> None:
