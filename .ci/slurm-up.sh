@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start a single-node SLURM with accounting on this machine, as root, without systemd:
-# munged, MariaDB, slurmdbd, slurmctld, slurmd (Debian packages; ../shared/notes/slurm.md).
+# munged, MariaDB, slurmdbd, slurmctld, slurmd (Debian packages; docs/slurm.md says how CI uses it).
 # State, spool, logs and pid files live under $KTBENCH_SLURM_DIR (default /tmp/ktbench-slurm).
 # Idempotent: daemons already running are left alone. Stop everything with .ci/slurm-down.sh.
 set -euo pipefail

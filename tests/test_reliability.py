@@ -22,7 +22,7 @@ from benchmark.launch.launcher import LaunchOptions, launch
 from benchmark.methods import resolve_params
 from pairs.plan import all_pairs, make_plan, write_plan
 from results import read_table, write_part
-from results.schema import TABLES
+from results.schema import TABLES, TRANSFER_RATES
 from results.verify import quarantine_unreadable, verify
 
 # the parts as units write them (compaction has its own faults: tests/test_compact.py)
@@ -117,11 +117,13 @@ def test_verify_reports_then_fix_moves_aside(reference, tmp_path, capsys):
 
 
 def test_parts_written_before_an_added_column_stay_valid(reference, tmp_path):
-    """transfer_runs gained batch_size and oom_retries, then disk_bytes: older parts lack them,
-    are not flagged, and read as NULL there beside newer parts."""
+    """transfer_runs gained batch_size and oom_retries, then disk_bytes, then the transfer rates:
+    older parts lack them, are not flagged, and read as NULL there beside newer parts."""
     folder = tmp_path / "r"
     shutil.copytree(reference, folder, ignore=shutil.ignore_patterns("jobs"))
     part = sorted((folder / "transfer_runs").glob("*.parquet"))[0]
+    pd.read_parquet(part).drop(columns=TRANSFER_RATES).to_parquet(part)          # before the rates
+    assert verify(folder).ok
     pd.read_parquet(part).drop(columns=["batch_size", "oom_retries", "disk_bytes"]).to_parquet(part)
     assert verify(folder).ok
     middle = pd.read_parquet(part).assign(batch_size=1, oom_retries=0)   # before disk_bytes
