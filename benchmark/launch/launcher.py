@@ -16,6 +16,7 @@ the summary counts them and names those jobs. A plan with nothing to submit need
 """
 import dataclasses
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -115,6 +116,10 @@ def _threads(options: LaunchOptions, n_tasks: int) -> int:
 
 def _executor(options: LaunchOptions, results_dir: Path, stage: str, cpus: int,
               dependency: str | None):
+    # a job starts as `python -m submitit...`, which puts its working folder first on sys.path:
+    # a folder there named like one of ours (a `results/` of the user's) would shadow the
+    # package; jobs inherit this environment (local: the process; SLURM: sbatch exports it)
+    os.environ["PYTHONSAFEPATH"] = "1"
     executor = submitit.AutoExecutor(folder=jobs_dir(results_dir) / "%j", cluster=options.executor,
                                      slurm_max_num_timeout=options.slurm.max_timeouts)
     slurm = submitit_parameters(options.slurm)
