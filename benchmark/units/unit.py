@@ -63,6 +63,8 @@ class Stage:
     marked_ids: Callable        # (results_dir, dataset, statuses or None) -> ids with a mark
     finished: tuple[str, ...] = ()   # mark statuses that are done (none: any mark is)
     failed: tuple[str, ...] = ()     # mark statuses a launch retries only when asked
+    needs: tuple[str, ...] = ()      # stages whose results its units read (a launch runs it
+    #                                  only when one of their units it ran succeeded)
 
     @property
     def mark(self) -> str:
@@ -87,9 +89,9 @@ class Stage:
 
 
 PREDICT = Stage("predict", ("predictions", "models"), _keys_in("models"))
-STATS = Stage("stats", ("class_flips", "pair_stats"), _pair_ids)
+STATS = Stage("stats", ("class_flips", "pair_stats"), _pair_ids, needs=("predict",))
 TRANSFER = Stage("transfer", ("transfer_epochs", "transfer_runs"), _keys_in("transfer_runs"),
-                 finished=("ok", "diverged"), failed=("failed",))
+                 finished=("ok", "diverged"), failed=("failed",), needs=("predict",))
 FEATURES = Stage("features", ("features",), _keys_in("features"))
 # the stages a launch runs, in order, by name
 STAGES = {stage.name: stage for stage in (PREDICT, STATS, TRANSFER)}
