@@ -81,7 +81,8 @@ def record_failure(unit: Unit, results_dir, error: BaseException, job_id: str = 
                            disk_bytes=kept_bytes(results_dir, unit.key), epochs=0, error=trace)
         write_part(results_dir, "transfer_runs", pd.DataFrame([row]), unit.key)
     failure = {"stage": unit.stage.name, "key": unit.key, "dataset": unit.dataset,
-               "unit": _DESCRIPTIONS.get(type(unit), lambda u: u.key)(unit), "message": error_line(error),
+               "unit": _DESCRIPTIONS.get(type(unit), lambda u: u.key)(unit),
+               "message": error_line(error),
                "error": trace, "job_id": job_id, "host": socket.gethostname(),
                "code_version": code_version(), "failed_at": now}
     write_part(results_dir, "unit_failures", pd.DataFrame([failure]), unit.key)
