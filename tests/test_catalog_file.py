@@ -144,3 +144,30 @@ def test_parquet_and_yaml_catalogs_read_as_the_csv(tiny_zoo, cache, tmp_path):
     assert [m.fingerprint() for m in parquet.models] == [m.fingerprint() for m in csv.models]
     assert [m.fingerprint() for m in as_yaml.models] == [m.fingerprint() for m in csv.models]
     assert as_yaml.transfer_defaults == {"epochs": 1} and csv.transfer_defaults == {}
+
+
+def test_an_edited_row_predicts_again_and_its_new_predictions_win(tiny_zoo, cache, tmp_path):
+    from benchmark.launch.pending import pending_units
+    from benchmark.units.dispatch import run_unit
+    rows = _rows(tiny_zoo, cache)
+    catalog = _write(rows, tmp_path / "zoo.csv")
+    results = tmp_path / "results"
+
+    def predict(plan):
+        for unit in pending_units(plan, results)["predict"]:
+            run_unit(unit, results, cache)
+
+    predict(_plan(catalog, tmp_path, "before.parquet"))
+    old_key = query(results, "SELECT key FROM models WHERE model = ?", [rows[0]["name"]])["key"][0]
+    rows[0]["weights"] = str(shutil.copy(rows[0]["weights"], tmp_path / "copy.safetensors"))
+    _write(rows, catalog)
+    plan = _plan(catalog, tmp_path, "after.parquet")
+    assert [u.model for u in pending_units(plan, results)["predict"]] == [rows[0]["name"]]
+    predict(plan)
+    assert pending_units(plan, results)["predict"] == []
+    # the new row is the one every reader sees, whatever the order of the two keys' part names;
+    # the old parts are set aside, not lost
+    models = query(results, "SELECT model, source FROM models ORDER BY model")
+    assert dict(zip(models["model"], models["source"])) == {r["name"]: r["weights"] for r in rows}
+    assert [p.name for p in (results / "quarantine" / "superseded" / "models").iterdir()] \
+        == [f"{old_key}.parquet"]

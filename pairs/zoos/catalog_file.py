@@ -5,7 +5,8 @@ its content, `/data/my_zoo.csv#3f9a0c2d71be`. Every process that meets that name
 line, each local or SLURM job) reads the file again, so nothing has to be imported first; a
 file edited since a plan was made is refused with a line saying to plan again. Unit keys derive
 from the entries' fingerprints, not from the zoo's name: after an edit only the units of the
-rows that changed have new keys, and only they run again.
+rows that changed have new keys, and only they run again (the statistics of their pairs are
+done by name: docs/cli.md#catalog-files).
 
 The columns (`COLUMNS`; docs/cli.md#catalog-files): name, arch, num_classes and dataset are
 required (dataset in at least one row, the same wherever given); weights is a local file
