@@ -2,8 +2,15 @@
 
 A zoo is registered by name (as timm registers models) and yields a `Zoo`: a dataset name and
 a list of `ModelEntry`. Catalogs are data; how a model is trained or loaded lives in `benchmark`.
+
+Every process resolves a zoo the same way, the launching one and each job alike: by its
+registered name; a name that is a catalog file's (`pairs.zoos.catalog_file`, a name ending in
+a registered suffix) by reading that file; any other after importing the modules named in
+`KTBENCH_PLUGINS` (comma-separated; `--plugin` adds to it), which register zoos that need code.
 """
 import dataclasses
+import importlib
+import os
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -25,10 +32,21 @@ class ModelEntry:
     weights: str | None = None     # local weight file; None: built into the cache or from the hub
     recipe: dict | None = None     # how a micro-zoo model is trained (None for pretrained zoos)
     top1_reported: float | None = None
+    # the eval crop and interpolation the model was made for (catalog files; None: unstated)
+    crop_pct: float | None = None
+    interpolation: str | None = None
 
     def fingerprint(self) -> str:
-        """Changes whenever the definition (and so the trained weights) would change."""
-        return unit_key("model", **dataclasses.asdict(self))
+        """Changes whenever the definition (and so the trained weights) would change. Fields
+        added after the first release count only when set, so older entries keep their keys."""
+        fields = dataclasses.asdict(self)
+        for name in _ADDED_FIELDS:
+            if fields[name] is None:
+                del fields[name]
+        return unit_key("model", **fields)
+
+
+_ADDED_FIELDS = ("crop_pct", "interpolation")
 
 
 @dataclass(frozen=True)
@@ -48,6 +66,9 @@ class Zoo:
 
 
 _ZOOS: dict[str, Callable[[], Zoo]] = {}
+# a catalog file's suffix -> its reader: (zoo name) -> Zoo (`pairs.zoos.catalog_file`)
+_FILE_ZOOS: dict[str, Callable[[str], Zoo]] = {}
+PLUGINS_ENV = "KTBENCH_PLUGINS"
 
 
 def register_zoo(name: str):
@@ -57,11 +78,44 @@ def register_zoo(name: str):
     return wrap
 
 
+def register_zoo_file(suffix: str):
+    """Register the reader of catalog files ending in `suffix`: a zoo name that ends so (before
+    a `#<content hash>`) is that file's zoo."""
+    def wrap(fn: Callable[[str], Zoo]):
+        _FILE_ZOOS[suffix] = fn
+        return fn
+    return wrap
+
+
+def zoo_file_suffix(name: str) -> str | None:
+    """The registered catalog-file suffix `name` ends in (before any `#hash`), if any."""
+    path = name.rsplit("#", 1)[0].lower()
+    return next((s for s in _FILE_ZOOS if path.endswith(s)), None)
+
+
+def load_plugins() -> list[str]:
+    """Import the modules named in `KTBENCH_PLUGINS` (comma-separated), each once per process:
+    they register zoos (or datasets) that need code. Returns the modules' names."""
+    names = [n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip()]
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise InputError(f"plugin {name!r} ({PLUGINS_ENV}) cannot be imported: {e}") from None
+    return names
+
+
 def list_zoos() -> list[str]:
+    load_plugins()
     return sorted(_ZOOS)
 
 
 def get_zoo(name: str) -> Zoo:
+    if suffix := zoo_file_suffix(name):
+        return _FILE_ZOOS[suffix](name)
     if name not in _ZOOS:
-        raise InputError(f"unknown zoo {name!r}; zoos: {', '.join(list_zoos())}")
+        load_plugins()
+    if name not in _ZOOS:
+        raise InputError(f"unknown zoo {name!r}; zoos: {', '.join(list_zoos())}, or a catalog "
+                         f"file ({', '.join(sorted(_FILE_ZOOS))})")
     return _ZOOS[name]()

@@ -42,8 +42,9 @@ def catalog_table(zoo: Zoo) -> pd.DataFrame:
     return pd.DataFrame([{
         "name": m.name, "arch": m.arch, "family": m.family, "params_m": math.nan,
         "top1": m.top1_reported if m.top1_reported is not None else math.nan, "top5": math.nan,
-        "img_size": m.input_size[-1], "test_img_size": m.input_size[-1], "crop_pct": math.nan,
-        "interpolation": None, "mean": tuple(m.mean), "std": tuple(m.std),
+        "img_size": m.input_size[-1], "test_img_size": m.input_size[-1],
+        "crop_pct": math.nan if m.crop_pct is None else m.crop_pct,
+        "interpolation": m.interpolation, "mean": tuple(m.mean), "std": tuple(m.std),
         "num_classes": m.num_classes, "label_offset": 0, "weights": m.weights,
     } for m in zoo.models], columns=CATALOG_COLUMNS)
 

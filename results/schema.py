@@ -119,6 +119,14 @@ TABLES: dict[str, pa.Schema] = {
         ("flip_share", _f64), ("mean_sim", _f64), ("max_sim", _f64), ("random_mean_sim", _f64),
         ("random_max_sim", _f64), ("mean_sim_rank", _f64), ("draws", _i32), ("seed", _i64),
     ]),
+    # a unit of any stage that failed (`benchmark.units.dispatch.record_failure`): what it was,
+    # the first line of its error (what a launch prints) and the whole traceback; a later run
+    # that succeeds leaves its result beside this row (the table is the failures' history)
+    "unit_failures": pa.schema([
+        ("stage", _str), ("key", _str), ("dataset", _str), ("unit", _str), ("message", _str),
+        ("error", _str), ("job_id", _str), ("host", _str), ("code_version", _str),
+        ("failed_at", pa.timestamp("us", tz="UTC")),
+    ]),
 }
 
 # columns appended to a table after its first release, at the end of its schema and in the order
@@ -153,4 +161,5 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "teacher_sets": ("dataset", "split", "student", "k", "strategy"),
     "class_embeddings": ("dataset", "encoder", "weights", "class"),
     "pair_similarity": ("teacher", "student", "dataset", "compat", "encoder", "weights", "p"),
+    "unit_failures": ("stage", "key"),
 }

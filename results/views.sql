@@ -387,3 +387,29 @@ SELECT * EXCLUDE (kt_file, kt_row) FROM (
         ELSE 'SELECT NULL AS kt_file WHERE false' END)
 )
 QUALIFY row_number() OVER (PARTITION BY "teacher", "student", "dataset", "compat", "encoder", "weights", "p" ORDER BY kt_file DESC, kt_row DESC) = 1;
+
+SET VARIABLE kt_parts_unit_failures = (
+    SELECT coalesce(list(file ORDER BY starts_with(parse_filename(file), 'compacted-') DESC,
+                                       file), [])
+    FROM glob(getvariable('kt_results') || '/unit_failures/*.parquet'));
+CREATE OR REPLACE VIEW "unit_failures" AS
+SELECT * EXCLUDE (kt_file, kt_row) FROM (
+    SELECT NULL::VARCHAR AS "stage",
+           NULL::VARCHAR AS "key",
+           NULL::VARCHAR AS "dataset",
+           NULL::VARCHAR AS "unit",
+           NULL::VARCHAR AS "message",
+           NULL::VARCHAR AS "error",
+           NULL::VARCHAR AS "job_id",
+           NULL::VARCHAR AS "host",
+           NULL::VARCHAR AS "code_version",
+           NULL::TIMESTAMP WITH TIME ZONE AS "failed_at",
+           NULL::BIGINT AS "kt_file",
+           NULL::BIGINT AS "kt_row"
+    WHERE false
+    UNION ALL BY NAME
+    SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_unit_failures')) > 0
+        THEN 'SELECT *, file_index AS kt_file, file_row_number AS kt_row FROM read_parquet(getvariable(''kt_parts_unit_failures''), union_by_name = true)'
+        ELSE 'SELECT NULL AS kt_file WHERE false' END)
+)
+QUALIFY row_number() OVER (PARTITION BY "stage", "key" ORDER BY kt_file DESC, kt_row DESC) = 1;

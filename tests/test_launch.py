@@ -190,7 +190,8 @@ def test_status_and_busy_units(tiny_zoo, cache, tmp_path, monkeypatch):
 
     monkeypatch.setitem(submissions.LIVE_JOBS, "slurm", lambda ids, _: set())
     summary = launch(plan, tmp_path, cache, LaunchOptions(executor="debug", progress=False))
-    assert summary["transfer"] == {"submitted": 2, "failed": 0, "held": 0, "held_by": []}
+    assert summary["transfer"] == {"submitted": 2, "failed": 0, "held": 0,
+                                   "held_by": [], "errors": []}
     status = plan_status(plan, tmp_path)
     assert status["done"].tolist() == [3, 2, 2] and status.drop(columns="done").sum().sum() == 0
     # each stage's parts were compacted when it ended; the views and a relaunch see it all
@@ -218,7 +219,7 @@ def test_a_relaunch_names_the_jobs_holding_units(tiny_zoo, cache, tmp_path, monk
 
 def test_demo_says_which_units_another_launch_holds(monkeypatch, tmp_path, capsys):
     from benchmark.launch import launcher
-    summary = {stage: {"submitted": 0, "failed": 0, "held": 0, "held_by": []}
+    summary = {stage: {"submitted": 0, "failed": 0, "held": 0, "held_by": [], "errors": []}
                for stage in ("predict", "stats", "transfer")}
     summary["transfer"].update(held=18, held_by=["4242", "4243"])
     monkeypatch.setattr(launcher, "launch", lambda *a, **k: summary)

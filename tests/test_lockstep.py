@@ -85,7 +85,7 @@ def test_a_group_ends_as_each_unit_alone_with_one_forward_per_frozen_model(tiny_
     folder = _predicted(tiny_zoo, cache, tmp_path / "group")
     batches.FORWARD_PASSES.clear()
     assert run_task(units, str(folder), str(cache), 1, _keeping(units)) == {
-        "ok": 6, "diverged": 0, "skipped": 0, "failed": 0}
+        "ok": 6, "diverged": 0, "skipped": 0, "failed": 0, "errors": []}
     # per batch: the teacher, each frozen student, the random teacher, once each
     assert dict(batches.FORWARD_PASSES) == {
         TEACHER: BATCHES, STUDENTS[0]: BATCHES, STUDENTS[1]: BATCHES,
@@ -145,7 +145,8 @@ def test_a_member_that_diverges_or_fails_stops_alone(tiny_zoo, cache, tmp_path, 
 
     monkeypatch.setattr(KLDataPartition, "forward_train", fails_on_its_third_step)
     counts = run_task(units, str(folder), str(cache), 1, _keeping(units))
-    assert counts == {"ok": 2, "diverged": 1, "skipped": 0, "failed": 1}
+    assert counts == {"ok": 2, "diverged": 1, "skipped": 0, "failed": 1,
+                      "errors": ["RuntimeError: a step that fails"]}
     runs = read_table(folder, "transfer_runs").set_index("key")
     assert runs.loc[diverging[0].key, "status"] == "diverged"
     assert runs.loc[diverging[0].key, "epochs"] < 2

@@ -82,7 +82,8 @@ def test_bad_multi_plans_are_refused(tiny_zoo, kwargs, match):
 
 def test_multi_teacher_modes_end_to_end(multi_results, tiny_zoo, cache):
     plan, folder, summary = multi_results
-    assert summary["transfer"] == {"submitted": 6, "failed": 0, "held": 0, "held_by": []}
+    assert summary["transfer"] == {"submitted": 6, "failed": 0, "held": 0,
+                                   "held_by": [], "errors": []}
     assert summary["predict"]["submitted"] == 3           # every teacher of the list
     stats = read_table(folder, "pair_stats")
     assert {(t, STUDENT) for t in TEACHERS} <= set(zip(stats["teacher"], stats["student"]))

@@ -13,7 +13,7 @@ from benchmark.methods import resolve_params
 from benchmark.units.predict import run_predict
 from benchmark.units.unit import PredictUnit, TransferUnit
 from pairs.plan import all_pairs, make_plan
-from results import read_table
+from results import query, read_table
 
 DEBUG = LaunchOptions(executor="debug", progress=False)
 
@@ -27,9 +27,12 @@ def _plan(zoo, methods=("kl", "kl_dp"), epochs=1, pairs=None):
 def test_plan_launch_tables_then_relaunch_does_nothing(tiny_zoo, cache, tmp_path):
     plan = _plan(tiny_zoo)
     summary = launch(plan, tmp_path, cache, DEBUG)
-    assert summary == {"predict": {"submitted": 3, "failed": 0, "held": 0, "held_by": []},
-                       "stats": {"submitted": 1, "failed": 0, "held": 0, "held_by": []},
-                       "transfer": {"submitted": 4, "failed": 0, "held": 0, "held_by": []}}
+    assert summary == {"predict": {"submitted": 3, "failed": 0, "held": 0,
+                                   "held_by": [], "errors": []},
+                       "stats": {"submitted": 1, "failed": 0, "held": 0,
+                                 "held_by": [], "errors": []},
+                       "transfer": {"submitted": 4, "failed": 0, "held": 0,
+                                    "held_by": [], "errors": []}}
     runs = read_table(tmp_path, "transfer_runs")
     assert sorted(runs["key"]) == sorted(plan["key"]) and set(runs["status"]) == {"ok"}
     # no soup in the plan: no unit keeps its student (kl_dp included)
@@ -65,9 +68,12 @@ def test_local_executor_runs_jobs_in_subprocesses(tiny_zoo, cache, tmp_path):
     plan = _plan(tiny_zoo, methods=("kl_dp_unsup",))
     options = LaunchOptions(executor="local", tasks=1, threads=2, progress=False)
     summary = launch(plan, tmp_path, cache, options)
-    assert summary == {"predict": {"submitted": 0, "failed": 0, "held": 0, "held_by": []},
-                       "stats": {"submitted": 0, "failed": 0, "held": 0, "held_by": []},
-                       "transfer": {"submitted": 2, "failed": 0, "held": 0, "held_by": []}}
+    assert summary == {"predict": {"submitted": 0, "failed": 0, "held": 0,
+                                   "held_by": [], "errors": []},
+                       "stats": {"submitted": 0, "failed": 0, "held": 0,
+                                 "held_by": [], "errors": []},
+                       "transfer": {"submitted": 2, "failed": 0, "held": 0,
+                                    "held_by": [], "errors": []}}
     runs = read_table(tmp_path, "transfer_runs").query("method == 'kl_dp_unsup'")
     assert len(runs) == 2 and set(runs["status"]) == {"ok"}
     assert set(runs["job_id"]) == {summary_job_id(tmp_path)}
@@ -114,7 +120,11 @@ def test_failed_unit_is_recorded_and_retried_on_request(tiny_zoo, cache, tmp_pat
     broken = plan.copy()
     broken.loc[0, "params"] = json.dumps({**json.loads(plan.loc[0, "params"]), "lr": None})
     summary = launch(broken, tmp_path, cache, dataclasses.replace(DEBUG, keep_students="all"))
-    assert summary["transfer"] == {"submitted": 2, "failed": 1, "held": 0, "held_by": []}
+    assert {k: summary["transfer"][k] for k in ("submitted", "failed")} == {"submitted": 2,
+                                                                            "failed": 1}
+    (error,) = summary["transfer"]["errors"]      # one unit failed: its error, counted once
+    assert error.count == 1 and error.message == query(
+        tmp_path, "SELECT message FROM unit_failures WHERE stage = 'transfer'")["message"][0]
     runs = read_table(tmp_path, "transfer_runs").set_index("key")
     assert runs.loc[broken.loc[0, "key"], "status"] == "failed"
     # --keep-students all: the unit that ran kept its student, and says how many bytes

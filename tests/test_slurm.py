@@ -69,9 +69,12 @@ def launched(cluster, tiny_zoo, cache, tmp_path_factory):
 def test_plan_runs_as_arrays_chunked_to_the_limit_and_relaunch_submits_nothing(
         launched, cache):
     plan, results_dir, summary = launched
-    assert summary == {"predict": {"submitted": 3, "failed": 0, "held": 0, "held_by": []},
-                       "stats": {"submitted": 1, "failed": 0, "held": 0, "held_by": []},
-                       "transfer": {"submitted": 2, "failed": 0, "held": 0, "held_by": []}}
+    assert summary == {"predict": {"submitted": 3, "failed": 0, "held": 0,
+                                   "held_by": [], "errors": []},
+                       "stats": {"submitted": 1, "failed": 0, "held": 0,
+                                 "held_by": [], "errors": []},
+                       "transfer": {"submitted": 2, "failed": 0, "held": 0,
+                                    "held_by": [], "errors": []}}
     predict = [m for m in _manifests(results_dir) if m["stage"] == "predict"]
     (jobs,) = [list(m["tasks"]) for m in predict]
     assert len(jobs) == 3 and len({j.split("_")[0] for j in jobs}) == 2   # arrays of 2 and 1

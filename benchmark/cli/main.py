@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from benchmark.cli import planning, reading, running, studies
+from benchmark.cli.common import use_plugins
 from results import InputError
 
 # subcommands in the order `ktbench --help` lists them: each adds its parser
@@ -49,6 +50,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
+        use_plugins(args)
         return args.func(args) or 0
     except InputError as e:     # anything else is a bug: its traceback shows, exit code 1
         print(f"ktbench: error: {e}", file=sys.stderr)

@@ -6,6 +6,7 @@ from benchmark.cli import plan_args
 from benchmark.cli import predictors as cli_predictors
 from benchmark.cli.common import DEMO_METHODS, add_common, cache_folder, results_folder
 from pairs import get_zoo
+from pairs.catalog import zoo_file_suffix
 from pairs.plan import KEEP_STUDENTS, Plan, make_plan, write_plan
 from pairs.strategies import plan_pairs
 from results import InputError
@@ -71,8 +72,25 @@ def cmd_plan(args):
     return 0
 
 
+def _check_catalog_file(name: str) -> int:
+    """`zoo show` of a catalog file: each bad row on a line of its own, exit 2 on any."""
+    import sys
+
+    from pairs.zoos.catalog_file import read_catalog
+    catalog = read_catalog(name)
+    for problem in catalog.problems:
+        print(f"ktbench: error: catalog {catalog.path}: {problem}", file=sys.stderr)
+    return 2 if catalog.problems else 0
+
+
 def cmd_zoo(args):
     from benchmark.cli import plan_tables
+    if args.catalog:
+        if args.zoo:
+            raise InputError("give the zoo once: ZOO or --zoo")
+        args.zoo = args.catalog
+    if args.zoo and zoo_file_suffix(args.zoo) and _check_catalog_file(args.zoo):
+        return 2
     if args.action == "list" and not args.zoo:
         print(format_table(plan_tables.zoos_table(), args.format))
         return 0
@@ -100,6 +118,9 @@ def cmd_methods(args):
 def add_zoo(sub):
     p = sub.add_parser("zoo", help="list zoos, show (a filtered catalog) or build one")
     p.add_argument("action", choices=["list", "show", "build"])
+    p.add_argument("catalog", nargs="?", metavar="ZOO",
+                   help="the zoo (as --zoo): a registered name or a catalog file (CSV, Parquet "
+                        "or YAML; show checks each row, one line per bad row, exit 2 on any)")
     p.add_argument("--zoo")
     p.add_argument("--format", default="markdown", choices=["markdown", "csv"])
     plan_args.add_catalog_arguments(p)

@@ -24,10 +24,18 @@ def _launch(plan, args) -> dict:
     quarantine_unreadable(results_dir)   # a truncated part must not break the whole table
     summary = launch(plan, results_dir, cache_folder(args), options)
     for stage, counts in summary.items():
+        if counts.get("blocked_by"):
+            print(f"{stage:>9}: not run: every {counts['blocked_by']} unit it needs failed")
+            continue
         print(f"{stage:>9}: {counts['submitted']} submitted"
               + (f", {counts['failed']} failed" if options.wait else "")
               + (f", {counts['held']} held by {_jobs(counts['held_by'])} of another launch"
                  if counts["held"] else ""))
+        for error in counts["errors"]:
+            print(f"{'':>11}{error.count} x {error.message}\n{'':>11}  log: {error.log}")
+    if any(counts["errors"] for counts in summary.values()):
+        print(f"every failure, with its traceback: ktbench query --results {results_dir} "
+              '"SELECT stage, unit, message, error FROM unit_failures"')
     if not options.wait:
         print(f"follow it with: ktbench status PLAN --wait --results {results_dir}")
     return summary

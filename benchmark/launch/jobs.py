@@ -12,7 +12,7 @@ from pathlib import Path
 import submitit
 import torch
 
-from benchmark.units.dispatch import record_failure, run_units
+from benchmark.units.dispatch import error_line, record_failure, run_units
 from benchmark.units.unit import RunOptions, Unit, not_done
 
 
@@ -25,18 +25,22 @@ def _job_id() -> str:
 
 def run_task(units: list[Unit], results_dir: str, cache: str, threads: int,
              options: RunOptions = RunOptions()) -> dict:
+    """Units counted by outcome (ok, diverged, skipped, failed) and `errors`: the first line of
+    each failed unit's error."""
     torch.set_num_threads(threads)
     results_dir, cache = Path(results_dir), Path(cache)
     job_id = _job_id()
     todo = not_done(units, results_dir)   # finished before a requeue, or by another launch
     counts = {"ok": 0, "diverged": 0, "skipped": len(units) - len(todo), "failed": 0}
+    errors = []                              # each failed unit's error, first line
     for unit, outcome in run_units(todo, results_dir, cache, job_id, options):
         if isinstance(outcome, Exception):   # one bad unit must not take its task-mates down
             record_failure(unit, results_dir, outcome, job_id)
             counts["failed"] += 1
+            errors.append(error_line(outcome))
         else:
             counts[outcome] += 1
-    return counts
+    return {**counts, "errors": errors}
 
 
 class UnitTask(submitit.helpers.Checkpointable):

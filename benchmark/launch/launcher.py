@@ -30,6 +30,7 @@ from benchmark.cores import usable_cores
 from benchmark.launch.slurm import SlurmOptions, array_chunks, cluster_max_array_size, submitit_parameters
 from benchmark.launch.packing import pack_by_cost
 from benchmark.launch.pending import pending_units
+from benchmark.launch.preflight import check_in_fresh_process
 from benchmark.launch.submissions import (jobs_dir, live_units, record_submission,
                                          remove_stray_job_folder)
 from benchmark.units.unit import STAGES, RunOptions
@@ -164,8 +165,9 @@ def _held(unfinished: dict[str, list], live: dict[str, dict[str, str]]) -> dict[
 
 def launch(plan: Plan | pd.DataFrame, results_dir, cache: Path, options: LaunchOptions) -> dict:
     """Run (or, without `wait`, submit) every pending unit of `plan`; returns, per stage,
-    {"submitted": n, "failed": n (0 when not waiting), "held": units held by live jobs of
-    another launch, "held_by": those jobs}."""
+    {"submitted": n, "failed": n (0 when not waiting), "errors": the failed units' distinct
+    errors (`StageError`), "held": units held by live jobs of another launch, "held_by": those
+    jobs}, and "blocked_by": a stage it needs whose units all failed (then it did not run)."""
     results_dir, plan = Path(results_dir), Plan.of(plan)
     trackers.check_available(options.log)
     if options.log and not options.log_dir:
@@ -176,7 +178,8 @@ def launch(plan: Plan | pd.DataFrame, results_dir, cache: Path, options: LaunchO
     held = _held(pending, live)
     if any(h["held"] for h in held.values()):
         pending = pending_units(plan, results_dir, options.retry_failed, live)
-    summary = {stage: {"submitted": 0, "failed": 0, **held[stage]} for stage in STAGES}
+    summary = {stage: {"submitted": 0, "failed": 0, "errors": [], **held[stage]}
+               for stage in STAGES}
     if not any(pending.values()):
         return summary
     _preflight(plan, cache, options)
@@ -194,7 +197,12 @@ def launch(plan: Plan | pd.DataFrame, results_dir, cache: Path, options: LaunchO
             summary[stage]["submitted"] = len(pending[stage])
         remove_stray_job_folder(results_dir)
         return summary
+    all_failed = set()
     for i, stage in enumerate(STAGES):
+        if blocked := [need for need in STAGES[stage].needs if need in all_failed]:
+            summary[stage]["blocked_by"] = blocked[0]   # its inputs are not there: not run
+            all_failed.add(stage)
+            continue
         # recomputed per stage: stats and transfer need the previous stage's results
         if i:
             pending = pending_units(plan, results_dir, options.retry_failed, live)
@@ -202,8 +210,11 @@ def launch(plan: Plan | pd.DataFrame, results_dir, cache: Path, options: LaunchO
             tasks = _tasks(stage, units, options, results_dir)
             jobs = _submit(stage, tasks, options, run_options, results_dir, cache,
                            _threads(options, len(tasks)))
-            summary[stage]["failed"] = _wait(jobs, tasks, stage, results_dir, options.progress)
-            if options.compact:
+            failed, errors = _wait(jobs, tasks, stage, results_dir, options.progress)
+            summary[stage].update(failed=failed, errors=errors)
+            if failed == len(units):
+                all_failed.add(stage)
+            elif options.compact:
                 _compact(results_dir, stage)
         summary[stage]["submitted"] = len(units)
     remove_stray_job_folder(results_dir)
@@ -211,11 +222,14 @@ def launch(plan: Plan | pd.DataFrame, results_dir, cache: Path, options: LaunchO
 
 
 def _preflight(plan: Plan, cache: Path, options: LaunchOptions):
-    """Every missing weight, or a head that does not fit the dataset's classes, in one line,
-    before any job (and GPU time) is spent."""
+    """Every missing weight, a head that does not fit the dataset's classes, or a zoo or
+    dataset that job processes would not resolve, in one line, before any job (and GPU time)
+    is spent. Debug jobs run in this process: they see what it sees."""
     from benchmark import data                      # torch: only when something runs
     from benchmark.data.datasets import check_classes
     from benchmark.models import microzoo, weights
+    if options.executor != "debug":
+        check_in_fresh_process(plan)
     zoo, used = plan.zoo, set(plan.models)
     entries = [m for m in zoo.models if m.name in used]
     check_classes(data.num_classes_of(zoo.dataset), entries)
@@ -233,10 +247,20 @@ def _compact(results_dir: Path, stage: str):
         tqdm.write(f"ktbench: warning: {stage} results not compacted: {e}", file=sys.stderr)
 
 
-def _wait(jobs, tasks: list[list], stage: str, results_dir: Path, progress: bool) -> int:
+@dataclasses.dataclass
+class StageError:
+    """One distinct error of a stage's failed units: its first line, how many units it failed,
+    and the log of the first job it came from."""
+    message: str
+    count: int
+    log: str
+
+
+def _wait(jobs, tasks: list[list], stage: str, results_dir: Path,
+          progress: bool) -> tuple[int, list[StageError]]:
     """Wait for the stage's jobs with a bar over its units (a unit counts once its part shows
     or its task's job ended: a compaction may merge the part before the bar sees it); returns
-    the number of failed units."""
+    the number of failed units and their distinct errors, most frequent first."""
     marks = STAGES[stage]
     settled: set[str] = set()
     total = sum(len(task) for task in tasks)
@@ -250,11 +274,16 @@ def _wait(jobs, tasks: list[list], stage: str, results_dir: Path, progress: bool
             if all(ended):
                 break
             time.sleep(0.5)
-    failed = 0
+    failed, errors = 0, {}
     for job, task in zip(jobs, tasks):
         try:
-            failed += job.result()["failed"]
+            result = job.result()
+            failed += result["failed"]
+            lines = result["errors"]
         except Exception as e:   # the task died outside a unit: every unit in it is unfinished
             failed += len(task)
-            tqdm.write(f"{stage} task {job.job_id} failed: {str(e).strip().splitlines()[-1]}")
-    return failed
+            lines = [str(e).strip().splitlines()[-1]] * len(task)
+        for line in lines:
+            error = errors.setdefault(line, StageError(line, 0, str(job.paths.stderr)))
+            error.count += 1
+    return failed, sorted(errors.values(), key=lambda e: -e.count)

@@ -3,7 +3,7 @@
 done: a complete result in Parquet. running: held by a live job (queued, running or requeued;
 from the launch manifests and the executor). failed: a transfer unit whose last run failed
 (retried with `--retry-failed`). pending: the rest, what a relaunch submits (a predict or stats
-unit that failed leaves no result, so it shows as pending; its job log says why).
+unit that failed leaves no result, so it shows as pending; its `unit_failures` row says why).
 """
 import time
 

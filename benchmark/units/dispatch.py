@@ -1,5 +1,6 @@
 """One entry point that runs any unit by its type, one that runs a task's units (transfer units
 in lockstep groups), and the record a failed unit leaves."""
+import socket
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,7 +16,8 @@ from benchmark.units.stats import run_stats
 from benchmark.units.transfer import run_transfer
 from benchmark.units.unit import (FeaturesUnit, PredictUnit, RunOptions, StatsUnit, TransferUnit,
                                   Unit)
-from results import write_part
+from benchmark.version import code_version
+from results import InputError, write_part
 
 # unit type -> (unit, results folder, cache, job id, run options) -> status
 _RUNNERS = {
@@ -51,13 +53,36 @@ def run_units(units: list[Unit], results_dir, cache: Path, job_id: str = "",
         yield from ((unit, outcomes[unit.key]) for unit in group)
 
 
+# unit type -> what the unit was, in words (the `unit` column of `unit_failures`)
+_DESCRIPTIONS = {
+    PredictUnit: lambda unit: unit.model,
+    StatsUnit: lambda unit: f"{len(unit.pairs)} pairs" + (f" ({unit.compat})" * bool(unit.compat)),
+    FeaturesUnit: lambda unit: unit.model,
+    TransferUnit: lambda unit: f"{unit.teachers} -> {unit.student} {unit.method} seed {unit.seed}",
+}
+
+
+def error_line(error: BaseException) -> str:
+    """An error's first line as a launch reports it: `KeyError: 'x'`, or an InputError's message."""
+    lines = str(error).strip().splitlines()
+    if isinstance(error, InputError) and lines:
+        return lines[0]
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
 def record_failure(unit: Unit, results_dir, error: BaseException, job_id: str = ""):
-    """A failed transfer unit leaves a `failed` run row with its traceback (retried on request);
-    a failed predict or stats unit leaves nothing, so the next launch simply runs it again."""
-    if not isinstance(unit, TransferUnit):
-        return
+    """A failed unit of any stage leaves a `unit_failures` row with its error (a launch of the
+    same plan runs it again: the row marks no unit done); a failed transfer unit also leaves a
+    `failed` run row with its traceback (retried on request)."""
     now = datetime.now(timezone.utc)
-    row = unit.run_row("failed", job_id=job_id, started_at=now, finished_at=now,
-                       disk_bytes=kept_bytes(results_dir, unit.key), epochs=0,
-                       error="".join(traceback.format_exception(error)))
-    write_part(results_dir, "transfer_runs", pd.DataFrame([row]), unit.key)
+    trace = "".join(traceback.format_exception(error))
+    if isinstance(unit, TransferUnit):
+        row = unit.run_row("failed", job_id=job_id, started_at=now, finished_at=now,
+                           disk_bytes=kept_bytes(results_dir, unit.key), epochs=0, error=trace)
+        write_part(results_dir, "transfer_runs", pd.DataFrame([row]), unit.key)
+    failure = {"stage": unit.stage.name, "key": unit.key, "dataset": unit.dataset,
+               "unit": _DESCRIPTIONS.get(type(unit), lambda u: u.key)(unit),
+               "message": error_line(error),
+               "error": trace, "job_id": job_id, "host": socket.gethostname(),
+               "code_version": code_version(), "failed_at": now}
+    write_part(results_dir, "unit_failures", pd.DataFrame([failure]), unit.key)

@@ -9,7 +9,7 @@ import pandas as pd
 from benchmark import data, models
 from benchmark.models.loading import load_model, resolve_weights
 from benchmark.models.weights import check_reported_top1
-from benchmark.units.unit import PredictUnit
+from benchmark.units.unit import PREDICT, PredictUnit
 from pairs.catalog import get_zoo
 from results import write_part
 
@@ -50,7 +50,11 @@ def run_predict(unit: PredictUnit, results_dir, cache: Path, strict_top1: bool =
         "top1_reported": entry.top1_reported, "img_size": entry.input_size[-1],
         "n_eval": len(labels), "seconds": time.perf_counter() - t0,
     }
+    superseded = unit.superseded_keys(results_dir)
     # predictions first: a `models` row is the mark that the unit is complete
     write_part(results_dir, "predictions", predictions, unit.key)
     write_part(results_dir, "models", pd.DataFrame([row]), unit.key)
+    for key in superseded:       # the model's earlier predictions (its catalog row edited)
+        PREDICT.set_aside(results_dir, key)
     return "ok"
+

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Callable, ClassVar, Iterable
 
 from benchmark.version import code_version
 from pairs.plan import PLAN_COLUMNS, predict_key
-from results import TABLES, query, table_dir
+from results import TABLES, ResultsLayout, query, table_dir
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,6 +64,8 @@ class Stage:
     marked_ids: Callable        # (results_dir, dataset, statuses or None) -> ids with a mark
     finished: tuple[str, ...] = ()   # mark statuses that are done (none: any mark is)
     failed: tuple[str, ...] = ()     # mark statuses a launch retries only when asked
+    needs: tuple[str, ...] = ()      # stages whose results its units read (a launch runs it
+    #                                  only when one of their units it ran succeeded)
 
     @property
     def mark(self) -> str:
@@ -80,6 +83,18 @@ class Stage:
         """Ids of this stage's units whose last run failed."""
         return self.marked_ids(results_dir, dataset, self.failed) if self.failed else set()
 
+    def set_aside(self, results_dir, key: str) -> None:
+        """Move the parts unit `key` wrote to `quarantine/superseded/<table>/`: a unit of
+        another key now holds their natural keys, and the views order parts by name, not by
+        age, so an old part could win over the new one (a compacted copy needs nothing: a part
+        beats it)."""
+        for table in self.tables:
+            part = table_dir(results_dir, table) / f"{key}.parquet"
+            if part.is_file():
+                target = ResultsLayout(results_dir).quarantine("superseded") / table / part.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(part, target)
+
     def part_shows(self, results_dir, key: str) -> bool:
         """Whether the mark's part named `key` is on disk: the cheap poll of a running stage
         (a unit that finished or failed since the last compaction)."""
@@ -87,9 +102,9 @@ class Stage:
 
 
 PREDICT = Stage("predict", ("predictions", "models"), _keys_in("models"))
-STATS = Stage("stats", ("class_flips", "pair_stats"), _pair_ids)
+STATS = Stage("stats", ("class_flips", "pair_stats"), _pair_ids, needs=("predict",))
 TRANSFER = Stage("transfer", ("transfer_epochs", "transfer_runs"), _keys_in("transfer_runs"),
-                 finished=("ok", "diverged"), failed=("failed",))
+                 finished=("ok", "diverged"), failed=("failed",), needs=("predict",))
 FEATURES = Stage("features", ("features",), _keys_in("features"))
 # the stages a launch runs, in order, by name
 STAGES = {stage.name: stage for stage in (PREDICT, STATS, TRANSFER)}
@@ -112,6 +127,12 @@ class PredictUnit:
     @property
     def ids(self) -> tuple[str, ...]:
         return (self.key,)
+
+    def superseded_keys(self, results_dir) -> list[str]:
+        """Keys of the model's predict units of other keys whose rows the views show (an
+        earlier version of its catalog row)."""
+        return query(results_dir, "SELECT key FROM models WHERE model = ? AND dataset = ? AND "
+                                  "key != ?", [self.model, self.dataset, self.key])["key"].tolist()
 
 
 @dataclass(frozen=True)
