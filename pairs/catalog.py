@@ -25,10 +25,17 @@ class ModelEntry:
     weights: str | None = None     # local weight file; None: built into the cache or from the hub
     recipe: dict | None = None     # how a micro-zoo model is trained (None for pretrained zoos)
     top1_reported: float | None = None
+    # a backbone with a head fitted on another dataset (`pairs.probe.probed_zoo`): the probe's
+    # key, dataset, recipe and the backbone's own class count; unset, it stays out of the
+    # fingerprint, so the keys of every unprobed model hold
+    probe: dict | None = None
 
     def fingerprint(self) -> str:
         """Changes whenever the definition (and so the trained weights) would change."""
-        return unit_key("model", **dataclasses.asdict(self))
+        fields = dataclasses.asdict(self)
+        if self.probe is None:
+            del fields["probe"]
+        return unit_key("model", **fields)
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,7 @@ class Zoo:
 
 
 _ZOOS: dict[str, Callable[[], Zoo]] = {}
+PROBED_SEPARATOR = "~"
 
 
 def register_zoo(name: str):
@@ -62,6 +70,9 @@ def list_zoos() -> list[str]:
 
 
 def get_zoo(name: str) -> Zoo:
+    if PROBED_SEPARATOR in name:      # `<zoo>~<recipe>~<dataset>`: a zoo probed onto a dataset
+        from pairs.probe import probed_zoo_of
+        return probed_zoo_of(name)
     if name not in _ZOOS:
         raise InputError(f"unknown zoo {name!r}; zoos: {', '.join(list_zoos())}")
     return _ZOOS[name]()

@@ -11,10 +11,11 @@ from benchmark.units.features import run_features
 from benchmark.units.group import lockstep_groups, run_group, shares
 from benchmark.units.multi import run_multi
 from benchmark.units.predict import run_predict
+from benchmark.units.probe import run_probe
 from benchmark.units.stats import run_stats
 from benchmark.units.transfer import run_transfer
-from benchmark.units.unit import (FeaturesUnit, PredictUnit, RunOptions, StatsUnit, TransferUnit,
-                                  Unit)
+from benchmark.units.unit import (FeaturesUnit, PredictUnit, ProbeUnit, RunOptions, StatsUnit,
+                                  TransferUnit, Unit)
 from results import write_part
 
 # unit type -> (unit, results folder, cache, job id, run options) -> status
@@ -23,6 +24,8 @@ _RUNNERS = {
         run_predict(unit, results_dir, cache, options.strict_top1),
     StatsUnit: lambda unit, results_dir, cache, job_id, options:
         run_stats(unit, results_dir, cache),
+    ProbeUnit: lambda unit, results_dir, cache, job_id, options:
+        run_probe(unit, results_dir, cache),
     FeaturesUnit: lambda unit, results_dir, cache, job_id, options:
         run_features(unit, results_dir, cache),
     TransferUnit: lambda unit, results_dir, cache, job_id, options:

@@ -1,0 +1,123 @@
+"""The probe unit: a linear head fitted on a frozen model's pooled features on another dataset.
+
+One forward pass over the dataset's train and eval splits gives the backbone's pooled
+pre-logits features (`benchmark.units.features.forward_features`, the model's own pooling);
+the head is then fitted on the train features alone, by the recipe's solver
+(`pairs.probe.PROBE_RECIPES`): `sgd`, the authors' linear probe (SGD with momentum, a cosine
+schedule over 50 epochs, lr 0.1, cross-entropy), or `lbfgs`, a multinomial logistic regression
+with a small L2 penalty solved by L-BFGS. The head (`weight` [C, D], `bias` [C]) is written as
+a safetensors file where loading the probed model looks for it
+(`benchmark.models.loading.probe_head_path`), then the `probes` row, which marks the unit done.
+"""
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from benchmark import data
+from benchmark.models.loading import load_model, probe_head_path
+from benchmark.units.features import forward_features
+from benchmark.units.unit import ProbeUnit
+from pairs.catalog import get_zoo
+from pairs.probe import backbone_of, probe_recipe
+from results import write_part
+from results.errors import InputError
+from results.store import atomic_path
+
+
+def fit_sgd(x: torch.Tensor, y: torch.Tensor, num_classes: int, recipe: dict) -> torch.nn.Linear:
+    """The authors' probe: minibatch SGD with momentum on cross-entropy, the learning rate
+    following a cosine from `lr` to 0 over every step of `epochs`."""
+    gen = torch.Generator().manual_seed(recipe["seed"])
+    head = _zero_head(x.shape[1], num_classes)
+    opt = torch.optim.SGD(head.parameters(), lr=recipe["lr"], momentum=recipe["momentum"],
+                          weight_decay=recipe["weight_decay"])
+    steps_per_epoch = math.ceil(len(x) / recipe["batch_size"])
+    total = recipe["epochs"] * steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
+    for _ in range(recipe["epochs"]):
+        order = torch.randperm(len(x), generator=gen)
+        for idx in order.split(recipe["batch_size"]):
+            opt.zero_grad()
+            F.cross_entropy(head(x[idx]), y[idx]).backward()
+            opt.step()
+            sched.step()
+    return head
+
+
+def fit_lbfgs(x: torch.Tensor, y: torch.Tensor, num_classes: int, recipe: dict) -> torch.nn.Linear:
+    """Multinomial logistic regression: mean cross-entropy + l2/2 |W|^2, by full-batch L-BFGS."""
+    head = _zero_head(x.shape[1], num_classes)
+    opt = torch.optim.LBFGS(head.parameters(), max_iter=recipe["max_iter"],
+                            line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(head(x), y) + 0.5 * recipe["l2"] * head.weight.square().sum()
+        loss.backward()
+        return loss
+    opt.step(closure)
+    return head
+
+
+_SOLVERS = {"sgd": fit_sgd, "lbfgs": fit_lbfgs}
+
+
+def _zero_head(dim: int, num_classes: int) -> torch.nn.Linear:
+    head = torch.nn.Linear(dim, num_classes)
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    return head
+
+
+def fit_head(features: np.ndarray, labels: np.ndarray, num_classes: int,
+             recipe: dict) -> torch.nn.Linear:
+    """A linear head [num_classes, D] fitted on `features` [N, D] by the recipe's solver."""
+    x = torch.as_tensor(np.asarray(features, dtype=np.float32))
+    y = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+    with torch.random.fork_rng(devices=[]):
+        return _SOLVERS[recipe["solver"]](x, y, num_classes, recipe)
+
+
+def head_top1(head: torch.nn.Linear, features: np.ndarray, labels: np.ndarray) -> float:
+    with torch.inference_mode():
+        pred = head(torch.as_tensor(np.asarray(features, dtype=np.float32))).argmax(1).numpy()
+    return 100.0 * float(np.mean(pred == np.asarray(labels)))
+
+
+def save_head(head: torch.nn.Linear, path: Path) -> None:
+    from safetensors.torch import save_file
+    with atomic_path(path) as tmp:
+        save_file({"weight": head.weight.detach().contiguous(),
+                   "bias": head.bias.detach().contiguous()}, str(tmp))
+
+
+def run_probe(unit: ProbeUnit, results_dir, cache: Path) -> str:
+    t0 = time.perf_counter()
+    entry = get_zoo(unit.zoo).get(unit.model)
+    backbone = backbone_of(entry)
+    dataset = data.load_dataset(unit.dataset, cache)
+    if len(np.unique(dataset.train_y.numpy())) < 2:
+        raise InputError(f"dataset {dataset.name!r} has one class in its train split: "
+                         "nothing to probe")
+    model = load_model(backbone, cache)
+    train_f, _ = forward_features(model, dataset.train_x, backbone.mean, backbone.std)
+    eval_f, _ = forward_features(model, dataset.eval_x, backbone.mean, backbone.std)
+    train_y, eval_y = dataset.train_y.numpy(), dataset.eval_y.numpy()
+    head = fit_head(train_f, train_y, dataset.num_classes, probe_recipe(unit.recipe))
+    path = probe_head_path(entry, cache)
+    save_head(head, path)
+    row = {"key": unit.key, "model": entry.name, "zoo": unit.zoo, "dataset": dataset.name,
+           "recipe": unit.recipe, "num_classes": dataset.num_classes, "dim": train_f.shape[1],
+           "train_samples": len(train_y), "eval_samples": len(eval_y),
+           "train_top1": head_top1(head, train_f, train_y),
+           "eval_top1": head_top1(head, eval_f, eval_y),
+           "seconds": time.perf_counter() - t0, "head": str(path)}
+    # the row last: it marks the unit complete
+    write_part(results_dir, "probes", pd.DataFrame([row]), unit.key)
+    return "ok"
