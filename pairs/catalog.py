@@ -55,7 +55,8 @@ class Zoo:
 
 
 _ZOOS: dict[str, Callable[[], Zoo]] = {}
-PROBED_SEPARATOR = "~"
+# zoos made from another by their name: a marker in the name -> name -> zoo (`pairs.probe`)
+_DERIVED_ZOOS: dict[str, Callable[[str], Zoo]] = {}
 
 
 def register_zoo(name: str):
@@ -65,14 +66,18 @@ def register_zoo(name: str):
     return wrap
 
 
+def register_derived_zoos(marker: str, build: Callable[[str], Zoo]) -> None:
+    """Zoos whose name holds `marker` are `build(name)`."""
+    _DERIVED_ZOOS[marker] = build
+
+
 def list_zoos() -> list[str]:
     return sorted(_ZOOS)
 
 
 def get_zoo(name: str) -> Zoo:
-    if PROBED_SEPARATOR in name:      # `<zoo>~<recipe>~<dataset>`: a zoo probed onto a dataset
-        from pairs.probe import probed_zoo_of
-        return probed_zoo_of(name)
+    if marked := [build for marker, build in _DERIVED_ZOOS.items() if marker in name]:
+        return marked[0](name)
     if name not in _ZOOS:
         raise InputError(f"unknown zoo {name!r}; zoos: {', '.join(list_zoos())}")
     return _ZOOS[name]()

@@ -10,7 +10,7 @@ The dataset's class count comes from the one function `benchmark` registers
 import dataclasses
 from typing import Callable
 
-from pairs.catalog import PROBED_SEPARATOR, ModelEntry, Zoo, get_zoo
+from pairs.catalog import ModelEntry, Zoo, get_zoo, register_derived_zoos
 from pairs.keys import unit_key
 from results.errors import InputError
 
@@ -25,6 +25,7 @@ PROBE_RECIPES = {
     "lbfgs": dict(solver="lbfgs", max_iter=200, l2=1e-4),
 }
 DEFAULT_RECIPE = "sgd"
+PROBED_SEPARATOR = "~"
 _CLASS_COUNT: list[Callable[[str], int]] = []
 
 
@@ -81,3 +82,28 @@ def probed_zoo_of(name: str) -> Zoo:
         raise InputError(f"dataset {dataset!r} has {classes} class: a probe needs at least 2")
     return Zoo(name=name, dataset=dataset, transfer_defaults=base.transfer_defaults,
                models=tuple(probed_entry(e, dataset, recipe, classes) for e in base.models))
+
+
+register_derived_zoos(PROBED_SEPARATOR, probed_zoo_of)
+
+
+def zoo_on(zoo_name: str, dataset: str | None = None, recipe: str | None = None,
+           probe: bool = False) -> Zoo:
+    """The zoo a study of `zoo_name` on `dataset` runs: the zoo itself on its own dataset; probed
+    onto `dataset` by `recipe` (default `DEFAULT_RECIPE`) when its heads do not fit the
+    dataset's classes, or when asked (`probe`)."""
+    zoo = get_zoo(zoo_name)
+    dataset = dataset or zoo.dataset
+    recipe = recipe or DEFAULT_RECIPE
+    if probe:
+        return get_zoo(probed_name(zoo.name, dataset, recipe))
+    if dataset == zoo.dataset:
+        return zoo
+    if not _CLASS_COUNT:
+        raise InputError(f"dataset {dataset!r} needs its class count: import benchmark")
+    classes = _CLASS_COUNT[0](dataset)
+    if all(m.num_classes == classes for m in zoo.models):
+        raise InputError(f"zoo {zoo.name!r}'s heads already have {classes} classes, as "
+                         f"{dataset!r}: give --probe to fit new heads there (the zoo's own "
+                         "heads are studied on its own dataset only)")
+    return get_zoo(probed_name(zoo.name, dataset, recipe))
