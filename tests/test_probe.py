@@ -140,3 +140,12 @@ def test_plan_dataset_matching_heads_needs_probe(capsys, tmp_path):
     out = capsys.readouterr().out
     probe_rows = [line for line in out.splitlines() if line.startswith("| probe ")]
     assert [row.split("|")[2].strip() for row in probe_rows] == ["0", "3"]
+
+
+def test_sgd_schedule_warms_up_then_follows_a_cosine():
+    recipe = dict(PROBE_RECIPES["sgd"], lr=0.1, eta_min=0.0, warmup_fraction=0.1)
+    lrs = [probe_module.cosine_lr(step, 100, recipe) for step in range(100)]
+    assert lrs[0] == pytest.approx(0.01) and lrs[9] == pytest.approx(0.1)   # 10 warmup steps
+    assert lrs[10] == pytest.approx(0.1)
+    assert lrs[55] == pytest.approx(0.05)                      # half way down the cosine
+    assert lrs[-1] == pytest.approx(0.1 * 0.5 * (1 + np.cos(np.pi * 89 / 90)))

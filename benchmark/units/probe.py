@@ -3,8 +3,8 @@
 One forward pass over the dataset's train and eval splits gives the backbone's pooled
 pre-logits features (`benchmark.units.features.forward_features`, the model's own pooling);
 the head is then fitted on the train features alone, by the recipe's solver
-(`pairs.probe.PROBE_RECIPES`): `sgd`, the authors' linear probe (SGD with momentum, a cosine
-schedule over 50 epochs, lr 0.1, cross-entropy), or `lbfgs`, a multinomial logistic regression
+(`pairs.probe.PROBE_RECIPES`): `sgd`, the authors' linear probe (SGD with momentum on
+cross-entropy, 50 epochs, lr 0.1, 5% warmup then a cosine schedule), or `lbfgs`, a multinomial logistic regression
 with a small L2 penalty solved by L-BFGS. The head (`weight` [C, D], `bias` [C]) is written as
 a safetensors file where loading the probed model looks for it
 (`benchmark.models.loading.probe_head_path`), then the `probes` row, which marks the unit done.
@@ -30,24 +30,33 @@ from results.store import atomic_path
 
 
 def fit_sgd(x: torch.Tensor, y: torch.Tensor, num_classes: int, recipe: dict) -> torch.nn.Linear:
-    """The authors' probe: minibatch SGD with momentum on cross-entropy, the learning rate
-    following a cosine from `lr` to 0 over every step of `epochs`."""
+    """The authors' probe: minibatch SGD with momentum on cross-entropy, the learning rate rising
+    linearly over the first `warmup_fraction` of the steps, then following a cosine from `lr`
+    down to `eta_min` (`cosine_lr`)."""
     gen = torch.Generator().manual_seed(recipe["seed"])
     head = _zero_head(x.shape[1], num_classes)
     opt = torch.optim.SGD(head.parameters(), lr=recipe["lr"], momentum=recipe["momentum"],
                           weight_decay=recipe["weight_decay"])
-    steps_per_epoch = math.ceil(len(x) / recipe["batch_size"])
-    total = recipe["epochs"] * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
+    total = recipe["epochs"] * math.ceil(len(x) / recipe["batch_size"])
+    step = 0
     for _ in range(recipe["epochs"]):
-        order = torch.randperm(len(x), generator=gen)
-        for idx in order.split(recipe["batch_size"]):
+        for idx in torch.randperm(len(x), generator=gen).split(recipe["batch_size"]):
+            opt.param_groups[0]["lr"] = cosine_lr(step, total, recipe)
             opt.zero_grad()
             F.cross_entropy(head(x[idx]), y[idx]).backward()
             opt.step()
-            sched.step()
+            step += 1
     return head
+
+
+def cosine_lr(step: int, total: int, recipe: dict) -> float:
+    """The learning rate of `step` of `total`: linear warmup to `lr`, then cosine to `eta_min`."""
+    warmup = int(recipe["warmup_fraction"] * total)
+    if step < warmup:
+        return recipe["lr"] * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return recipe["eta_min"] + 0.5 * (recipe["lr"] - recipe["eta_min"]) * (
+        1 + math.cos(math.pi * progress))
 
 
 def fit_lbfgs(x: torch.Tensor, y: torch.Tensor, num_classes: int, recipe: dict) -> torch.nn.Linear:
