@@ -10,11 +10,13 @@ from benchmark.cli.launch_args import options_from_args
 from benchmark.cli.planning import plan_of_pairs
 from pairs import get_zoo
 from pairs.plan import random_pairs, read_plan, write_plan
+from pairs.probe import is_probed
 from results import InputError, ResultsLayout, query
 from results.verify import quarantine_unreadable
 
 DEMO_TABLES = ("success_rate", "methods_vs_controls", "gain_over_controls", "paper_reference",
                "complementary_knowledge", "pair_deltas")
+PROBE_TABLES = ("probes", "success_rate_by_dataset")     # a demo on another dataset adds these
 
 
 def _launch(plan, args) -> dict:
@@ -80,7 +82,8 @@ def cmd_demo(args):
         print(f"\n{held} unit(s) still run in another launch's jobs: the tables would be "
               f"incomplete. When they end: ktbench tables --results {results_dir}")
     else:
-        print("\n" + write_tables(results_dir, None, "markdown", list(DEMO_TABLES)))
+        tables = DEMO_TABLES + (PROBE_TABLES if is_probed(zoo.name) else ())
+        print("\n" + write_tables(results_dir, None, "markdown", list(tables)))
         print(f"\nevery table: ktbench tables --results {results_dir}; figures and tables in "
               f"one page: ktbench report --results {results_dir}; how related each pair's top "
               f"classes are: ktbench similarity --results {results_dir} (CLIP weights: the hub, "
