@@ -149,3 +149,35 @@ def test_sgd_schedule_warms_up_then_follows_a_cosine():
     assert lrs[10] == pytest.approx(0.1)
     assert lrs[55] == pytest.approx(0.05)                      # half way down the cosine
     assert lrs[-1] == pytest.approx(0.1 * 0.5 * (1 + np.cos(np.pi * 89 / 90)))
+
+
+def test_a_probe_stores_its_features_and_a_relaunch_reuses_them(probed, cache, tmp_path,
+                                                                 monkeypatch):
+    from benchmark.units.features import features_unit, load_split
+    from results import table_dir
+    entry = probed.models[2]
+    dataset = data.load_dataset("digits_shift", cache)
+    unit = next(u for u in pending_units(make_plan(probed, [(entry.name, probed.models[0].name)],
+                                                   {"kl": {}}, [0]), tmp_path)["probe"]
+                if u.model == entry.name)
+    assert run_unit(unit, tmp_path, cache) == "ok"
+    # the probe left the probed model's features over both whole splits, logits from its head
+    stored = features_unit(probed, entry.name, None, len(dataset.train_y))
+    arrays = load_split(tmp_path, [entry.name], "digits_shift", "eval", keys=[stored.key])
+    assert arrays.samples == len(dataset.eval_y)
+    np.testing.assert_array_equal(arrays.labels, dataset.eval_y.numpy())
+    head = load_file(str(probe_head_path(entry, cache)))
+    by_hand = np.asarray(arrays.features[0], np.float32) @ head["weight"].numpy().T + head["bias"].numpy()
+    np.testing.assert_allclose(np.asarray(arrays.logits[0], np.float32), by_hand, atol=0.05)
+    first = read_table(tmp_path, "probes").iloc[0]
+    # killed after the features, before the row: the relaunch makes no forward pass
+    (table_dir(tmp_path, "probes") / f"{unit.key}.parquet").unlink()
+
+    def no_forward(*args, **kwargs):
+        raise AssertionError("a second forward pass")
+
+    monkeypatch.setattr(probe_module, "forward_features", no_forward)
+    assert run_unit(unit, tmp_path, cache) == "ok"
+    again = read_table(tmp_path, "probes").iloc[0]
+    assert again["key"] == first["key"]
+    assert abs(again["eval_top1"] - first["eval_top1"]) < 1.0    # float16 features: near

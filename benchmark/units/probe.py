@@ -1,7 +1,10 @@
 """The probe unit: a linear head fitted on a frozen model's pooled features on another dataset.
 
 One forward pass over the dataset's train and eval splits gives the backbone's pooled
-pre-logits features (`benchmark.units.features.forward_features`, the model's own pooling);
+pre-logits features (`benchmark.units.features.forward_features`, the model's own pooling),
+stored with the fitted head's logits as the probed model's features unit over both whole splits
+(so `ktbench predictors` on the probed zoo, or a probe relaunched after a kill, does not pass
+again: `cached_features`);
 the head is then fitted on the train features alone, by the recipe's solver
 (`pairs.probe.PROBE_RECIPES`): `sgd`, the authors' linear probe (SGD with momentum on
 cross-entropy, 50 epochs, lr 0.1, 5% warmup then a cosine schedule), or `lbfgs`, a multinomial logistic regression
@@ -20,8 +23,9 @@ import torch.nn.functional as F
 
 from benchmark import data
 from benchmark.models.loading import load_model, probe_head_path
-from benchmark.units.features import forward_features
-from benchmark.units.unit import ProbeUnit
+from benchmark.units.features import (SplitOutputs, arrays_dir, features_unit, forward_features,
+                                      store_features)
+from benchmark.units.unit import FEATURES, ProbeUnit
 from pairs.catalog import get_zoo
 from pairs.probe import backbone_of, probe_recipe
 from results import write_part
@@ -106,6 +110,16 @@ def save_head(head: torch.nn.Linear, path: Path) -> None:
                    "bias": head.bias.detach().contiguous()}, str(tmp))
 
 
+def cached_features(stored, results_dir) -> tuple[np.ndarray, np.ndarray] | None:
+    """(train, eval) pooled features the features unit `stored` holds (float16 where they fit),
+    or None when it has not run."""
+    if stored.key not in FEATURES.done_ids(results_dir, stored.dataset):
+        return None
+    folder = arrays_dir(results_dir, stored.key)
+    return tuple(np.load(folder / f"{split}_features.npy").astype(np.float32)
+                 for split in ("transfer", "eval"))
+
+
 def run_probe(unit: ProbeUnit, results_dir, cache: Path) -> str:
     t0 = time.perf_counter()
     entry = get_zoo(unit.zoo).get(unit.model)
@@ -114,13 +128,23 @@ def run_probe(unit: ProbeUnit, results_dir, cache: Path) -> str:
     if len(np.unique(dataset.train_y.numpy())) < 2:
         raise InputError(f"dataset {dataset.name!r} has one class in its train split: "
                          "nothing to probe")
-    model = load_model(backbone, cache)
-    train_f, _ = forward_features(model, dataset.train_x, backbone.mean, backbone.std)
-    eval_f, _ = forward_features(model, dataset.eval_x, backbone.mean, backbone.std)
     train_y, eval_y = dataset.train_y.numpy(), dataset.eval_y.numpy()
+    stored = features_unit(get_zoo(unit.zoo), unit.model, None, len(train_y))
+    features = cached_features(stored, results_dir)
+    if features is None:
+        model = load_model(backbone, cache)
+        features = tuple(forward_features(model, x, backbone.mean, backbone.std)[0]
+                         for x in (dataset.train_x, dataset.eval_x))
+    train_f, eval_f = features
     head = fit_head(train_f, train_y, dataset.num_classes, probe_recipe(unit.recipe))
     path = probe_head_path(entry, cache)
     save_head(head, path)
+    if stored.key not in FEATURES.done_ids(results_dir, stored.dataset):
+        with torch.inference_mode():
+            logits = [head(torch.as_tensor(f)).numpy() for f in (train_f, eval_f)]
+        store_features(stored, results_dir, {
+            "transfer": SplitOutputs(train_f, logits[0], train_y, 0.0),
+            "eval": SplitOutputs(eval_f, logits[1], eval_y, 0.0)})
     row = {"key": unit.key, "model": entry.name, "zoo": unit.zoo, "dataset": dataset.name,
            "recipe": unit.recipe, "num_classes": dataset.num_classes, "dim": train_f.shape[1],
            "train_samples": len(train_y), "eval_samples": len(eval_y),
