@@ -139,7 +139,7 @@ def test_plan_dataset_matching_heads_needs_probe(capsys, tmp_path):
                  "--dry-run", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     probe_rows = [line for line in out.splitlines() if line.startswith("| probe ")]
-    assert [row.split("|")[2].strip() for row in probe_rows] == ["0", "3"]
+    assert [row.split("|")[2].strip() for row in probe_rows] == ["3"]    # unprobed: no row
 
 
 def test_sgd_schedule_warms_up_then_follows_a_cosine():

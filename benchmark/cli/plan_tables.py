@@ -57,10 +57,10 @@ def dry_run_summary(plan: Plan, table: pd.DataFrame, results_dir,
     hours = estimate_gpu_hours(plan, table, frozen, plan_groups(plan.rows, results_dir))
     disk = estimate_disk_bytes(plan, table, students)
     pairs = plan.pairs
-    return pd.DataFrame([
-        {"stage": "probe", "units": len(plan.models) if is_probed(plan.zoo.name) else 0,
-         "unit": "models", "pending": len(pending["probe"]), "gpu_hours": hours["probe"],
-         "disk_gb": disk["probe"] / 1e9},
+    probe = [{"stage": "probe", "units": len(plan.models), "unit": "models",
+              "pending": len(pending["probe"]), "gpu_hours": hours["probe"],
+              "disk_gb": disk["probe"] / 1e9}] if is_probed(plan.zoo.name) else []
+    return pd.DataFrame(probe + [
         {"stage": "predict", "units": len(plan.models),
          "unit": "models", "pending": len(pending["predict"]), "gpu_hours": hours["predict"],
          "disk_gb": disk["predict"] / 1e9},
