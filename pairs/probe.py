@@ -71,6 +71,15 @@ def backbone_of(entry: ModelEntry) -> ModelEntry:
                                top1_reported=entry.probe["backbone_top1"])
 
 
+def backbone_zoo(zoo: Zoo) -> Zoo:
+    """The zoo whose models a probed zoo's backbones are, on the dataset they were trained on
+    (an unprobed zoo itself): what builds or fetches their weights asks for this."""
+    if not is_probed(zoo.name):
+        return zoo
+    base = get_zoo(zoo.name.split(PROBED_SEPARATOR, 1)[0])
+    return dataclasses.replace(base, models=tuple(backbone_of(m) for m in zoo.models))
+
+
 def probed_zoo_of(name: str) -> Zoo:
     """The zoo named `<zoo>~<recipe>~<dataset>`."""
     base_name, recipe, dataset = name.split(PROBED_SEPARATOR, 2)

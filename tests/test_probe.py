@@ -181,3 +181,16 @@ def test_a_probe_stores_its_features_and_a_relaunch_reuses_them(probed, cache, t
     again = read_table(tmp_path, "probes").iloc[0]
     assert again["key"] == first["key"]
     assert abs(again["eval_top1"] - first["eval_top1"]) < 1.0    # float16 features: near
+
+
+def test_a_probed_zoos_backbones_train_on_their_own_dataset(probed, tiny_zoo, monkeypatch):
+    from benchmark.models import microzoo
+    trained = []
+    monkeypatch.setattr(microzoo, "load_dataset", lambda name, cache: name)
+    monkeypatch.setattr(microzoo, "weights_path",
+                        lambda entry, cache: microzoo.Path("/nonexistent") / entry.name)
+    monkeypatch.setattr(microzoo, "_train_missing",
+                        lambda entries, data, cache, done: trained.append((entries, data)))
+    microzoo.ensure_zoo_weights(probed, "/nonexistent", progress=False)
+    # the zoo's own models (the keys of their weight files) on the zoo's own data
+    assert trained == [(list(tiny_zoo.models), "digits16")]

@@ -211,14 +211,13 @@ def _preflight(plan: Plan, cache: Path, options: LaunchOptions):
     from benchmark import data                      # torch: only when something runs
     from benchmark.data.datasets import check_classes
     from benchmark.models import microzoo, weights
-    from pairs.probe import backbone_of
+    from pairs.probe import backbone_zoo
     zoo, used = plan.zoo, set(plan.models)
     entries = [m for m in zoo.models if m.name in used]
     check_classes(data.num_classes_of(zoo.dataset), entries)
-    backbones = [backbone_of(m) for m in entries]    # a probed zoo's weights are its backbones'
-    weights.resolve_all([m for m in backbones if m.recipe is None])
-    microzoo.ensure_zoo_weights(dataclasses.replace(zoo, models=tuple(backbones)), cache,
-                                progress=options.progress)
+    used_zoo = dataclasses.replace(zoo, models=tuple(entries))
+    weights.resolve_all([m for m in backbone_zoo(used_zoo).models if m.recipe is None])
+    microzoo.ensure_zoo_weights(used_zoo, cache, progress=options.progress)
 
 
 def _compact(results_dir: Path, stage: str):
