@@ -35,6 +35,13 @@ def register_class_count(count: Callable[[str], int]) -> None:
     _CLASS_COUNT[:] = [count]
 
 
+def class_count(dataset: str) -> int:
+    """A dataset's number of classes, by the registered function."""
+    if not _CLASS_COUNT:
+        raise InputError(f"dataset {dataset!r}: no class count registered (import benchmark)")
+    return _CLASS_COUNT[0](dataset)
+
+
 def probe_recipe(name: str) -> dict:
     if name not in PROBE_RECIPES:
         raise InputError(f"unknown probe recipe {name!r}; recipes: {', '.join(PROBE_RECIPES)}")
@@ -85,9 +92,7 @@ def probed_zoo_of(name: str) -> Zoo:
     base_name, recipe, dataset = name.split(PROBED_SEPARATOR, 2)
     base = get_zoo(base_name)
     probe_recipe(recipe)
-    if not _CLASS_COUNT:
-        raise InputError(f"zoo {name!r} needs the dataset's class count: import benchmark")
-    classes = _CLASS_COUNT[0](dataset)
+    classes = class_count(dataset)
     if classes < 2:
         raise InputError(f"dataset {dataset!r} has {classes} class: a probe needs at least 2")
     return Zoo(name=name, dataset=dataset, transfer_defaults=base.transfer_defaults,
@@ -109,9 +114,7 @@ def zoo_on(zoo_name: str, dataset: str | None = None, recipe: str | None = None,
         return get_zoo(probed_name(zoo.name, dataset, recipe))
     if dataset == zoo.dataset:
         return zoo
-    if not _CLASS_COUNT:
-        raise InputError(f"dataset {dataset!r} needs its class count: import benchmark")
-    classes = _CLASS_COUNT[0](dataset)
+    classes = class_count(dataset)
     if all(m.num_classes == classes for m in zoo.models):
         raise InputError(f"zoo {zoo.name!r}'s heads already have {classes} classes, as "
                          f"{dataset!r}: give --probe to fit new heads there (the zoo's own "
