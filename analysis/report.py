@@ -19,6 +19,8 @@ _TITLES = {
     "success_rate": "Success rate per method",
     "success_rate_by_family": "Success rate per method and student family",
     "success_rate_per_student": "Success per student",
+    "success_rate_by_dataset": "Success rate and transfer delta per dataset",
+    "probes": "Linear probes: each model's head fitted on another dataset",
     "methods_vs_controls": "Methods beside control arms and the ensemble oracle",
     "gain_over_controls": "Gain beyond the controls, pair by pair, with paired tests",
     "seed_spread": "Training noise: spread across seeds",
@@ -66,7 +68,8 @@ _FIGURE_TITLES = {
 _SECTIONS = [
     ("The paper beside this run", ["paper_reference"], []),
     ("Knowledge transfer", ["success_rate", "methods_vs_controls", "gain_over_controls",
-                            "seed_spread", "success_rate_by_family", "full_imagenet",
+                            "seed_spread", "success_rate_by_family",
+                            "success_rate_by_dataset", "probes", "full_imagenet",
                             "gain_size", "delta_by_ts_diff", "delta_by_ts_diff_curve",
                             "correlations", "matched_students_by_property", "matched_students",
                             "knowledge_gain_loss",

@@ -10,7 +10,8 @@ SQL_DIR = Path(__file__).parent / "sql"
 # In the order of the report: the paper's transfer results, then complementary knowledge, then
 # where transfer lands, then bookkeeping.
 TABLE_NAMES = (
-    "success_rate", "success_rate_by_family", "success_rate_per_student", "methods_vs_controls",
+    "success_rate", "success_rate_by_family", "success_rate_per_student",
+    "success_rate_by_dataset", "methods_vs_controls",
     "gain_over_controls", "seed_spread", "paper_reference",
     "full_imagenet", "gain_size", "delta_by_ts_diff", "delta_by_ts_diff_curve", "correlations",
     "matched_students", "matched_students_by_property", "knowledge_gain_loss", "dp_supervision",
@@ -19,7 +20,7 @@ TABLE_NAMES = (
     "class_concentration", "class_similarity",
     "transfer_rate_by_top_classes", "transfer_rate_by_student_params",
     "predictors_teacher_sets",
-    "model_accuracy", "run_status", "runs_not_ok", "provenance",
+    "probes", "model_accuracy", "run_status", "runs_not_ok", "provenance",
 )
 
 

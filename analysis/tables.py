@@ -26,6 +26,8 @@ INTERVALS: dict[str, tuple[Interval, ...]] = {
     "success_rate": (Interval("median_success", "boot_success", stat="median", **_SUCCESS),
                      Interval("mean_success", "boot_success", **_SUCCESS),
                      Interval("mean_delta", "boot_delta", unit="students")),
+    "success_rate_by_dataset": (Interval("mean_success", "boot_success", **_SUCCESS),
+                                Interval("mean_delta", "boot_delta", unit="students")),
     "success_rate_by_family": (
         Interval("median_success", "boot_success", stat="median", **_SUCCESS),
         Interval("mean_success", "boot_success", **_SUCCESS)),

@@ -35,6 +35,9 @@ class ModelEntry:
     # the eval crop and interpolation the model was made for (catalog files; None: unstated)
     crop_pct: float | None = None
     interpolation: str | None = None
+    # a backbone with a head fitted on another dataset (`pairs.probe.probed_zoo`): the probe's
+    # key, dataset, recipe and the backbone's own class count
+    probe: dict | None = None
 
     def fingerprint(self) -> str:
         """Changes whenever the definition (and so the trained weights) would change. Fields
@@ -46,7 +49,7 @@ class ModelEntry:
         return unit_key("model", **fields)
 
 
-_ADDED_FIELDS = ("crop_pct", "interpolation")
+_ADDED_FIELDS = ("crop_pct", "interpolation", "probe")
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ _ZOOS: dict[str, Callable[[], Zoo]] = {}
 # a catalog file's suffix -> its reader: (zoo name) -> Zoo (`pairs.zoos.catalog_file`)
 _FILE_ZOOS: dict[str, Callable[[str], Zoo]] = {}
 PLUGINS_ENV = "KTBENCH_PLUGINS"
+# zoos made from another by their name: a marker in the name -> name -> zoo (`pairs.probe`)
+_DERIVED_ZOOS: dict[str, Callable[[str], Zoo]] = {}
 
 
 def register_zoo(name: str):
@@ -105,12 +110,20 @@ def load_plugins() -> list[str]:
     return names
 
 
+def register_derived_zoos(marker: str, build: Callable[[str], Zoo]) -> None:
+    """Zoos whose name holds `marker` are `build(name)`."""
+    _DERIVED_ZOOS[marker] = build
+
+
 def list_zoos() -> list[str]:
     load_plugins()
     return sorted(_ZOOS)
 
 
 def get_zoo(name: str) -> Zoo:
+    # a probed zoo's name may hold a catalog file's: its marker is looked for first
+    if marked := [build for marker, build in _DERIVED_ZOOS.items() if marker in name]:
+        return marked[0](name)
     if suffix := zoo_file_suffix(name):
         return _FILE_ZOOS[suffix](name)
     if name not in _ZOOS:

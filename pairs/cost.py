@@ -6,6 +6,8 @@ about 3,000 images/s in mixed precision on one A100-class GPU); a training step 
 forward passes. Parameter count is a crude proxy for FLOPs (a ViT and a CNN of equal size
 differ by a factor of a few), so read the result as an order of magnitude.
 
+- probe (a zoo probed onto another dataset, `pairs.probe`): one forward pass over the train
+  and eval splits per model; fitting the linear head on those features is counted as zero.
 - predict: one forward pass over the eval split per model.
 - stats: vectorised over cached predictions on the CPU; counted as zero.
 - transfer: per unit and epoch, a training step per transfer image and a forward pass over the
@@ -22,12 +24,14 @@ import numpy as np
 import pandas as pd
 
 from pairs.plan import Plan
+from pairs.probe import is_probed
 
 FORWARD_MPARAM_IMAGES_PER_S = 25.6 * 3000.0
 TRAIN_STEP_FORWARDS = 3.0
 UNKNOWN_PARAMS_M = 25.0       # a model without a known parameter count costs a ResNet-50
 # (transfer images, eval images): imagenet's transfer split is the paper's 10% train subset
-DATASET_SIZES = {"imagenet": (128_116, 50_000), "digits16": (12_000, 4_000)}
+DATASET_SIZES = {"imagenet": (128_116, 50_000), "digits16": (12_000, 4_000),
+                 "digits_shift": (6_000, 2_000)}
 RANDOM_INIT = "@random"       # a frozen model named `<name>@random`: its architecture, random init
 # a zoo whose dataset is named by its source (the timm zoo's $KTBENCH_IMAGENET): the study's sizes
 ZOO_SIZES = {"timm": DATASET_SIZES["imagenet"]}
@@ -49,6 +53,14 @@ def predict_seconds(plan: pd.DataFrame, catalog: pd.DataFrame, models: pd.Series
     sizes = _sizes(plan)
     n_eval = sizes[1] if sizes else math.nan
     return pd.Series(n_eval * _params(catalog, models) / FORWARD_MPARAM_IMAGES_PER_S,
+                     index=models.index)
+
+
+def probe_seconds(plan: pd.DataFrame, catalog: pd.DataFrame, models: pd.Series) -> pd.Series:
+    """GPU-seconds of each probed model's probe unit (`models`: names): its features over the
+    plan's train and eval splits; NaN when the dataset's size is unknown."""
+    n_train, n_eval = _sizes(plan) or (math.nan, math.nan)
+    return pd.Series((n_train + n_eval) * _params(catalog, models) / FORWARD_MPARAM_IMAGES_PER_S,
                      index=models.index)
 
 
@@ -91,14 +103,17 @@ def transfer_seconds(plan: pd.DataFrame, catalog: pd.DataFrame,
 def estimate_gpu_hours(plan: Plan | pd.DataFrame, catalog: pd.DataFrame,
                        frozen: pd.Series | None = None,
                        groups: pd.Series | None = None) -> dict[str, float]:
-    """{"predict", "stats", "transfer", "total"} GPU-hours of every unit of `plan`; NaN when
-    the dataset's size is unknown. `frozen`, `groups`: as `transfer_seconds`."""
+    """{"probe", "predict", "stats", "transfer", "total"} GPU-hours of every unit of `plan`
+    (probe: zero unless the plan's zoo is probed); NaN when the dataset's size is unknown.
+    `frozen`, `groups`: as `transfer_seconds`."""
     plan = Plan.of(plan)
     rows = plan.rows
     if _sizes(rows) is None:
-        return dict.fromkeys(("predict", "stats", "transfer", "total"), math.nan)
+        return dict.fromkeys(("probe", "predict", "stats", "transfer", "total"), math.nan)
     models = pd.Series(plan.models)
-    hours = {"predict": predict_seconds(rows, catalog, models).sum() / 3600, "stats": 0.0,
+    probed = pd.Series(plan.models if is_probed(rows["zoo"].iloc[0]) else [], dtype=str)
+    hours = {"probe": probe_seconds(rows, catalog, probed).sum() / 3600,
+             "predict": predict_seconds(rows, catalog, models).sum() / 3600, "stats": 0.0,
              "transfer": transfer_seconds(rows, catalog, frozen, groups).sum() / 3600}
     hours["total"] = sum(hours.values())
     return hours
@@ -108,21 +123,24 @@ def estimate_gpu_hours(plan: Plan | pd.DataFrame, catalog: pd.DataFrame,
 # table as it lands compacted (measured by `ktbench bench scale`)
 STUDENT_BYTES_PER_PARAM = 4.0
 ROW_BYTES = {"predictions": 8.0, "models": 200.0, "pair_stats": 60.0, "class_flips": 3.0,
-             "transfer_epochs": 150.0, "transfer_runs": 400.0}
+             "transfer_epochs": 150.0, "transfer_runs": 400.0, "probes": 300.0}
 
 
 def estimate_disk_bytes(plan: Plan | pd.DataFrame, catalog: pd.DataFrame,
                         students: pd.Series) -> dict[str, float]:
-    """{"predict", "stats", "transfer", "students", "total"} bytes the plan leaves in the results
-    folder: each stage's result rows, and the final students kept (`students`: the student
-    model of each kept one); NaN where the dataset's size is unknown."""
+    """{"probe", "predict", "stats", "transfer", "students", "total"} bytes the plan leaves in
+    the results folder: each stage's result rows, and the final students kept (`students`: the
+    student model of each kept one); NaN where the dataset's size is unknown. (A probe's head
+    lives in the cache, beside the weights it completes.)"""
     plan = Plan.of(plan)
     pairs, models, plan = plan.pairs, set(plan.models), plan.rows
+    probed = len(models) if is_probed(plan["zoo"].iloc[0]) else 0
     dataset = plan["dataset"].iloc[0]
     n_eval = DATASET_SIZES.get(dataset, (math.nan, math.nan))[1]
     classes = catalog.loc[catalog["name"].isin(models), "num_classes"].max()
     epochs = plan["params"].map(lambda p: json.loads(p).get("epochs", 1)).to_numpy(float)
     size = {
+        "probe": probed * ROW_BYTES["probes"],
         "predict": len(models) * (n_eval * ROW_BYTES["predictions"] + ROW_BYTES["models"]),
         "stats": len(pairs) * (ROW_BYTES["pair_stats"] + classes * ROW_BYTES["class_flips"]),
         "transfer": float((ROW_BYTES["transfer_runs"]

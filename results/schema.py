@@ -86,6 +86,13 @@ TABLES: dict[str, pa.Schema] = {
         ("key", _str), ("model", _str), ("dataset", _str), ("split", _str), ("samples", _i32),
         ("dim", _i32), ("num_logits", _i32), ("path", _str), ("top1", _f64), ("seconds", _f64),
     ]),
+    # probes (benchmark/units/probe.py): one row per linear head fitted on a frozen backbone's
+    # pooled features (`head`: its safetensors file, `weight` [num_classes, dim] and `bias`)
+    "probes": pa.schema([
+        ("key", _str), ("model", _str), ("zoo", _str), ("dataset", _str), ("recipe", _str),
+        ("num_classes", _i32), ("dim", _i32), ("train_samples", _i32), ("eval_samples", _i32),
+        ("train_top1", _f64), ("eval_top1", _f64), ("seconds", _f64), ("head", _str),
+    ]),
     # ... per-model transferability scores on a split ...
     "model_predictors": pa.schema([
         ("model", _str), ("dataset", _str), ("split", _str), ("samples", _i32), ("dim", _i32),
@@ -156,6 +163,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "transfer_epochs": ("key", "epoch"),
     "transfer_runs": ("key",),
     "features": ("key", "split"),
+    "probes": ("key",),
     "model_predictors": ("model", "dataset", "split"),
     "pair_predictors": ("teacher", "student", "dataset", "split"),
     "teacher_sets": ("dataset", "split", "student", "k", "strategy"),

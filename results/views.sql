@@ -253,6 +253,35 @@ SELECT * EXCLUDE (kt_file, kt_row) FROM (
 )
 QUALIFY row_number() OVER (PARTITION BY "key", "split" ORDER BY kt_file DESC, kt_row DESC) = 1;
 
+SET VARIABLE kt_parts_probes = (
+    SELECT coalesce(list(file ORDER BY starts_with(parse_filename(file), 'compacted-') DESC,
+                                       file), [])
+    FROM glob(getvariable('kt_results') || '/probes/*.parquet'));
+CREATE OR REPLACE VIEW "probes" AS
+SELECT * EXCLUDE (kt_file, kt_row) FROM (
+    SELECT NULL::VARCHAR AS "key",
+           NULL::VARCHAR AS "model",
+           NULL::VARCHAR AS "zoo",
+           NULL::VARCHAR AS "dataset",
+           NULL::VARCHAR AS "recipe",
+           NULL::INTEGER AS "num_classes",
+           NULL::INTEGER AS "dim",
+           NULL::INTEGER AS "train_samples",
+           NULL::INTEGER AS "eval_samples",
+           NULL::DOUBLE AS "train_top1",
+           NULL::DOUBLE AS "eval_top1",
+           NULL::DOUBLE AS "seconds",
+           NULL::VARCHAR AS "head",
+           NULL::BIGINT AS "kt_file",
+           NULL::BIGINT AS "kt_row"
+    WHERE false
+    UNION ALL BY NAME
+    SELECT * FROM query(CASE WHEN len(getvariable('kt_parts_probes')) > 0
+        THEN 'SELECT *, file_index AS kt_file, file_row_number AS kt_row FROM read_parquet(getvariable(''kt_parts_probes''), union_by_name = true)'
+        ELSE 'SELECT NULL AS kt_file WHERE false' END)
+)
+QUALIFY row_number() OVER (PARTITION BY "key" ORDER BY kt_file DESC, kt_row DESC) = 1;
+
 SET VARIABLE kt_parts_model_predictors = (
     SELECT coalesce(list(file ORDER BY starts_with(parse_filename(file), 'compacted-') DESC,
                                        file), [])

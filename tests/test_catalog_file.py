@@ -1,5 +1,6 @@
 """Catalog files (`--zoo my_zoo.csv`): a zoo declared as a table, resolved by every process
 from the file itself, keyed by its rows' content; plugins for zoos that need code."""
+import os
 import shutil
 import textwrap
 
@@ -107,7 +108,8 @@ def test_a_plugin_registers_a_zoo_for_this_process_and_its_jobs(tiny_zoo, tmp_pa
             return Zoo("from_plugin", "digits16", get_zoo("tiny").models[:2])
         """))
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{__import__('os').environ['PYTHONPATH']}")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p))
     monkeypatch.setenv(PLUGINS_ENV, "")       # restored after the test: --plugin adds to it
     with pytest.raises(InputError, match="unknown zoo 'from_plugin'"):
         get_zoo("from_plugin")

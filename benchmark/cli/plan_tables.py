@@ -7,6 +7,7 @@ from pairs import get_zoo, list_zoos
 from pairs.catalog_table import CATALOG_COLUMNS, filter_catalog, measured_catalog
 from pairs.cost import estimate_disk_bytes, estimate_gpu_hours
 from pairs.plan import Plan
+from pairs.probe import is_probed
 
 SHOW_COLUMNS = ["name", "family", "params_m", "top1", "top5", "img_size", "test_img_size",
                 "crop_pct", "interpolation", "num_classes", "label_offset", "weights"]
@@ -56,7 +57,10 @@ def dry_run_summary(plan: Plan, table: pd.DataFrame, results_dir,
     hours = estimate_gpu_hours(plan, table, frozen, plan_groups(plan.rows, results_dir))
     disk = estimate_disk_bytes(plan, table, students)
     pairs = plan.pairs
-    return pd.DataFrame([
+    probe = [{"stage": "probe", "units": len(plan.models), "unit": "models",
+              "pending": len(pending["probe"]), "gpu_hours": hours["probe"],
+              "disk_gb": disk["probe"] / 1e9}] if is_probed(plan.zoo.name) else []
+    return pd.DataFrame(probe + [
         {"stage": "predict", "units": len(plan.models),
          "unit": "models", "pending": len(pending["predict"]), "gpu_hours": hours["predict"],
          "disk_gb": disk["predict"] / 1e9},

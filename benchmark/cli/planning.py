@@ -5,6 +5,7 @@ from analysis import format_table
 from benchmark.cli import plan_args
 from benchmark.cli import predictors as cli_predictors
 from benchmark.cli.common import DEMO_METHODS, add_common, cache_folder, results_folder
+from benchmark.cli.dataset_args import add_dataset_arguments, study_zoo
 from pairs import get_zoo
 from pairs.catalog import zoo_file_suffix
 from pairs.plan import KEEP_STUDENTS, Plan, make_plan, write_plan
@@ -37,7 +38,7 @@ def cmd_plan(args):
         raise InputError("give --pairs N or --all, or a --strategy, or --multi")
     if not args.out and not args.dry_run:
         raise InputError("give --out PLAN.parquet, or --dry-run to count without writing")
-    zoo = get_zoo(args.zoo)
+    zoo = study_zoo(args.zoo, args)
     results_dir = results_folder(args)
     table = plan_tables.models_table(zoo, args, results_dir)
     plans = []
@@ -149,6 +150,7 @@ def add_plan(sub):
                         "(launch --keep-students; default soup)")
     plan_args.add_catalog_arguments(p)
     plan_args.add_strategy_arguments(p)
+    add_dataset_arguments(p)
     add_common(p, methods=True)
     p.set_defaults(func=cmd_plan)
 

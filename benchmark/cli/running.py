@@ -5,15 +5,18 @@ from pathlib import Path
 
 from analysis import format_table
 from benchmark.cli.common import add_common, cache_folder, check_writable, results_folder
+from benchmark.cli.dataset_args import add_dataset_arguments, study_zoo
 from benchmark.cli.launch_args import options_from_args
 from benchmark.cli.planning import plan_of_pairs
 from pairs import get_zoo
 from pairs.plan import random_pairs, read_plan, write_plan
+from pairs.probe import is_probed
 from results import InputError, ResultsLayout, query
 from results.verify import quarantine_unreadable
 
 DEMO_TABLES = ("success_rate", "methods_vs_controls", "gain_over_controls", "paper_reference",
                "complementary_knowledge", "pair_deltas")
+PROBE_TABLES = ("probes", "success_rate_by_dataset")     # a demo on another dataset adds these
 
 
 def _launch(plan, args) -> dict:
@@ -72,14 +75,14 @@ def cmd_status(args):
 
 def cmd_demo(args):
     from analysis import write_tables
-    zoo = get_zoo("micro")
+    zoo = study_zoo("micro", args)
     results_dir = results_folder(args)
     check_writable(results_dir)
     t0 = time.perf_counter()
     pairs = random_pairs([m.name for m in zoo.models], args.pairs, args.seed)
     plan = plan_of_pairs(zoo, pairs, args, seeds="0", compat=None)
     plan_path = write_plan(plan, ResultsLayout(results_dir).plan("demo"))
-    print(f"demo: micro zoo ({len(zoo.models)} models on {zoo.dataset}), {len(plan)} transfer "
+    print(f"demo: {zoo.name} zoo ({len(zoo.models)} models on {zoo.dataset}), {len(plan)} transfer "
           f"units -> {plan_path}")
     summary = _launch(plan, args)
     held = sum(c["held"] for c in summary.values())
@@ -87,7 +90,8 @@ def cmd_demo(args):
         print(f"\n{held} unit(s) still run in another launch's jobs: the tables would be "
               f"incomplete. When they end: ktbench tables --results {results_dir}")
     else:
-        print("\n" + write_tables(results_dir, None, "markdown", list(DEMO_TABLES)))
+        tables = DEMO_TABLES + (PROBE_TABLES if is_probed(zoo.name) else ())
+        print("\n" + write_tables(results_dir, None, "markdown", list(tables)))
         print(f"\nevery table: ktbench tables --results {results_dir}; figures and tables in "
               f"one page: ktbench report --results {results_dir}; how related each pair's top "
               f"classes are: ktbench similarity --results {results_dir} (CLIP weights: the hub, "
@@ -122,6 +126,7 @@ def add_demo(sub):
     add_common(p, launch=True, methods=True)
     p.add_argument("--pairs", type=int, default=6,
                    help="random teacher-student pairs (6 keep a warm demo near 4 min on 2 cores)")
+    add_dataset_arguments(p)
     p.set_defaults(func=cmd_demo)
 
 

@@ -74,3 +74,31 @@ def _render(src: torch.Tensor, d: dict, gen: torch.Generator) -> torch.Tensor:
     x = x * uniform(*d["contrast"], 1, 1, 1) + uniform(-1, 1, 1, 1, 1) * d["brightness"]
     x = x + torch.randn(x.shape, generator=gen) * d["noise"]
     return x.clamp(0, 1).mul(255).round().to(torch.uint8)
+
+
+# digits_shift: the same source digits in another style and a coarser task, for the probe
+# stage (docs/protocol.md#probes): white background with dark strokes, strokes thickened by a
+# 3x3 max filter, every image turned a quarter turn (plus the usual jitter), and five classes of
+# two digits each (0-1, 2-3, ...). A digits16 model's ten-way head cannot answer it; its
+# backbone still has to see past the shift.
+SHIFT_GROUPS = tuple(f"{a}_or_{b}" for a, b in zip(DIGIT_NAMES[::2], DIGIT_NAMES[1::2]))
+
+
+@register_dataset(
+    "digits_shift", version=1, num_classes=5, size=16, n_train=6000, n_eval=2000,
+    eval_fraction=1 / 3, split_seed=3, train_seed=4, eval_seed=5, quarter_turns=1,
+    rotation_deg=10.0, scale=(0.8, 1.0), aspect=0.1, shear_deg=10.0, translate=0.08,
+    elastic=0.03, contrast=(0.7, 1.0), brightness=0.05, noise=0.06, thicken_px=3,
+)
+def _build_digits_shift(d: dict) -> dict:
+    arrays = _build_digits16(d)
+    for side in ("train", "eval"):
+        x = torch.from_numpy(arrays[f"{side}_x"]).float()
+        x = F.max_pool2d(x, d["thicken_px"], stride=1, padding=d["thicken_px"] // 2)
+        x = torch.rot90(x, d["quarter_turns"], dims=(2, 3))
+        arrays[f"{side}_x"] = (255 - x).to(torch.uint8).numpy()
+        arrays[f"{side}_y"] = arrays[f"{side}_y"] // 2
+    return arrays
+
+
+register_class_names("digits_shift", lambda: SHIFT_GROUPS)

@@ -33,8 +33,9 @@ from benchmark.launch.pending import pending_units
 from benchmark.launch.preflight import check_in_fresh_process
 from benchmark.launch.submissions import (jobs_dir, live_units, record_submission,
                                          remove_stray_job_folder)
-from benchmark.units.unit import STAGES, RunOptions
+from benchmark.units.unit import PROBE, STAGES, RunOptions
 from pairs.plan import KEEP_STUDENTS, Plan
+from pairs.probe import is_probed
 from results.compact import Busy, CompactError, compact
 from results.errors import InputError
 from results.layout import ResultsLayout
@@ -178,8 +179,10 @@ def launch(plan: Plan | pd.DataFrame, results_dir, cache: Path, options: LaunchO
     held = _held(pending, live)
     if any(h["held"] for h in held.values()):
         pending = pending_units(plan, results_dir, options.retry_failed, live)
+    # the probe stage is the plan's only where its zoo is probed (pairs.probe)
+    stages = [s for s in STAGES if s != PROBE.name or is_probed(plan.zoo.name)]
     summary = {stage: {"submitted": 0, "failed": 0, "errors": [], **held[stage]}
-               for stage in STAGES}
+               for stage in stages}
     if not any(pending.values()):
         return summary
     _preflight(plan, cache, options)
@@ -187,7 +190,7 @@ def launch(plan: Plan | pd.DataFrame, results_dir, cache: Path, options: LaunchO
                              frozenset(plan.kept_students(options.keep_students)))
     if not options.wait:
         dependency = None
-        for stage in STAGES:
+        for stage in stages:
             if units := pending[stage]:
                 tasks = _tasks(stage, units, options, results_dir)
                 jobs = _submit(stage, tasks, options, run_options, results_dir, cache,
@@ -198,7 +201,7 @@ def launch(plan: Plan | pd.DataFrame, results_dir, cache: Path, options: LaunchO
         remove_stray_job_folder(results_dir)
         return summary
     all_failed = set()
-    for i, stage in enumerate(STAGES):
+    for i, stage in enumerate(stages):
         if blocked := [need for need in STAGES[stage].needs if need in all_failed]:
             summary[stage]["blocked_by"] = blocked[0]   # its inputs are not there: not run
             all_failed.add(stage)
@@ -228,14 +231,15 @@ def _preflight(plan: Plan, cache: Path, options: LaunchOptions):
     from benchmark import data                      # torch: only when something runs
     from benchmark.data.datasets import check_classes
     from benchmark.models import microzoo, weights
+    from pairs.probe import backbone_zoo
     if options.executor != "debug":
         check_in_fresh_process(plan)
     zoo, used = plan.zoo, set(plan.models)
     entries = [m for m in zoo.models if m.name in used]
     check_classes(data.num_classes_of(zoo.dataset), entries)
-    weights.resolve_all([m for m in entries if m.recipe is None])
-    microzoo.ensure_zoo_weights(dataclasses.replace(zoo, models=tuple(entries)), cache,
-                                progress=options.progress)
+    used_zoo = dataclasses.replace(zoo, models=tuple(entries))
+    weights.resolve_all([m for m in backbone_zoo(used_zoo).models if m.recipe is None])
+    microzoo.ensure_zoo_weights(used_zoo, cache, progress=options.progress)
 
 
 def _compact(results_dir: Path, stage: str):

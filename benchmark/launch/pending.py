@@ -6,8 +6,8 @@ the three tables that mark units done; no torch is imported, so `ktbench status`
 """
 import pandas as pd
 
-from benchmark.units.unit import (PREDICT, STATS, TRANSFER, PredictUnit, StatsUnit, pair_id,
-                                  transfer_units)
+from benchmark.units.unit import (PREDICT, PROBE, STATS, TRANSFER, PredictUnit, ProbeUnit,
+                                  StatsUnit, pair_id, transfer_units)
 from pairs.keys import unit_key
 from pairs.plan import Plan
 
@@ -44,5 +44,9 @@ def pending_units(plan: Plan | pd.DataFrame, results_dir, retry_failed: bool = F
     transfer = transfer_units(todo.sort_values(["_multi", "teacher", "student", "key"]))
 
     skip = PREDICT.done_ids(results_dir, dataset) | busy.get("predict", set())
-    return {"predict": [u for u in predict if u.key not in skip],
+    # a probed zoo's models first get their heads (pairs.probe)
+    probe = [ProbeUnit.of(zoo, entries[n]) for n in plan.models if entries[n].probe is not None]
+    probe_skip = PROBE.done_ids(results_dir, dataset) | busy.get("probe", set())
+    return {"probe": [u for u in probe if u.key not in probe_skip],
+            "predict": [u for u in predict if u.key not in skip],
             "stats": stats, "transfer": transfer}

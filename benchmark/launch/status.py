@@ -14,19 +14,23 @@ from benchmark.launch.pending import pending_units
 from benchmark.launch.submissions import live_unit_ids
 from benchmark.units.unit import STAGES
 from pairs.plan import Plan
+from pairs.probe import is_probed
 
 STATUS_COLUMNS = ["done", "running", "pending", "failed"]
 
 
 def plan_status(plan: Plan | pd.DataFrame, results_dir) -> pd.DataFrame:
-    """One row per stage (predict counts models, stats counts pairs, transfer counts units)."""
+    """One row per stage (probe and predict count models, stats counts pairs, transfer counts
+    units; a probe row only when the plan's zoo is probed onto another dataset)."""
     plan = Plan.of(plan)
-    totals = {"predict": len(plan.models), "stats": len(plan.pairs), "transfer": len(plan)}
+    totals = {"probe": len(plan.models), "predict": len(plan.models), "stats": len(plan.pairs), "transfer": len(plan)}
     # live jobs first: a job that ends between the two reads has written its results before
     live = live_unit_ids(results_dir)
     unfinished = pending_units(plan, results_dir, retry_failed=True)
     rows = {}
     for stage in STAGES.values():
+        if stage.name == "probe" and not is_probed(plan.zoo.name):
+            continue
         ids = {i for unit in unfinished[stage.name] for i in unit.ids}
         running = ids & live.get(stage.name, set())
         failed = (ids - running) & stage.failed_ids(results_dir, plan.dataset)

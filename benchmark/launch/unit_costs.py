@@ -2,7 +2,7 @@
 --dry-run`, `pairs.cost`) and the group of units it shares work with (`packing` keeps a group in
 one task where it can).
 
-Predict units are one model's eval pass each, alone. Transfer units group as a task holding them
+Probe and predict units are one model's passes each, alone. Transfer units group as a task holding them
 all would train them in lockstep (`benchmark.units.group.lockstep_groups`), and each pays its
 training and its share of its group's frozen passes. Model sizes come from the zoo's catalog,
 else from the `models` table (the micro zoo's sizes are measured by predict).
@@ -12,20 +12,23 @@ import dataclasses
 import pandas as pd
 
 from benchmark.units.group import frozen_models, lockstep_groups
-from benchmark.units.unit import PredictUnit, TransferUnit
+from benchmark.units.unit import PredictUnit, ProbeUnit, TransferUnit
 from pairs.catalog import get_zoo
 from pairs.catalog_table import measured_catalog
-from pairs.cost import predict_seconds, transfer_seconds
+from pairs.cost import predict_seconds, probe_seconds, transfer_seconds
 
 
 def _rows(units: list) -> pd.DataFrame:
     return pd.DataFrame([dataclasses.asdict(u) for u in units])
 
 
-def _predict_costs(units: list[PredictUnit], results_dir) -> tuple[list[float], list]:
-    rows = _rows(units)
-    catalog = measured_catalog(get_zoo(units[0].zoo), results_dir)
-    return predict_seconds(rows, catalog, rows["model"]).tolist(), rows["key"].tolist()
+def _one_pass_costs(seconds):
+    """Costs of units that are one model's passes each, alone (`seconds`: pairs.cost's)."""
+    def costs(units: list[PredictUnit] | list[ProbeUnit], results_dir):
+        rows = _rows(units)
+        catalog = measured_catalog(get_zoo(units[0].zoo), results_dir)
+        return seconds(rows, catalog, rows["model"]).tolist(), rows["key"].tolist()
+    return costs
 
 
 def _transfer_costs(units: list[TransferUnit], results_dir) -> tuple[list[float], list]:
@@ -39,7 +42,8 @@ def _transfer_costs(units: list[TransferUnit], results_dir) -> tuple[list[float]
 
 
 # stage -> its units' (costs, group ids); stats runs as one task and needs none
-_COSTS = {"predict": _predict_costs, "transfer": _transfer_costs}
+_COSTS = {"probe": _one_pass_costs(probe_seconds), "predict": _one_pass_costs(predict_seconds),
+          "transfer": _transfer_costs}
 
 
 def unit_costs(stage: str, units: list, results_dir) -> tuple[list[float], list]:

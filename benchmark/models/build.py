@@ -28,6 +28,22 @@ def create_model(entry: ModelEntry, weights: Path | None = None,
     return model.eval()
 
 
+def attach_head(model: torch.nn.Module, head_file: Path, num_classes: int) -> None:
+    """Replace the model's classifier by the linear head in `head_file` (`weight` [C, D],
+    `bias` [C]): timm's `reset_classifier` makes the layer, the file fills it."""
+    from safetensors.torch import load_file
+
+    from results.errors import InputError
+    head = load_file(str(head_file))
+    model.reset_classifier(num_classes)
+    layer = model.get_classifier()
+    shapes = {k: tuple(v.shape) for k, v in head.items()}
+    if shapes != {"weight": tuple(layer.weight.shape), "bias": tuple(layer.bias.shape)}:
+        raise InputError(f"probe head {head_file} holds {shapes}, the model's classifier needs "
+                         f"weight {tuple(layer.weight.shape)} and bias {tuple(layer.bias.shape)}")
+    layer.load_state_dict(head)
+
+
 def count_params_m(model: torch.nn.Module) -> float:
     return sum(p.numel() for p in model.parameters()) / 1e6
 

@@ -7,13 +7,16 @@ import torch
 from benchmark import data
 from benchmark.models import build, gpu, microzoo, weights
 from pairs.catalog import ModelEntry
+from pairs.probe import backbone_of
 from results.errors import InputError
 
 
 def resolve_weights(entry: ModelEntry, cache: Path) -> Path | None:
     """The local weight file of an entry; None means timm's hub. `entry.weights` may be a file
     or a folder of files named by model; entries without weights or recipe look in
-    `$KTBENCH_WEIGHTS_DIR`, then timm's hub (`benchmark.models.weights.resolve`)."""
+    `$KTBENCH_WEIGHTS_DIR`, then timm's hub (`benchmark.models.weights.resolve`). A probed
+    entry's weights are its backbone's."""
+    entry = backbone_of(entry)
     if entry.weights or entry.recipe is None:
         source = weights.resolve(entry)
         if source.kind == "hub":
@@ -29,8 +32,24 @@ def resolve_weights(entry: ModelEntry, cache: Path) -> Path | None:
     return None
 
 
+def probe_head_path(entry: ModelEntry, cache: Path) -> Path:
+    """Where a probed entry's head lives: in the cache beside the weights it completes (every
+    task loading the model reads it there, as it reads a micro-zoo model's weights)."""
+    return Path(cache) / "probe_heads" / f"{entry.probe['key']}.safetensors"
+
+
 def load_model(entry: ModelEntry, cache: Path) -> torch.nn.Module:
-    return build.create_model(entry, resolve_weights(entry, cache))
+    """The entry's model; a probed entry: its backbone with the classifier replaced by the
+    fitted head (`ktbench` runs the probe stage first)."""
+    backbone = backbone_of(entry)
+    model = build.create_model(backbone, resolve_weights(backbone, cache))
+    if entry.probe is not None:
+        path = probe_head_path(entry, cache)
+        if not path.is_file():
+            raise InputError(f"{entry.name}: no probe head on {entry.probe['dataset']!r} at "
+                             f"{path}; run the probe stage first (ktbench launch does)")
+        build.attach_head(model, path, entry.num_classes)
+    return model
 
 
 _TRAIN_OUTPUTS: dict[tuple, "_Outputs"] = {}

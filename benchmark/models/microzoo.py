@@ -24,6 +24,7 @@ from benchmark.cores import usable_cores
 from benchmark.data.datasets import Dataset, load_dataset, normalize
 from benchmark.models.build import count_params_m, create_model, predict_logits
 from pairs.catalog import ModelEntry, Zoo
+from pairs.probe import backbone_zoo
 from results.errors import InputError
 from results.store import atomic_path
 
@@ -53,7 +54,9 @@ def zoo_info(entry: ModelEntry, cache: Path) -> dict:
 
 def ensure_zoo_weights(zoo: Zoo, cache: Path, progress: bool = True) -> dict[str, Path]:
     """Weight file of every entry with a recipe (trained if missing) or a `weights` file.
-    Entries with neither are loaded from timm's hub and are not in the result."""
+    Entries with neither are loaded from timm's hub and are not in the result. A probed zoo's
+    backbones train on their own zoo's dataset, never on the one they are probed onto."""
+    zoo = backbone_zoo(zoo)
     missing = [e for e in zoo.models
                if e.weights is None and e.recipe is not None and not weights_path(e, cache).exists()]
     if missing:

@@ -12,10 +12,11 @@ from benchmark.units.features import run_features
 from benchmark.units.group import lockstep_groups, run_group, shares
 from benchmark.units.multi import run_multi
 from benchmark.units.predict import run_predict
+from benchmark.units.probe import run_probe
 from benchmark.units.stats import run_stats
 from benchmark.units.transfer import run_transfer
-from benchmark.units.unit import (FeaturesUnit, PredictUnit, RunOptions, StatsUnit, TransferUnit,
-                                  Unit)
+from benchmark.units.unit import (FeaturesUnit, PredictUnit, ProbeUnit, RunOptions, StatsUnit,
+                                  TransferUnit, Unit)
 from benchmark.version import code_version
 from results import InputError, write_part
 
@@ -25,6 +26,8 @@ _RUNNERS = {
         run_predict(unit, results_dir, cache, options.strict_top1),
     StatsUnit: lambda unit, results_dir, cache, job_id, options:
         run_stats(unit, results_dir, cache),
+    ProbeUnit: lambda unit, results_dir, cache, job_id, options:
+        run_probe(unit, results_dir, cache),
     FeaturesUnit: lambda unit, results_dir, cache, job_id, options:
         run_features(unit, results_dir, cache),
     TransferUnit: lambda unit, results_dir, cache, job_id, options:
@@ -56,6 +59,7 @@ def run_units(units: list[Unit], results_dir, cache: Path, job_id: str = "",
 # unit type -> what the unit was, in words (the `unit` column of `unit_failures`)
 _DESCRIPTIONS = {
     PredictUnit: lambda unit: unit.model,
+    ProbeUnit: lambda unit: f"{unit.model} ({unit.recipe})",
     StatsUnit: lambda unit: f"{len(unit.pairs)} pairs" + (f" ({unit.compat})" * bool(unit.compat)),
     FeaturesUnit: lambda unit: unit.model,
     TransferUnit: lambda unit: f"{unit.teachers} -> {unit.student} {unit.method} seed {unit.seed}",

@@ -82,28 +82,47 @@ def run_features(unit: FeaturesUnit, results_dir, cache: Path) -> str:
     entry = get_zoo(unit.zoo).get(unit.model)
     dataset = data.load_dataset(unit.dataset, cache)
     model = load_model(entry, cache)
-    folder = arrays_dir(results_dir, unit.key)
-    stored_at = folder.relative_to(results_dir).as_posix()     # the rows name it in the folder
     n_eval, n_transfer = unit.eval_samples, unit.transfer_samples
     inputs = {"eval": (dataset.eval_x[:n_eval], dataset.eval_y[:n_eval]),
               "transfer": (dataset.train_x[:n_transfer], dataset.train_y[:n_transfer])}
-    rows = []
+    arrays = {}
     for split in SPLITS:
         t0 = time.perf_counter()
         x, y = inputs[split]
         feats, logits = forward_features(model, x, entry.mean, entry.std)
-        labels = y.numpy().astype(np.int64)
-        for kind, array in (("features", _compact(feats)), ("logits", _compact(logits)),
-                            ("labels", labels)):
+        arrays[split] = SplitOutputs(feats, logits, y.numpy(), time.perf_counter() - t0)
+    store_features(unit, results_dir, arrays)
+    return "ok"
+
+
+@dataclass
+class SplitOutputs:
+    """A model's outputs on one split: pooled features [N, D], logits [N, C], labels [N]."""
+    features: np.ndarray
+    logits: np.ndarray
+    labels: np.ndarray
+    seconds: float
+
+
+def store_features(unit: FeaturesUnit, results_dir, arrays: dict[str, SplitOutputs]) -> None:
+    """The unit's arrays (`arrays`: per split), each file renamed into place, then its rows in
+    the `features` table, which mark it complete."""
+    folder = arrays_dir(results_dir, unit.key)
+    stored_at = folder.relative_to(results_dir).as_posix()     # the rows name it in the folder
+    rows = []
+    for split in SPLITS:
+        out = arrays[split]
+        labels = np.asarray(out.labels).astype(np.int64)
+        for kind, array in (("features", _compact(out.features)),
+                            ("logits", _compact(out.logits)), ("labels", labels)):
             _save_npy(folder / f"{split}_{kind}.npy", array)
-        rows.append({"key": unit.key, "model": entry.name, "dataset": dataset.name,
-                     "split": split, "samples": len(labels), "dim": feats.shape[1],
-                     "num_logits": logits.shape[1], "path": stored_at,
-                     "top1": 100.0 * float((logits.argmax(1) == labels).mean()),
-                     "seconds": time.perf_counter() - t0})
+        rows.append({"key": unit.key, "model": unit.model, "dataset": unit.dataset,
+                     "split": split, "samples": len(labels), "dim": out.features.shape[1],
+                     "num_logits": out.logits.shape[1], "path": stored_at,
+                     "top1": 100.0 * float((out.logits.argmax(1) == labels).mean()),
+                     "seconds": out.seconds})
     # the table rows last: they mark the unit complete
     write_part(results_dir, "features", pd.DataFrame(rows), unit.key)
-    return "ok"
 
 
 @dataclass

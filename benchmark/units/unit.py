@@ -101,13 +101,35 @@ class Stage:
         return (table_dir(results_dir, self.mark) / f"{key}.parquet").is_file()
 
 
-PREDICT = Stage("predict", ("predictions", "models"), _keys_in("models"))
+PREDICT = Stage("predict", ("predictions", "models"), _keys_in("models"), needs=("probe",))
 STATS = Stage("stats", ("class_flips", "pair_stats"), _pair_ids, needs=("predict",))
 TRANSFER = Stage("transfer", ("transfer_epochs", "transfer_runs"), _keys_in("transfer_runs"),
                  finished=("ok", "diverged"), failed=("failed",), needs=("predict",))
 FEATURES = Stage("features", ("features",), _keys_in("features"))
+PROBE = Stage("probe", ("probes",), _keys_in("probes"))
 # the stages a launch runs, in order, by name
-STAGES = {stage.name: stage for stage in (PREDICT, STATS, TRANSFER)}
+STAGES = {stage.name: stage for stage in (PROBE, PREDICT, STATS, TRANSFER)}
+
+
+@dataclass(frozen=True)
+class ProbeUnit:
+    """A linear head fitted on one frozen model's pooled features on another dataset
+    (`pairs.probe`): `zoo` is the probed zoo, `key` the probe's (`pairs.probe.probe_key`)."""
+    key: str
+    zoo: str
+    dataset: str
+    model: str
+    recipe: str
+    stage: ClassVar[Stage] = PROBE
+
+    @classmethod
+    def of(cls, zoo: Zoo, entry: ModelEntry) -> ProbeUnit:
+        """The probe unit of a probed zoo's model."""
+        return cls(entry.probe["key"], zoo.name, zoo.dataset, entry.name, entry.probe["recipe"])
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return (self.key,)
 
 
 @dataclass(frozen=True)
@@ -229,7 +251,7 @@ def transfer_units(plan: pd.DataFrame) -> list[TransferUnit]:
     return [TransferUnit.from_row(row) for row in plan[PLAN_COLUMNS].to_dict("records")]
 
 
-Unit = PredictUnit | StatsUnit | TransferUnit | FeaturesUnit
+Unit = PredictUnit | StatsUnit | TransferUnit | FeaturesUnit | ProbeUnit
 
 
 def not_done(units: Iterable[Unit], results_dir, failed_done: bool = False) -> list[Unit]:
