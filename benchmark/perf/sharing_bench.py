@@ -104,8 +104,10 @@ def run_mode(mode: str, units, base: Path, folder: Path, cache, threads: int, re
             counts = {}
             for unit in units:
                 clear_train_outputs()
-                for k, v in run_task([unit], str(results), str(cache), threads).items():
-                    counts[k] = counts.get(k, 0) + v
+                outcome = run_task([unit], str(results), str(cache), threads)
+                for k, v in outcome.items():
+                    if k != "errors":       # the failed units' messages, not a count
+                        counts[k] = counts.get(k, 0) + v
         seconds = clock() - t0
     if counts.get("ok", 0) + counts.get("diverged", 0) != len(units):
         raise RuntimeError(f"{mode}: units did not all complete: {counts}")
