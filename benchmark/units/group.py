@@ -1,9 +1,9 @@
 """Lockstep groups: the transfer units of a task that see the same batches, trained together
 (docs/slurm.md#sharing-frozen-passes).
 
-A unit's batches are a function of its dataset, seed and the stream fields of its training
-config (`TrainingConfig.stream`: batch size, training samples, augmentation; precision decides
-the frozen models' outputs, epochs how long it runs). Units equal in all of these
+A unit's batches are a function of its dataset (the decode its student is fed), seed and the
+stream fields of its training config (`TrainingConfig.stream`: batch size, training samples,
+augmentation; precision decides the frozen models' outputs, epochs how long it runs). Units equal in all of these
 (`stream_key`), with no checkpoint fitted to another batch size, form a
 group of at most `MAX_GROUP`, in the task's order (the launcher sorts by teacher, then student):
 single-teacher and `parallel` units; sequential and soup units run alone. A group loads each
@@ -28,6 +28,7 @@ from benchmark.units.checkpoint import checkpoint_path
 from benchmark.units.multi import parallel_run
 from benchmark.units.transfer import transfer_run, unit_params
 from benchmark.units.unit import RunOptions, TransferUnit, Unit, transfer_units
+from pairs.catalog import get_zoo, preprocessing_fields
 from pairs.cost import RANDOM_INIT
 
 MAX_GROUP = 16
@@ -47,8 +48,10 @@ def stream_key(unit: Unit, results_dir) -> tuple | None:
         return None
     training = TrainingConfig.of(unit_params(unit))
     resumed = _resumed_batch_size(checkpoint_path(results_dir, unit.key))
+    # a run is fed its student's decode: students fed other decodes see other batches
+    decode = preprocessing_fields(get_zoo(unit.zoo).get(unit.student), unit.dataset)
     return (unit.zoo, unit.dataset, unit.seed, *training.stream(),
-            resumed or training.batch_size)
+            resumed or training.batch_size, *decode.values())
 
 
 def _resumed_batch_size(path: Path) -> int | None:
