@@ -121,13 +121,28 @@ def test_a_name_that_fixes_the_preprocessing_feeds_every_model_that_one_with_the
                                   expected.argmax(1))
 
 
-def test_transfer_and_stats_across_models_of_different_sizes(entries, image_folder, tmp_path):
+def test_transfer_and_stats_across_models_of_different_sizes(entries, image_folder, tmp_path,
+                                                             monkeypatch):
     """A 20-px teacher teaches 16-px students and back, on augmented batches (each student's
-    decode, the teacher's inputs resized to its side) and on precomputed outputs."""
+    decode, the teacher's inputs resized to its side) and on precomputed outputs: every model,
+    teacher or student, sees inputs of its own side."""
     from benchmark.launch.launcher import LaunchOptions, launch
     from benchmark.methods import resolve_params
+    from benchmark.models import loading
+    from benchmark.units import transfer
     from pairs.plan import make_plan
     from results import read_table
+    seen = {}                           # model -> the input sides its first convolution saw
+
+    def recording(entry, cache):
+        model = load_model(entry, cache)
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+        conv.register_forward_pre_hook(
+            lambda _, args: seen.setdefault(entry.name, set()).add(args[0].shape[-1]))
+        return model
+    load_model = loading.load_model
+    monkeypatch.setattr(loading, "load_model", recording)      # precomputed teacher outputs
+    monkeypatch.setattr(transfer, "load_model", recording)     # students and per-batch models
     zoo = zoo_on("own_transfer", f"imagefolder:{image_folder}", entries)
     online = resolve_params("kl_dp", {"epochs": 1, "batch_size": 8, "lr": 0.01})
     cached = resolve_params("kl", {"epochs": 1, "batch_size": 8, "lr": 0.01, "augment": False})
@@ -139,6 +154,7 @@ def test_transfer_and_stats_across_models_of_different_sizes(entries, image_fold
         "predict": 0, "stats": 0, "transfer": 0}
     runs = read_table(tmp_path / "results", "transfer_runs")
     assert len(runs) == 6 and set(runs["status"]) <= {"ok", "diverged"}   # none failed
+    assert seen == {"small_r": {16}, "twin_r": {16}, "wide_e": {20}}
     stats = read_table(tmp_path / "results", "pair_stats")
     assert len(stats) == 3 and stats["pos_flips"].between(0, 100).all()
 
