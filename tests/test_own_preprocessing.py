@@ -1,8 +1,8 @@
-"""Each model is fed a file-backed dataset at its own preprocessing (docs/protocol.md#preprocessing):
-predictions equal timm's own eval transform of the model's config on the PIL images, each
-distinct preprocessing is decoded once, a name that fixes a size feeds every model that one as
-before (same keys), transfer runs across models of different sizes, and an import made at
-another preprocessing is refused with the model's own inference.py flags."""
+"""Each model is fed a file-backed dataset at its own preprocessing (docs/protocol.md, section
+Preprocessing): predictions equal timm's own eval transform of the model's config on the PIL
+images, each distinct preprocessing is decoded once, a name that fixes a size feeds every model
+that one as before (same keys), transfer runs across models of different sizes, and an import
+made at another preprocessing is refused with the model's own inference.py flags."""
 import dataclasses
 import json
 
