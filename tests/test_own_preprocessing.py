@@ -174,3 +174,21 @@ def test_an_import_at_another_preprocessing_is_refused_with_the_models_own_flags
     with pytest.raises(InputError, match="is built in"):
         check_preprocessing(image_folder / "x.csv", dataclasses.replace(wide), "digits16", None,
                             GivenPreprocessing())
+
+
+@pytest.mark.parametrize("options, mode", [
+    ("", "own"), ("@subset=0.5", "own"), ("@size=32", "shared"),
+    ("@interpolation=bicubic", "shared"), ("@preprocessing=shared", "shared"),
+    ("@size=16,preprocessing=own", "own")])
+def test_a_name_feeds_each_model_its_own_unless_it_fixes_one(options, mode, image_folder):
+    from benchmark.data.feeding import feeds_own
+    from benchmark.data.splits import preprocessing_mode
+    assert preprocessing_mode(f"imagefolder:{image_folder}{options}") == mode
+    assert feeds_own(f"imagefolder:{image_folder}{options}") == (mode == "own")
+    assert not feeds_own("digits16")           # built in: its arrays come decoded
+
+
+def test_a_bad_preprocessing_option_is_refused_in_one_line(image_folder):
+    from benchmark.data import definition_of
+    with pytest.raises(InputError, match="preprocessing='mine' is not own or shared"):
+        definition_of(f"imagefolder:{image_folder}@preprocessing=mine")
