@@ -50,6 +50,21 @@ class ModelEntry:
 
 
 _ADDED_FIELDS = ("crop_pct", "interpolation", "probe")
+# (entry, dataset) -> what a unit key records of the decode the model is fed, or None
+# (`benchmark` registers it: pairs never reads data)
+_PREPROCESSING_KEY: list[Callable[[ModelEntry, str], str | None]] = []
+
+
+def register_preprocessing_key(key: Callable[[ModelEntry, str], str | None]) -> None:
+    _PREPROCESSING_KEY[:] = [key]
+
+
+def preprocessing_fields(entry: ModelEntry, dataset: str) -> dict:
+    """The fields a unit key of `entry` on `dataset` adds for the decode it is fed: none where
+    the dataset feeds its arrays as they are built (so those keys stay as they were), else
+    `preprocessing` (docs/protocol.md#preprocessing)."""
+    key = _PREPROCESSING_KEY[0](entry, dataset) if _PREPROCESSING_KEY else None
+    return {} if key is None else {"preprocessing": key}
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 
 from pairs.catalog import Zoo
 from pairs.keys import unit_key
-from pairs.plan import PLAN_COLUMNS, PlanError, make_plan, transfer_keys
+from pairs.plan import PLAN_COLUMNS, PlanError, decodes, make_plan, transfer_keys
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,7 +73,8 @@ def make_multi_plan(zoo: Zoo, student: str, teachers: list[str], modes: Collecti
     plans = [pd.DataFrame({
         "key": transfer_keys([teachers] * len(seed_col), [student] * len(seed_col),
                              fingerprints, zoo.dataset, list(methods), params_json, method_idx,
-                             seed_col, compat or "", mode=mode),
+                             seed_col, compat or "", mode=mode,
+                             student_decodes=decodes(zoo, [student])),
         "zoo": zoo.name, "dataset": zoo.dataset, "teacher": teachers[0], "student": student,
         "method": np.asarray(list(methods), dtype=object)[method_idx],
         "params": np.asarray(params_json, dtype=object)[method_idx], "seed": seed_col,

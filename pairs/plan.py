@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pairs.catalog import ModelEntry, Zoo, get_zoo
+from pairs.catalog import ModelEntry, Zoo, get_zoo, preprocessing_fields
 from pairs.keys import unit_key
 from results.errors import InputError
 from results.store import atomic_path
@@ -46,7 +46,15 @@ class PlanError(InputError):
 
 def predict_key(entry: ModelEntry, dataset: str) -> str:
     """The key of a model's predict unit on a dataset (its `models` row marks it done)."""
-    return unit_key("predict", model=entry.fingerprint(), dataset=dataset)
+    return unit_key("predict", model=entry.fingerprint(), dataset=dataset,
+                    **preprocessing_fields(entry, dataset))
+
+
+def decodes(zoo: Zoo, names) -> dict[str, str]:
+    """model name -> what a key records of the decode it is fed on the zoo's dataset, for the
+    `names` fed one of their own (`pairs.catalog.preprocessing_fields`)."""
+    fields = {name: preprocessing_fields(zoo.get(name), zoo.dataset) for name in names}
+    return {name: f["preprocessing"] for name, f in fields.items() if f}
 
 
 def all_pairs(names: list[str]) -> list[tuple[str, str]]:
@@ -91,7 +99,8 @@ def make_plan(zoo: Zoo, pairs, methods: dict[str, dict], seeds: list[int],
     teacher = np.repeat(pairs[:, 0], n_methods * n_seeds)
     student = np.repeat(pairs[:, 1], n_methods * n_seeds)
     keys = transfer_keys(teacher, student, fingerprints, zoo.dataset, list(methods),
-                         params_json, method_idx, seed_col, compat or "")
+                         params_json, method_idx, seed_col, compat or "",
+                         student_decodes=decodes(zoo, set(pairs[:, 1])))
     return pd.DataFrame({
         "plan": unit_key("plan", keys=sorted(keys)), "key": keys, "zoo": zoo.name,
         "dataset": zoo.dataset, "teacher": teacher, "student": student,
@@ -102,11 +111,13 @@ def make_plan(zoo: Zoo, pairs, methods: dict[str, dict], seeds: list[int],
 
 
 def transfer_keys(teacher, student, fingerprints, dataset, method_names, params_json,
-                  method_idx, seeds, compat, mode: str = "") -> list[str]:
+                  method_idx, seeds, compat, mode: str = "",
+                  student_decodes: dict[str, str] | None = None) -> list[str]:
     """The key of every transfer unit, one per row: `unit_key("transfer", ...)` of its compat,
     dataset, method, params (the JSON text), seed, student and teacher fingerprints; a
     multi-teacher unit (`mode` given) names its `mode` and its ordered `teachers` (each row's
-    `teacher` a list of names) instead of one `teacher`.
+    `teacher` a list of names) instead of one `teacher`; a student in `student_decodes`
+    (`decodes`: a run is fed its student's decode) adds it as `preprocessing`.
 
     Built as one string per row, exactly the JSON `unit_key` hashes (sorted keys, compact
     separators): the parts shared by many rows are encoded once, so a row costs a concatenation
@@ -116,12 +127,15 @@ def transfer_keys(teacher, student, fingerprints, dataset, method_names, params_
     fp_json = {name: dumps(fp) for name, fp in fingerprints.items()}
     mode_field = f'"mode":{dumps(mode)},' if mode else ""
     heads = [f'{{"compat":{dumps(compat)},"dataset":{dumps(dataset)},"method":{dumps(m)},'
-             f'{mode_field}"params":{dumps(p)},"seed":' for m, p in zip(method_names, params_json)]
+             f'{mode_field}"params":{dumps(p)},' for m, p in zip(method_names, params_json)]
+    decode_fields = {name: f'"preprocessing":{dumps(key)},'
+                     for name, key in (student_decodes or {}).items()}
     if mode:
         teacher_fields = [f'"teachers":[{",".join(fp_json[t] for t in ts)}]' for ts in teacher]
     else:
         teacher_fields = [f'"teacher":{fp_json[t]}' for t in teacher]
-    blobs = [f'{heads[m]}{s},"student":{fp_json[st]},{t}}}' for t, st, m, s in
+    blobs = [f'{heads[m]}{decode_fields.get(st, "")}"seed":{s},"student":{fp_json[st]},{t}}}'
+             for t, st, m, s in
              zip(teacher_fields, student, np.asarray(method_idx).tolist(),
                  np.asarray(seeds).tolist())]
     sha = hashlib.sha256

@@ -10,7 +10,8 @@ The dataset's class count comes from the one function `benchmark` registers
 import dataclasses
 from typing import Callable
 
-from pairs.catalog import ModelEntry, Zoo, get_zoo, register_derived_zoos
+from pairs.catalog import (ModelEntry, Zoo, get_zoo, preprocessing_fields,
+                           register_derived_zoos)
 from pairs.keys import unit_key
 from results.errors import InputError
 
@@ -51,7 +52,8 @@ def probe_recipe(name: str) -> dict:
 def probe_key(backbone: ModelEntry, dataset: str, recipe: str) -> str:
     """The key of the probe unit fitting `backbone`'s head on `dataset` by `recipe`."""
     return unit_key("probe", model=backbone.fingerprint(), dataset=dataset,
-                    recipe=probe_recipe(recipe), version=PROBE_VERSION)
+                    recipe=probe_recipe(recipe), version=PROBE_VERSION,
+                    **preprocessing_fields(backbone, dataset))
 
 
 def is_probed(zoo_name: str) -> bool:

@@ -33,6 +33,9 @@ TABLES: dict[str, pa.Schema] = {
         ("key", _str), ("model", _str), ("zoo", _str), ("family", _str), ("arch", _str), ("params_m", _f64),
         ("source", _str), ("dataset", _str), ("num_classes", _i32), ("top1", _f64),
         ("top1_reported", _f64), ("img_size", _i32), ("n_eval", _i32), ("seconds", _f64),
+        # the decode the model was fed (docs/protocol.md#preprocessing); added after the first
+        # release, so they close the table
+        ("crop_pct", _f64), ("interpolation", _str),
     ]),
     "predictions": pa.schema([
         ("model", _str), ("dataset", _str), ("sample", _i32), ("label", _i32), ("pred", _i32),

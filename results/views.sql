@@ -38,6 +38,8 @@ SELECT * EXCLUDE (kt_file, kt_row) FROM (
            NULL::INTEGER AS "img_size",
            NULL::INTEGER AS "n_eval",
            NULL::DOUBLE AS "seconds",
+           NULL::DOUBLE AS "crop_pct",
+           NULL::VARCHAR AS "interpolation",
            NULL::BIGINT AS "kt_file",
            NULL::BIGINT AS "kt_row"
     WHERE false

@@ -5,6 +5,7 @@ builder; a name *prefix* (`imagefolder:`, `hfds:`, `wds:`) registers datasets on
 the name alone. Class names (`class_names`, for the class-name similarity of
 docs/definitions.md) are registered beside them: by dataset name, or by the prefix's source.
 """
+import dataclasses
 import functools
 import os
 import shutil
@@ -22,6 +23,48 @@ from results.errors import InputError
 
 
 @dataclass(frozen=True)
+class Preprocessing:
+    """An eval resize + centre crop (timm's): the input size, crop_pct and interpolation an
+    image goes through before a model, and its channels; a file-backed dataset is decoded once
+    per distinct one (`load_dataset`)."""
+    size: int
+    crop_pct: float
+    interpolation: str
+    channels: int = 3
+
+    def __post_init__(self):
+        # one spelling per value: 1 and 1.0 must give the same cache folder and unit key
+        for name, kind in (("size", int), ("crop_pct", float), ("channels", int)):
+            object.__setattr__(self, name, kind(getattr(self, name)))
+
+    @property
+    def key(self) -> str:
+        """What a unit key records of it."""
+        return (f"{self.channels}x{self.size}x{self.size},crop_pct={self.crop_pct!r},"
+                f"{self.interpolation}")
+
+    def __str__(self) -> str:
+        return f"{self.size} px, crop {self.crop_pct:g}, {self.interpolation}"
+
+    def matches(self, other: "Preprocessing") -> bool:
+        return (self.size, self.interpolation, self.channels) == (
+            other.size, other.interpolation, other.channels) and abs(
+            self.crop_pct - other.crop_pct) < 1e-6
+
+    def inference_flags(self) -> str:
+        """The flags of timm's inference.py (and of `ktbench import-predictions`) that select
+        it."""
+        size = (f"--img-size {self.size}" if self.channels == 3
+                else f"--input-size {self.channels} {self.size} {self.size}")
+        return f"{size} --crop-pct {self.crop_pct:g} --interpolation {self.interpolation}"
+
+    def decode_config(self) -> dict:
+        """As `decode_transform` takes it."""
+        return dict(input_size=(self.channels, self.size, self.size), crop_pct=self.crop_pct,
+                    interpolation=self.interpolation)
+
+
+@dataclass(frozen=True)
 class Dataset:
     name: str
     num_classes: int
@@ -31,6 +74,8 @@ class Dataset:
     eval_y: torch.Tensor
     train_sources: torch.Tensor  # int64 [N]: index of the source image each sample came from
     eval_sources: torch.Tensor
+    # the decode of a file-backed dataset these arrays are (None: its arrays as built, by name)
+    preprocessing: Preprocessing | None = None
 
 
 @dataclass(frozen=True)
@@ -84,28 +129,51 @@ def list_datasets() -> list[str]:
     return sorted(_DATASETS)
 
 
-def cache_path(name: str, cache: Path) -> Path:
-    """The dataset's folder in the cache: one `.npy` file per array."""
-    builder = _DATASETS[name]
-    digest = unit_key("dataset", name=name, **builder.definition).split("-", 1)[1]
+def cache_path(name: str, cache: Path, preprocessing: Preprocessing | None = None) -> Path:
+    """The dataset's folder in the cache (decoded at `preprocessing`, for a file-backed one):
+    one `.npy` file per array."""
+    digest = unit_key("dataset", name=name, **_definition(name, preprocessing)).split("-", 1)[1]
     # names such as `imagefolder:/data/x` carry path characters; the digest keeps them apart
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[-60:]
     return Path(cache) / "data" / f"{safe}-{digest}"
 
 
-def load_dataset(name: str, cache: Path) -> Dataset:
-    """The dataset, built into the cache on first use. Arrays are memory-mapped: jobs on a node
-    share one copy in the page cache, and a large decoded set is read as batches touch it."""
+def load_dataset(name: str, cache: Path, preprocessing: Preprocessing | None = None) -> Dataset:
+    """The dataset, built into the cache on first use; a file-backed one decoded at
+    `preprocessing` (None: at its name's size, crop_pct and interpolation), each distinct
+    preprocessing once. Arrays are memory-mapped: jobs on a node share one copy in the page
+    cache, and a large decoded set is read as batches touch it."""
     definition_of(name)            # registered from its name on first use
-    builder = _DATASETS[name]
-    path = cache_path(name, cache)
+    definition = _definition(name, preprocessing)
+    path = cache_path(name, cache, preprocessing)
     if not path.exists():
-        _save_arrays_atomic(path, builder.build(builder.definition))
+        _save_arrays_atomic(path, _DATASETS[name].build(definition))
     with warnings.catch_warnings():    # read-only maps: torch warns that it cannot write them
         warnings.simplefilter("ignore", UserWarning)
         arrays = {k: torch.from_numpy(np.load(path / f"{k}.npy", mmap_mode="r",
                                               allow_pickle=False)) for k in _ARRAYS}
-    return Dataset(name=name, num_classes=builder.definition["num_classes"], **arrays)
+    return Dataset(name=name, num_classes=definition["num_classes"], **arrays,
+                   preprocessing=preprocessing)
+
+
+def _definition(name: str, preprocessing: Preprocessing | None) -> dict:
+    """What a dataset's arrays are built from: its definition, a file-backed one's size,
+    crop_pct, interpolation and channels those of `preprocessing` (the definition itself when
+    they are its own, so its cache stays where it was)."""
+    definition = _DATASETS[name].definition
+    if preprocessing is None:
+        return definition
+    if not decoded_from_files(name):
+        raise ValueError(f"dataset {name!r} is built in: it cannot be decoded at {preprocessing}")
+    return {**definition, **dataclasses.asdict(preprocessing)}
+
+
+def decoded_from_files(name: str) -> bool:
+    """Whether a dataset is decoded from image files (so that each model may be fed its own
+    decode), without reading a file: a built-in dataset's arrays come decoded."""
+    if name in _DATASETS:
+        return "crop_pct" in _DATASETS[name].definition
+    return _source_of(name) is not None
 
 
 def definition_of(name: str) -> dict:

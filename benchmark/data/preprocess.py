@@ -1,47 +1,21 @@
 """Per-model preprocessing from each model's `pretrained_cfg` (timm's `resolve_data_config`).
 
+A decode is a `benchmark.data.datasets.Preprocessing` (input size, crop_pct, interpolation,
+channels); which one a model is fed on a dataset is `benchmark.data.feeding`'s rule.
+
 Training (docs/protocol.md#training): decode with a centre crop at the *student's* input size and
 crop_pct (no RandomResizedCrop); batches travel as uint8 [B, C, H, W] and are augmented on the
 device (`benchmark.data.augment`); every model in a step sees the same batch and normalises it
-with its own mean/std (`normalize_for`).
+with its own mean/std (`normalize_for`), a model of another input size resized to it
+(`resize_to`).
 """
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
-from benchmark.data.datasets import definition_of, normalize
+from benchmark.data.datasets import Preprocessing, definition_of, normalize
 from results.errors import InputError
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """An eval resize + centre crop (timm's): the input size, crop_pct and interpolation an
-    image goes through before a model, and its channels."""
-    size: int
-    crop_pct: float
-    interpolation: str
-    channels: int = 3
-
-    def __str__(self) -> str:
-        return f"{self.size} px, crop {self.crop_pct:g}, {self.interpolation}"
-
-    def matches(self, other: "Preprocessing") -> bool:
-        return (self.size, self.interpolation, self.channels) == (
-            other.size, other.interpolation, other.channels) and abs(
-            self.crop_pct - other.crop_pct) < 1e-6
-
-    def inference_flags(self) -> str:
-        """The flags of timm's inference.py (and of `ktbench import-predictions`) that select
-        it."""
-        size = (f"--img-size {self.size}" if self.channels == 3
-                else f"--input-size {self.channels} {self.size} {self.size}")
-        return f"{size} --crop-pct {self.crop_pct:g} --interpolation {self.interpolation}"
-
-    def decode_config(self) -> dict:
-        """As `decode_transform` takes it."""
-        return dict(input_size=(self.channels, self.size, self.size), crop_pct=self.crop_pct,
-                    interpolation=self.interpolation)
 
 
 def dataset_preprocessing(name: str) -> Preprocessing:
@@ -53,6 +27,16 @@ def dataset_preprocessing(name: str) -> Preprocessing:
         raise InputError(f"dataset {name!r} is built in: it has no preprocessing to match")
     return Preprocessing(definition["size"], definition["crop_pct"],
                          definition["interpolation"], definition["channels"])
+
+
+def own_preprocessing(entry) -> Preprocessing:
+    """The preprocessing a model was made for: its catalog entry's input size, and its
+    crop_pct and interpolation where the entry sets them, else timm's pretrained config's
+    (`data_config`)."""
+    cfg = data_config(entry)
+    return Preprocessing(entry.input_size[-1],
+                         cfg["crop_pct"] if entry.crop_pct is None else entry.crop_pct,
+                         entry.interpolation or cfg["interpolation"], entry.input_size[0])
 
 
 def data_config(entry=None, model: torch.nn.Module | None = None) -> dict:
@@ -98,6 +82,16 @@ class _Convert:
 
     def __call__(self, img):
         return img.convert(self.mode) if getattr(img, "mode", self.mode) != self.mode else img
+
+
+def resize_to(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    """A float batch [B, C, H, W] at `size` x `size` (bilinear, antialiased; unchanged where it
+    is that size already, or `size` is None): a teacher of another input size fed a student's
+    batch (docs/protocol.md#training). Per-channel normalisation commutes with it."""
+    if size is None or tuple(x.shape[-2:]) == (size, size):
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                         align_corners=False)
 
 
 def normalize_for(batch_uint8: torch.Tensor, cfg: dict) -> torch.Tensor:

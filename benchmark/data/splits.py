@@ -29,6 +29,10 @@ CLASS_NAMES_FILE = "classnames.txt"
 # the options every source's name takes after `@` (docs/protocol.md#data)
 OPTIONS = dict(size=224, crop_pct=0.875, interpolation="bilinear", channels=3, subset=None)
 _TYPES = {"size": int, "channels": int, "classes": int, "crop_pct": float, "subset": float}
+# how the models are fed a source (`preprocessing_mode`): a name option beside `OPTIONS` that
+# changes no array of the dataset itself, so it stays out of its definition
+MODE_OPTION, OWN, SHARED = "preprocessing", "own", "shared"
+SHARED_BY = ("size", "crop_pct", "interpolation", "channels")
 
 
 class Split:
@@ -100,10 +104,12 @@ def parse_source_name(name: str, prefix: str, extra: dict | None = None) -> tupl
     `extra` options, with their defaults where not given."""
     if not name.startswith(prefix):
         raise InputError(f"{name!r} is not a {prefix}... dataset name")
-    body, _, given = name[len(prefix):].partition("@")
+    body = name[len(prefix):].partition("@")[0]
     options = {**OPTIONS, **(extra or {})}
-    for part in filter(None, given.split(",")):
-        key, _, value = part.partition("=")
+    preprocessing_mode(name)                  # a bad value is refused with the others
+    for key, value in _given_options(name):
+        if key == MODE_OPTION:
+            continue
         if key not in options:
             raise InputError(f"{name!r}: unknown option {key!r}; options: {', '.join(options)}")
         try:
@@ -112,6 +118,24 @@ def parse_source_name(name: str, prefix: str, extra: dict | None = None) -> tupl
             raise InputError(f"{name!r}: option {key}={value!r} is not a "
                              f"{_TYPES[key].__name__}") from None
     return body, options
+
+
+def _given_options(name: str) -> list[tuple[str, str]]:
+    """The (option, value) pairs written after a name's `@`, as written."""
+    return [(key, value) for key, _, value in
+            (part.partition("=") for part in filter(None, name.partition("@")[2].split(",")))]
+
+
+def preprocessing_mode(name: str) -> str:
+    """How a file-backed dataset feeds its models (docs/protocol.md#preprocessing): `own`, each
+    model decoded at its own input size, crop_pct and interpolation (the authors'), or `shared`,
+    every model at the name's one; the name's `preprocessing` option, else `shared` where the name
+    gives any of `SHARED_BY` (as every name meant before models were fed their own), else `own`."""
+    given = dict(_given_options(name))
+    mode = given.get(MODE_OPTION) or (SHARED if given.keys() & set(SHARED_BY) else OWN)
+    if mode not in (OWN, SHARED):
+        raise InputError(f"{name!r}: option {MODE_OPTION}={mode!r} is not {OWN} or {SHARED}")
+    return mode
 
 
 # ---------------------------------------------------------------- datasets and loaders

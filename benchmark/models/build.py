@@ -10,6 +10,7 @@ import torch
 
 from benchmark.models import archs  # noqa: F401  (registers the micro zoo's own timm entry points)
 from benchmark.data.datasets import normalize
+from benchmark.data.preprocess import resize_to
 from pairs.catalog import ModelEntry
 
 
@@ -56,14 +57,17 @@ PREDICT_BATCH = 512
 
 
 def predict_logits(model: torch.nn.Module, x_uint8: torch.Tensor, mean, std,
-                   batch_size: int = PREDICT_BATCH, precision: str | None = None) -> torch.Tensor:
+                   batch_size: int = PREDICT_BATCH, precision: str | None = None,
+                   size: int | None = None) -> torch.Tensor:
     """float32 logits [N, C] on the CPU for uint8 images [N, C, H, W], in batches on the
-    model's device (under CUDA autocast at `precision`, if given)."""
+    model's device (under CUDA autocast at `precision`, if given), resized to `size` first
+    where given (`benchmark.data.preprocess.resize_to`)."""
     from benchmark.models.gpu import autocast, to_device
     device = _device(model)
     with torch.inference_mode(), autocast(precision, device):
-        batches = [model(normalize(to_device(x_uint8[i:i + batch_size], device), mean, std))
-                   .float().cpu() for i in range(0, len(x_uint8), batch_size)]
+        batches = [model(_model_input(to_device(x_uint8[i:i + batch_size], device), mean, std,
+                                      size)).float().cpu()
+                   for i in range(0, len(x_uint8), batch_size)]
     # Joined outside inference mode: a plain tensor that autograd may save (as distillation targets).
     return torch.cat(batches)
 
@@ -77,17 +81,23 @@ def features_and_logits(model: torch.nn.Module, x: torch.Tensor):
 
 
 def predict_outputs(model: torch.nn.Module, x_uint8: torch.Tensor, mean, std,
-                    kind: str = "logits", batch_size: int = PREDICT_BATCH) -> torch.Tensor:
+                    kind: str = "logits", batch_size: int = PREDICT_BATCH,
+                    size: int | None = None) -> torch.Tensor:
     """float32 `logits` or pooled `features` [N, D] on the CPU for uint8 images, in batches on
-    the model's device."""
+    the model's device, resized to `size` first where given."""
     from benchmark.models.gpu import to_device
     if kind == "logits":
-        return predict_logits(model, x_uint8, mean, std, batch_size)
+        return predict_logits(model, x_uint8, mean, std, batch_size, size=size)
     if kind != "features":
         raise ValueError(f"unknown output kind {kind!r}; use logits or features")
     device = _device(model)
     with torch.inference_mode():
-        batches = [features_and_logits(model, normalize(to_device(x_uint8[i:i + batch_size],
-                                                                  device), mean, std))[0]
+        batches = [features_and_logits(model, _model_input(
+                       to_device(x_uint8[i:i + batch_size], device), mean, std, size))[0]
                    .float().cpu() for i in range(0, len(x_uint8), batch_size)]
     return torch.cat(batches)
+
+
+def _model_input(x_uint8: torch.Tensor, mean, std, size: int | None) -> torch.Tensor:
+    """A model's input from uint8 images: its mean/std, then its input size where given."""
+    return resize_to(normalize(x_uint8, mean, std), size)

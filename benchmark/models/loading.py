@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 
 from benchmark import data
+from benchmark.data.feeding import load_for
 from benchmark.models import build, gpu, microzoo, weights
 from pairs.catalog import ModelEntry
 from pairs.probe import backbone_of
@@ -64,11 +65,12 @@ def random_init_model(entry: ModelEntry, seed: int) -> torch.nn.Module:
         return build.create_model(entry, pretrained=False)
 
 
-def train_outputs(entry: ModelEntry, dataset_name: str, cache: Path, kind: str = "logits",
+def train_outputs(entry: ModelEntry, dataset: data.Dataset, cache: Path, kind: str = "logits",
                   init_seed: int | None = None, runtime: gpu.Runtime = gpu.Runtime(),
-                  n: int | None = None) -> torch.Tensor:
+                  n: int | None = None, size: int | None = None) -> torch.Tensor:
     """A frozen model's outputs (`logits` or pooled `features`, float32 on the CPU) on the
-    first `n` samples of the transfer split (None: all of it), computed once per process on the
+    first `n` samples of `dataset`'s transfer split (None: all of it; a decode of it: a run's
+    student's, resized to `size` where given), computed once per process on the
     runtime's device (in fp32, as `gpu.prepare` lays the model out: a live frozen snapshot gives
     the same numbers); `init_seed` set: the randomly initialised architecture instead. Leaves
     torch's global random state as it was, cached or not.
@@ -77,11 +79,10 @@ def train_outputs(entry: ModelEntry, dataset_name: str, cache: Path, kind: str =
     would give; units sharing a teacher in one task pay for it once (for the most samples any
     of them asked for so far: a unit on the first 64 samples does not pay for 12,000).
     """
-    key = (entry.fingerprint(), dataset_name, str(cache), kind, init_seed, str(runtime.device),
-           runtime.channels_last)
+    key = (entry.fingerprint(), dataset.name, dataset.preprocessing, size, str(cache), kind,
+           init_seed, str(runtime.device), runtime.channels_last)
     cached = _TRAIN_OUTPUTS.pop(key, None)   # put back last: least recently used goes first
     if cached is None or (n is None and not cached.complete) or len(cached.outputs) < (n or 0):
-        dataset = data.load_dataset(dataset_name, cache)
         with torch.random.fork_rng(devices=[]):     # building a model draws random weights
             model = (load_model(entry, cache) if init_seed is None
                      else random_init_model(entry, init_seed))
@@ -89,7 +90,7 @@ def train_outputs(entry: ModelEntry, dataset_name: str, cache: Path, kind: str =
         # whole prediction batches: a row's output never depends on how far the pass went
         images = dataset.train_x[:None if n is None else -(-n // build.PREDICT_BATCH)
                                  * build.PREDICT_BATCH]
-        outputs = build.predict_outputs(model, images, entry.mean, entry.std, kind)
+        outputs = build.predict_outputs(model, images, entry.mean, entry.std, kind, size=size)
         cached = _Outputs(outputs, complete=len(images) == len(dataset.train_x))
         while len(_TRAIN_OUTPUTS) >= _TRAIN_OUTPUTS_KEPT:
             _TRAIN_OUTPUTS.pop(next(iter(_TRAIN_OUTPUTS)))
@@ -109,5 +110,5 @@ class _Outputs:
 
 
 def train_logits(entry: ModelEntry, dataset_name: str, cache: Path) -> torch.Tensor:
-    """A frozen model's logits on the whole transfer split (`train_outputs`)."""
-    return train_outputs(entry, dataset_name, cache)
+    """A frozen model's logits on the whole transfer split as it is fed it (`train_outputs`)."""
+    return train_outputs(entry, load_for(entry, dataset_name, cache), cache)

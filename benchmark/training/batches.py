@@ -16,7 +16,8 @@ turns a shared batch into its own; `ref_dims` gives each reference's width befor
 - `OnlineBatches` (`augment: true`, the paper's protocol, docs/protocol.md#training): loader
   workers gather uint8 images (pinned, persistent across epochs); every frozen model (teacher,
   frozen student, random teacher, ...) forwards the augmented batch, normalised with its own
-  mean/std, without gradients and under the run's autocast, once per batch (`Images.outputs`).
+  mean/std (and resized to its `Frozen.size`, a teacher of another input size), without
+  gradients and under the run's autocast, once per batch (`Images.outputs`).
 
 Nothing here draws from torch's global random state (the loader has its own generator), so a
 resumed run, one with another number of workers, or one stepping in a group sees the same images.
@@ -30,6 +31,7 @@ import torch
 from benchmark.models import gpu
 from benchmark.data.augment import augment
 from benchmark.data.datasets import Dataset, standardize
+from benchmark.data.preprocess import resize_to
 from benchmark.models.gpu import Runtime
 from benchmark.data.splits import CachedDataset
 from benchmark.models.build import features_and_logits
@@ -59,19 +61,23 @@ def _unit_range(x_uint8: torch.Tensor, runtime: Runtime) -> torch.Tensor:
     return gpu.to_device(x_uint8, runtime.device, channels_last=False).float() / 255.0
 
 
-def _model_input(x01: torch.Tensor, entry: ModelEntry, runtime: Runtime) -> torch.Tensor:
-    """One model's view of a batch: its own mean/std, in the run's memory format."""
-    return gpu.to_device(standardize(x01, entry.mean, entry.std), runtime.device,
-                         runtime.channels_last)
+def _model_input(x01: torch.Tensor, entry: ModelEntry, runtime: Runtime,
+                 size: int | None = None) -> torch.Tensor:
+    """One model's view of a batch: its own mean/std (then `size`, where given), in the run's
+    memory format."""
+    return gpu.to_device(resize_to(standardize(x01, entry.mean, entry.std), size),
+                         runtime.device, runtime.channels_last)
 
 
 @dataclasses.dataclass
 class Frozen:
-    """A model playing a role on every batch, normalising with its entry's mean/std; `name`
-    labels its forward passes (default: the entry's name)."""
+    """A model playing a role on every batch, normalising with its entry's mean/std and resized
+    to `size` where given (`benchmark.data.feeding.teacher_size`); `name` labels its forward
+    passes (default: the entry's name)."""
     module: torch.nn.Module
     entry: ModelEntry
     name: str = ""
+    size: int | None = None
 
     @property
     def label(self) -> str:
@@ -89,18 +95,19 @@ class Images:
     _inputs: dict = dataclasses.field(default_factory=dict)
     _outputs: dict = dataclasses.field(default_factory=dict)
 
-    def input_for(self, entry: ModelEntry) -> torch.Tensor:
-        norm = (tuple(entry.mean), tuple(entry.std))
+    def input_for(self, entry: ModelEntry, size: int | None = None) -> torch.Tensor:
+        norm = (tuple(entry.mean), tuple(entry.std), size)
         if norm not in self._inputs:
-            self._inputs[norm] = _model_input(self.x01, entry, self.runtime)
+            self._inputs[norm] = _model_input(self.x01, entry, self.runtime, size)
         return self._inputs[norm]
 
     def outputs(self, frozen: Frozen) -> tuple[torch.Tensor, torch.Tensor]:
         """(features, logits) of a frozen model on this batch, as float32; one forward pass per
         distinct module, whichever units share it."""
-        key = id(frozen.module), tuple(frozen.entry.mean), tuple(frozen.entry.std)
+        key = id(frozen.module), tuple(frozen.entry.mean), tuple(frozen.entry.std), frozen.size
         if key not in self._outputs:
-            self._outputs[key] = _forward(frozen, self.input_for(frozen.entry), self.runtime)
+            self._outputs[key] = _forward(frozen, self.input_for(frozen.entry, frozen.size),
+                                          self.runtime)
             FORWARD_PASSES[frozen.label] += 1
         return self._outputs[key]
 
@@ -154,8 +161,9 @@ class Stream:
     @property
     def key(self) -> tuple:
         """What fixes the batches: streams with equal keys give equal batches."""
-        return (self.dataset.name, self.sampler.n, self.sampler.batch_size, self.sampler.seed,
-                self.augmented, self.runtime.device, self.runtime.channels_last)
+        return (self.dataset.name, self.dataset.preprocessing, self.sampler.n,
+                self.sampler.batch_size, self.sampler.seed, self.augmented, self.runtime.device,
+                self.runtime.channels_last)
 
     def _images(self, x01: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> Images:
         device = self.runtime.device      # from pinned memory, without making the host wait
@@ -252,8 +260,9 @@ class OnlineBatches(_View):
                            f.module, runtime.device, runtime.channels_last, frozen=True))
                        for role, f in frozen.items()}
         probe = self.stream.at(torch.arange(min(2, n)))
-        self.ref_dims = {name: _forward(self.frozen[role], probe.input_for(self.frozen[role].entry),
-                                        runtime)[_KINDS[kind]].shape[1]
+        self.ref_dims = {name: _forward(self.frozen[role], probe.input_for(
+                             self.frozen[role].entry, self.frozen[role].size),
+                             runtime)[_KINDS[kind]].shape[1]
                          for name, (role, kind) in references.items()}
 
     def refs(self, images: Images) -> dict[str, torch.Tensor]:

@@ -14,6 +14,7 @@ import torch
 from benchmark import data, models
 
 from benchmark.models import gpu
+from benchmark.data.preprocess import resize_to
 from benchmark.training.batches import Batch, CachedBatches, OnlineBatches
 from benchmark.methods import SetupContext, TransferMethod
 from benchmark.methods.training import TrainingConfig
@@ -60,14 +61,14 @@ class Trainer:
     def probe_step(self, model: torch.nn.Module, size: int, frozen=()) -> None:
         """At batch size `size`: one forward and backward of `model`, a copy of the student (its
         gradients are left in place, as a step leaves them), then one forward of each of the
-        `frozen` models (`batches.Frozen`)."""
+        `frozen` models (`batches.Frozen`, each at its own size)."""
         x = torch.zeros(size, *self.entry.input_size, device=self.runtime.device)
         x = gpu.to_device(x, self.runtime.device, self.runtime.channels_last)
         with self.runtime.autocast():
             model(x).float().sum().backward()
             with torch.no_grad():
                 for f in frozen:
-                    f.module(x)
+                    f.module(resize_to(x, f.size))
 
     def batch_record(self) -> dict:
         """What the run's transfer_runs row records of its batch size."""
@@ -178,7 +179,9 @@ def may_run_out_of_memory(runtime: gpu.Runtime) -> bool:
 
 
 def predict_eval(model: torch.nn.Module, entry: ModelEntry, dataset: data.Dataset,
-                 precision: str | None = None) -> np.ndarray:
+                 precision: str | None = None, size: int | None = None) -> np.ndarray:
+    """The model's top-1 class on the eval split, normalised as `entry` (resized to `size`
+    where given)."""
     model.eval()
     return models.predict_logits(model, dataset.eval_x, entry.mean, entry.std,
-                                 precision=precision).argmax(1).numpy()
+                                 precision=precision, size=size).argmax(1).numpy()

@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 
 from benchmark import data, models
+from benchmark.data.feeding import load_for, models_columns
 from benchmark.models.loading import random_init_model
 from benchmark.measures.stats import pair_statistics
 from benchmark.units.predict import run_predict, top1_percent
 from benchmark.units.stats import write_class_flips
-from pairs.catalog import get_zoo
+from pairs.catalog import get_zoo, preprocessing_fields
 from pairs.keys import unit_key
 from benchmark.units.unit import PredictUnit, not_done
 from results import predictions_matrix, write_part
@@ -35,11 +36,10 @@ def random_init_baseline(zoo_name: str, results_dir, cache: Path, names: list[st
     pair_stats / class_flips of the random-vs-trained pairs; returns those pair_stats rows."""
     zoo = get_zoo(zoo_name)
     entries = [zoo.get(n) for n in (names or [m.name for m in zoo.models])]
-    dataset = data.load_dataset(zoo.dataset, cache)
     for unit in not_done([PredictUnit.of(zoo, entry) for entry in entries], results_dir):
         run_predict(unit, results_dir, cache)
     for entry in entries:
-        _predict_random(entry, zoo.name, dataset, seed, results_dir)
+        _predict_random(entry, zoo.name, load_for(entry, zoo.dataset, cache), seed, results_dir)
     trained = [e.name for e in entries]
     random = [n + RANDOM_SUFFIX for n in trained]
     everything = trained + random
@@ -47,7 +47,8 @@ def random_init_baseline(zoo_name: str, results_dir, cache: Path, names: list[st
     n = len(trained)
     teachers = np.r_[np.repeat(np.arange(n, 2 * n), n), np.tile(np.arange(n), n)]
     students = np.r_[np.tile(np.arange(n), n), np.repeat(np.arange(n, 2 * n), n)]
-    stats, class_flips = pair_statistics(preds, p_max, labels, dataset.num_classes, teachers,
+    stats, class_flips = pair_statistics(preds, p_max, labels, data.num_classes_of(zoo.dataset),
+                                         teachers,
                                          students, models=everything, dataset=zoo.dataset,
                                          compat=compat)
     part = unit_key("random-baseline", models=everything, dataset=zoo.dataset, seed=seed,
@@ -64,7 +65,8 @@ def _predict_random(entry, zoo_name, dataset, seed, results_dir):
     labels = dataset.eval_y
     p_max, pred = probs.max(1)
     name = entry.name + RANDOM_SUFFIX
-    key = unit_key("predict-random", model=entry.fingerprint(), dataset=dataset.name, seed=seed)
+    key = unit_key("predict-random", model=entry.fingerprint(), dataset=dataset.name, seed=seed,
+                   **preprocessing_fields(entry, dataset.name))
     write_part(results_dir, "predictions", pd.DataFrame({
         "model": name, "dataset": dataset.name, "sample": np.arange(len(labels)),
         "label": labels.numpy(), "pred": pred.numpy(),
@@ -75,5 +77,5 @@ def _predict_random(entry, zoo_name, dataset, seed, results_dir):
         "params_m": models.count_params_m(model), "source": f"random-init:seed={seed}",
         "dataset": dataset.name, "num_classes": dataset.num_classes,
         "top1": top1_percent(pred, labels), "top1_reported": None,
-        "img_size": entry.input_size[-1], "n_eval": len(labels),
-        "seconds": time.perf_counter() - t0}]), key)
+        "n_eval": len(labels), "seconds": time.perf_counter() - t0,
+        **models_columns(entry, dataset.preprocessing)}]), key)

@@ -25,9 +25,10 @@ import pandas as pd
 import torch
 
 from benchmark import data, models
+from benchmark.data.feeding import load_for
 from benchmark.models.loading import load_model
 from benchmark.units.unit import FeaturesUnit
-from pairs.catalog import Zoo, get_zoo
+from pairs.catalog import Zoo, get_zoo, preprocessing_fields
 from pairs.keys import unit_key
 from results import connect, write_part
 from results.errors import InputError
@@ -46,7 +47,7 @@ def features_unit(zoo: Zoo, model: str, eval_samples: int | None = None,
     entry = zoo.get(model)
     key = unit_key("features", model=entry.fingerprint(), dataset=zoo.dataset,
                    eval_samples=eval_samples, transfer_samples=transfer_samples,
-                   version=FEATURES_VERSION)
+                   version=FEATURES_VERSION, **preprocessing_fields(entry, zoo.dataset))
     return FeaturesUnit(key, zoo.name, zoo.dataset, model, eval_samples, transfer_samples)
 
 
@@ -80,7 +81,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 def run_features(unit: FeaturesUnit, results_dir, cache: Path) -> str:
     entry = get_zoo(unit.zoo).get(unit.model)
-    dataset = data.load_dataset(unit.dataset, cache)
+    dataset = load_for(entry, unit.dataset, cache)
     model = load_model(entry, cache)
     n_eval, n_transfer = unit.eval_samples, unit.transfer_samples
     inputs = {"eval": (dataset.eval_x[:n_eval], dataset.eval_y[:n_eval]),

@@ -1,11 +1,11 @@
 """Lockstep groups: the transfer units of a task that see the same batches, trained together
 (docs/slurm.md#sharing-frozen-passes).
 
-A unit's batches are a function of its dataset, seed and the stream fields of its training
-config (`TrainingConfig.stream`: batch size, training samples, augmentation; precision decides
-the frozen models' outputs, epochs how long it runs). Units equal in all of these
-(`stream_key`), with no checkpoint fitted to another batch size, form a
-group of at most `MAX_GROUP`, in the task's order (the launcher sorts by teacher, then student):
+A unit's batches are a function of its dataset (the decode its student is fed), seed and the
+stream fields of its training config (`TrainingConfig.stream`: batch size, training samples,
+augmentation; precision decides the frozen models' outputs, epochs how long it runs). Units equal
+in all of these (`stream_key`), with no checkpoint fitted to another batch size, form a group of
+at most `MAX_GROUP`, in the task's order (the launcher sorts by teacher, then student):
 single-teacher and `parallel` units; sequential and soup units run alone. A group loads each
 frozen model once and steps its runs in lockstep (`benchmark.training.lockstep`): one gather, one
 augmentation and one forward per distinct frozen model per batch, then each unit's own step.
@@ -15,6 +15,7 @@ that does not (or runs out of memory while loading) is split in two, and so on d
 units, which fit their batch size as they would alone. Every unit ends exactly as it would alone;
 one that fails stops alone (its error is its outcome) and its group-mates go on.
 """
+import functools
 from pathlib import Path
 
 import pandas as pd
@@ -28,6 +29,7 @@ from benchmark.units.checkpoint import checkpoint_path
 from benchmark.units.multi import parallel_run
 from benchmark.units.transfer import transfer_run, unit_params
 from benchmark.units.unit import RunOptions, TransferUnit, Unit, transfer_units
+from pairs.catalog import get_zoo, preprocessing_fields
 from pairs.cost import RANDOM_INIT
 
 MAX_GROUP = 16
@@ -48,7 +50,15 @@ def stream_key(unit: Unit, results_dir) -> tuple | None:
     training = TrainingConfig.of(unit_params(unit))
     resumed = _resumed_batch_size(checkpoint_path(results_dir, unit.key))
     return (unit.zoo, unit.dataset, unit.seed, *training.stream(),
-            resumed or training.batch_size)
+            resumed or training.batch_size,
+            *_student_decode(unit.zoo, unit.student, unit.dataset))
+
+
+@functools.lru_cache(maxsize=4096)
+def _student_decode(zoo: str, student: str, dataset: str) -> tuple:
+    """A run is fed its student's decode: units whose students are fed other decodes see other
+    batches (once per student: a plan's cost estimate asks for every unit)."""
+    return tuple(preprocessing_fields(get_zoo(zoo).get(student), dataset).values())
 
 
 def _resumed_batch_size(path: Path) -> int | None:

@@ -3,8 +3,8 @@
 - **Preprocessing.** The preprocessing the file was made with (`recorded_preprocessing`: the
   flags given to `import-predictions`, which are inference.py's own names, else the size in the
   file name, else inference.py's default for the model: its timm pretrained config) must be the
-  one ktbench's predict stage feeds the model (`dataset_preprocessing`); else one line with the
-  inference.py flags to use.
+  one ktbench's predict stage feeds the model (`benchmark.data.feeding.fed_preprocessing`: its
+  own, or the dataset's shared one); else one line with the inference.py flags to use.
 - **A spot check.** When the model's weights are at hand (a local file, a built micro-zoo model,
   or hub weights in the local cache: nothing is downloaded), `SPOT_SAMPLES` samples spread over
   the eval split are decoded and predicted with the model; fewer than `SPOT_AGREEMENT` of them
@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.data.preprocess import Preprocessing, data_config, dataset_preprocessing
+from benchmark.data.feeding import fed_preprocessing
+from benchmark.data.datasets import Preprocessing
+from benchmark.data.preprocess import data_config
 from benchmark.data.splits import decode_into
 from benchmark.models.build import predict_logits
 from benchmark.models.loading import load_model, resolve_weights
@@ -52,9 +54,11 @@ def recorded_preprocessing(entry: ModelEntry, name_size: int | None,
 
 def check_preprocessing(path: Path, entry: ModelEntry, dataset: str, name_size: int | None,
                         given: GivenPreprocessing) -> Preprocessing:
-    """The predict stage's preprocessing of `dataset`; InputError (one line) when the file was
-    made with another (`recorded_preprocessing`)."""
-    expected = dataset_preprocessing(dataset)
+    """The preprocessing the predict stage feeds `entry` on `dataset`; InputError (one line)
+    when the file was made with another (`recorded_preprocessing`), or the dataset is built in."""
+    expected = fed_preprocessing(entry, dataset)
+    if expected is None:
+        raise InputError(f"dataset {dataset!r} is built in: it has no preprocessing to match")
     recorded = recorded_preprocessing(entry, name_size, given, expected.channels)
     if not recorded.matches(expected):
         raise InputError(

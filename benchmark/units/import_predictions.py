@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from benchmark import data
-from benchmark.data.preprocess import Preprocessing
+from benchmark.data.feeding import models_columns
+from benchmark.data.datasets import Preprocessing
 from benchmark.models.weights import check_reported_top1
 from benchmark.units.import_checks import (GivenPreprocessing, check_preprocessing, spot_check,
                                            weights_at_hand)
@@ -197,8 +198,8 @@ def read_predictions(path: Path, zoo: Zoo, split, model: str | None = None,
            "family": entry.family, "arch": entry.arch, "params_m": params_m(entry),
            "source": f"import:{path.resolve()}", "dataset": zoo.dataset,
            "num_classes": split.num_classes, "top1": top1, "top1_reported": entry.top1_reported,
-           "img_size": preprocessing.size, "n_eval": len(labels),
-           "seconds": time.perf_counter() - t0}
+           "n_eval": len(labels), "seconds": time.perf_counter() - t0,
+           **models_columns(entry, preprocessing)}
     return Imported(entry, path, predictions, row, int(np.isnan(p_true).sum()),
                     outputs.shape[1], preprocessing)
 

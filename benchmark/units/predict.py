@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark import data, models
+from benchmark import models
+from benchmark.data.feeding import load_for, models_columns
 from benchmark.models.loading import load_model, resolve_weights
 from benchmark.models.weights import check_reported_top1
 from benchmark.units.unit import PREDICT, PredictUnit
@@ -24,7 +25,7 @@ def run_predict(unit: PredictUnit, results_dir, cache: Path, strict_top1: bool =
     """`strict_top1`: a model more than 5 points off its reported top-1 fails here."""
     t0 = time.perf_counter()
     entry = get_zoo(unit.zoo).get(unit.model)
-    dataset = data.load_dataset(unit.dataset, cache)
+    dataset = load_for(entry, unit.dataset, cache)
     model = load_model(entry, cache)
     probs = models.predict_logits(model, dataset.eval_x, entry.mean, entry.std).softmax(1)
     labels = dataset.eval_y
@@ -47,8 +48,8 @@ def run_predict(unit: PredictUnit, results_dir, cache: Path, strict_top1: bool =
         "source": str(weights) if weights else "hub", "dataset": dataset.name,
         "num_classes": dataset.num_classes,
         "top1": top1,
-        "top1_reported": entry.top1_reported, "img_size": entry.input_size[-1],
-        "n_eval": len(labels), "seconds": time.perf_counter() - t0,
+        "top1_reported": entry.top1_reported, "n_eval": len(labels),
+        "seconds": time.perf_counter() - t0, **models_columns(entry, dataset.preprocessing),
     }
     superseded = unit.superseded_keys(results_dir)
     # predictions first: a `models` row is the mark that the unit is complete

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from benchmark import data
+from benchmark.data.feeding import load_for
 from benchmark.models.loading import load_model, probe_head_path
 from benchmark.units.features import (SplitOutputs, arrays_dir, features_unit, forward_features,
                                       store_features)
@@ -124,7 +124,7 @@ def run_probe(unit: ProbeUnit, results_dir, cache: Path) -> str:
     t0 = time.perf_counter()
     entry = get_zoo(unit.zoo).get(unit.model)
     backbone = backbone_of(entry)
-    dataset = data.load_dataset(unit.dataset, cache)
+    dataset = load_for(backbone, unit.dataset, cache)
     if len(np.unique(dataset.train_y.numpy())) < 2:
         raise InputError(f"dataset {dataset.name!r} has one class in its train split: "
                          "nothing to probe")

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from benchmark import data, models, trackers
+from benchmark.data.feeding import load_for, teacher_size
 
 from benchmark.models import gpu
 from benchmark.training.batches import CachedBatches, Frozen, OnlineBatches
@@ -105,17 +106,20 @@ def make_batches(method: TransferMethod, sources: dict[str, Source], entry: Mode
     n = n_train(training, dataset)
     if training.augment:
         frozen = {role: Frozen(sources[role].load(cache, loaded), sources[role].entry,
-                               sources[role].label) for role, _ in specs.values()}
+                               sources[role].label, teacher_size(sources[role].entry,
+                                                                 dataset.name))
+                  for role, _ in specs.values()}
         return OnlineBatches(dataset, entry, frozen, specs, n, training.batch_size, seed, runtime)
     refs = {}
     for name, (role, kind) in specs.items():
         src = sources[role]
+        size = teacher_size(src.entry, dataset.name)
         if src.module is not None:
             refs[name] = models.predict_outputs(src.module, dataset.train_x[:n], src.entry.mean,
-                                                src.entry.std, kind)
+                                                src.entry.std, kind, size=size)
         else:
-            refs[name] = train_outputs(src.entry, dataset.name, cache, kind, src.init_seed,
-                                       runtime, n)
+            refs[name] = train_outputs(src.entry, dataset, cache, kind, src.init_seed,
+                                       runtime, n, size)
     return CachedBatches(dataset, entry, refs, n, training.batch_size, seed, runtime)
 
 
@@ -159,7 +163,7 @@ def load_context(unit: TransferUnit, results_dir, cache: Path,
     names = list(dict.fromkeys([student_entry.name] + [t.name for t in teachers]))
     labels, preds, _ = predictions_matrix(results_dir, unit.dataset, names)
     preds = dict(zip(names, preds))
-    dataset = data.load_dataset(unit.dataset, cache)
+    dataset = load_for(student_entry, unit.dataset, cache)   # a run is fed its student's decode
     if unit.compat:
         preds.update(student_normalised_preds(teachers, student_entry, dataset, cache))
     return RunContext(unit=unit, options=options, student_entry=student_entry,
@@ -177,7 +181,8 @@ def student_normalised_preds(teachers: list[ModelEntry], student: ModelEntry,
     for teacher in teachers:
         if (tuple(teacher.mean), tuple(teacher.std)) != (tuple(student.mean), tuple(student.std)):
             model = Source(teacher).load(cache)
-            preds[teacher.name] = predict_eval(model, student, dataset)
+            preds[teacher.name] = predict_eval(model, student, dataset,
+                                               size=teacher_size(teacher, dataset.name))
     return preds
 
 
