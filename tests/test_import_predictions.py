@@ -10,6 +10,8 @@ import torch
 
 from benchmark.cli.main import main
 from benchmark.units.unit import PredictUnit
+from benchmark.units.import_checks import GivenPreprocessing, recorded_preprocessing
+from pairs.catalog import ModelEntry
 
 DATASET_OPTIONS = "@size=16,crop_pct=1"
 # the inference.py flags the files were made with (the test models' timm defaults differ)
@@ -308,3 +310,16 @@ def test_a_reimport_compacted_twice_reads_the_same_in_pandas_and_ktbench_query(
             np.testing.assert_array_equal(
                 frame[frame["model"] == model].sort_values("sample")["pred"], preds)
     assert viewed == ["model,n,s"] + [f"{m},12,{newest[m].sum()}" for m in sorted(newest)]
+
+
+@pytest.mark.parametrize("name_size, given, expected", [
+    # timm's inference.py without flags runs resnet50.a1_in1k at its config's test size and crop
+    (None, GivenPreprocessing(), (288, 1.0, "bicubic")),
+    (224, GivenPreprocessing(), (224, 1.0, "bicubic")),       # "-224" in the name: size only
+    (None, GivenPreprocessing(224), (224, 1.0, "bicubic")),   # the test crop still applies
+    (None, GivenPreprocessing(224, 0.95, "bilinear"), (224, 0.95, "bilinear")),
+])
+def test_recorded_preprocessing_follows_inference_py_at_the_test_size(name_size, given, expected):
+    entry = ModelEntry(name="r50", arch="resnet50.a1_in1k", family="cnn", num_classes=1000)
+    recorded = recorded_preprocessing(entry, name_size, given, channels=3)
+    assert (recorded.size, recorded.crop_pct, recorded.interpolation) == expected

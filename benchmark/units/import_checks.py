@@ -2,7 +2,8 @@
 
 - **Preprocessing.** The preprocessing the file was made with (`recorded_preprocessing`: the
   flags given to `import-predictions`, which are inference.py's own names, else the size in the
-  file name, else inference.py's default for the model: its timm pretrained config) must be the
+  file name, else inference.py's default for the model: its timm config, at the test size and
+  crop where it has them) must be the
   one ktbench's predict stage feeds the model (`benchmark.data.feeding.fed_preprocessing`: its
   own, or the dataset's shared one); else one line with the inference.py flags to use.
 - **A spot check.** When the model's weights are at hand (a local file, a built micro-zoo model,
@@ -11,7 +12,7 @@
   with the file's top-1 class means the file holds another model's predictions (or other
   images), and the import is refused.
 """
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,14 +43,22 @@ class GivenPreprocessing:
 def recorded_preprocessing(entry: ModelEntry, name_size: int | None,
                            given: GivenPreprocessing, channels: int) -> Preprocessing:
     """The preprocessing a file was made with, field by field: the flag given, else the size in
-    the file name, else what inference.py resolves for the model without flags."""
+    the file name, else what inference.py resolves for the model without flags (timm's config at
+    its *test* size and crop where the config has them: inference.py asks for those)."""
     cfg = data_config(entry)
-    default = Preprocessing(cfg["input_size"][-1], cfg["crop_pct"], cfg["interpolation"],
-                            channels)
-    size = given.size or name_size or default.size
-    return replace(default, size=size,
-                   crop_pct=default.crop_pct if given.crop_pct is None else given.crop_pct,
-                   interpolation=given.interpolation or default.interpolation)
+    test = _test_time_config(entry.arch)
+    size = given.size or name_size or test.get("test_input_size", cfg["input_size"])[-1]
+    crop_pct = (given.crop_pct if given.crop_pct is not None
+                else test.get("test_crop_pct", cfg["crop_pct"]))
+    return Preprocessing(size, crop_pct, given.interpolation or cfg["interpolation"], channels)
+
+
+def _test_time_config(arch: str) -> dict:
+    """The test-time fields (`test_input_size`, `test_crop_pct`) of the arch's timm config."""
+    import timm
+    cfg = timm.models.get_pretrained_cfg(arch)
+    fields = cfg.to_dict() if cfg is not None else {}
+    return {k: fields[k] for k in ("test_input_size", "test_crop_pct") if fields.get(k)}
 
 
 def check_preprocessing(path: Path, entry: ModelEntry, dataset: str, name_size: int | None,
