@@ -1,5 +1,7 @@
 """The probe stage (docs/protocol.md#probes): a linear head fitted on frozen features, the
 probed model it makes, a kill in the middle, and the bad input it refuses."""
+import textwrap
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +17,7 @@ from benchmark.units import probe as probe_module
 from benchmark.units.dispatch import run_unit
 from benchmark.units.unit import PROBE
 from pairs import get_zoo
+from pairs.catalog import PLUGINS_ENV
 from pairs.plan import make_plan
 from pairs.probe import PROBE_RECIPES, backbone_of, probed_name
 from results import InputError, query, read_table
@@ -194,3 +197,47 @@ def test_a_probed_zoos_backbones_train_on_their_own_dataset(probed, tiny_zoo, mo
     microzoo.ensure_zoo_weights(probed, "/nonexistent", progress=False)
     # the zoo's own models (the keys of their weight files) on the zoo's own data
     assert trained == [(list(tiny_zoo.models), "digits16")]
+
+
+_PLAIN_PLUGIN = """
+    import torch
+    from timm.models import register_model
+    from pairs import ModelEntry, Zoo, register_zoo
+
+    class PlainNet(torch.nn.Module):
+        # a classifier without timm's feature interface (no forward_features / forward_head)
+        def __init__(self, num_classes, in_chans):
+            super().__init__()
+            self.fc = torch.nn.Linear(in_chans * 16 * 16, num_classes)
+
+        def forward(self, x):
+            return self.fc(x.flatten(1))
+
+    @register_model
+    def plain_net_probe_test(pretrained=False, num_classes=10, in_chans=1, **kwargs):
+        return PlainNet(num_classes, in_chans)
+
+    @register_zoo("plain_zoo")
+    def zoo():
+        return Zoo("plain_zoo", "digits16", tuple(
+            ModelEntry(name, "plain_net_probe_test", "mlp", 10, in_chans=1,
+                       input_size=(1, 16, 16)) for name in ("plain_a", "plain_b")))
+    """
+
+
+def test_a_model_without_forward_head_is_refused_before_any_job(tmp_path, monkeypatch, capsys):
+    (tmp_path / "plain_plugin.py").write_text(textwrap.dedent(_PLAIN_PLUGIN))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(PLUGINS_ENV, "")       # restored after the test: --plugin adds to it
+    plan = tmp_path / "plan.parquet"
+    assert main(["plan", "--plugin", "plain_plugin", "--zoo", "plain_zoo", "--dataset",
+                 "digits_shift", "--all", "--out", str(plan)]) == 0   # 10 classes -> 5: a probe
+    capsys.readouterr()
+    results = tmp_path / "r"
+    code = main(["launch", str(plan), "--plugin", "plain_plugin", "--results", str(results),
+                 "--executor", "debug", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "'plain_a' (plain_net_probe_test, PlainNet) has no forward_features, forward_head" \
+        in err, err
+    assert not [f for f in results.rglob("*") if f.is_file()]     # no row, no head, no failure

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark import data
+from benchmark.models.build import check_probeable
 from benchmark.models.loading import load_model, probe_head_path
 from benchmark.units.features import (SplitOutputs, arrays_dir, features_unit, forward_features,
                                       store_features)
@@ -133,6 +134,7 @@ def run_probe(unit: ProbeUnit, results_dir, cache: Path) -> str:
     features = cached_features(stored, results_dir)
     if features is None:
         model = load_model(backbone, cache)
+        check_probeable(model, backbone)
         features = tuple(forward_features(model, x, backbone.mean, backbone.std)[0]
                          for x in (dataset.train_x, dataset.eval_x))
     train_f, eval_f = features
