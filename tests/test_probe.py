@@ -269,3 +269,16 @@ def test_a_model_without_forward_head_is_refused_before_any_job(tmp_path, monkey
     assert "'plain_a' (plain_net_probe_test, PlainNet) has no forward_features, forward_head" \
         in err, err
     assert not [f for f in results.rglob("*") if f.is_file()]     # no row, no head, no failure
+
+
+def test_the_probe_unit_refuses_a_model_without_forward_head_before_it_writes(
+        probed, cache, tmp_path, monkeypatch):
+    """What the pre-flight cannot see (an architecture not buildable on the meta device)."""
+    unit = pending_units(make_plan(probed, [(probed.models[0].name, probed.models[1].name)],
+                                   {"kl": {}}, [0]), tmp_path)["probe"][0]
+    monkeypatch.setattr(probe_module, "load_model",
+                        lambda entry, cache: torch.nn.Linear(256, 10))
+    with pytest.raises(InputError, match=r"\(\w+, Linear\) has no forward_features, "
+                                         r"forward_head, reset_classifier, get_classifier"):
+        run_unit(unit, tmp_path, cache)
+    assert not [f for f in tmp_path.rglob("*") if f.is_file()]
