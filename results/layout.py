@@ -5,6 +5,7 @@ spells a folder of it.
     <results>/checkpoints/<key>.pt          a transfer unit's state while it runs (resumed from)
     <results>/students/<key>.safetensors    a final student kept (`launch --keep-students`)
     <results>/feature_arrays/<key>/         a features unit's arrays (`benchmark.units.features`)
+    <results>/probe_heads/<key>.safetensors a probe unit's fitted head (`benchmark.units.probe`)
     <results>/jobs/                         submitit's job folders; `jobs/launches/` the launch
                                             manifests (which job holds which unit)
     <results>/trackers/                     the trackers' folder (`launch --log`)
@@ -45,6 +46,13 @@ class ResultsLayout:
 
     def feature_arrays(self, key: str) -> Path:
         return self.root / "feature_arrays" / key
+
+    @property
+    def probe_heads(self) -> Path:
+        return self.root / "probe_heads"
+
+    def probe_head(self, key: str) -> Path:
+        return self.probe_heads / f"{key}.safetensors"
 
     @property
     def jobs(self) -> Path:

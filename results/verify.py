@@ -1,16 +1,20 @@
-"""Check a results folder: every Parquet part of every table and every transfer checkpoint.
+"""Check a results folder: every Parquet part of every table, every transfer checkpoint and
+every probe head.
 
 `verify(results_dir)` reads each part in full (PAR1 magic at both ends, readable by pyarrow,
-the columns of `results/schema.py`) and loads each checkpoint with
-`torch.load(weights_only=True)`; it also finds hidden temporary files left by killed writers
+the columns of `results/schema.py`), loads each checkpoint with
+`torch.load(weights_only=True)` and opens each probe head's safetensors header (whole, a
+`weight` [C, D] and a `bias` [C] in float32, of the shape its `probes` row records); it also
+finds hidden temporary files left by killed writers
 (older than an hour, so a live writer's file is left alone). With `fix=True` every bad file is
-moved aside into `<results>/quarantine/<table or checkpoints>/`, one warning line each: the rest
-of the table stays readable and the unit whose part or checkpoint went aside reruns (from the
-start when its only checkpoint was bad).
+moved aside into `<results>/quarantine/<table, checkpoints or probe_heads>/`, one warning line
+each: the rest of the table stays readable and the unit whose part, checkpoint or head went
+aside reruns (from the start when its only checkpoint was bad).
 
 `quarantine_unreadable(results_dir)` is the cheap form that `ktbench launch` and `status` run
-first: only the magic bytes at both ends of each part and the zip directory of each
-checkpoint, so a truncated file never breaks the DuckDB views over the whole table.
+first: only the magic bytes at both ends of each part, the zip directory of each
+checkpoint and each head's header (not its `probes` row), so a truncated file never breaks the
+DuckDB views over the whole table, nor a job loading a probed model.
 """
 import os
 import shutil
@@ -30,7 +34,7 @@ STALE_TMP_S = 3600
 @dataclass
 class Problem:
     path: Path
-    kind: str          # table name, "checkpoints", or "tmp"
+    kind: str          # table name, "checkpoints", "probe_heads" or "tmp"
     reason: str
     moved_to: Path | None = None
 
@@ -43,6 +47,7 @@ class Problem:
 class Report:
     parts: int = 0
     checkpoints: int = 0
+    heads: int = 0
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -50,7 +55,11 @@ class Report:
         return not self.problems
 
     def summary(self) -> str:
-        return (f"checked {self.parts} parts and {self.checkpoints} checkpoints: "
+        checked = f"{self.parts} parts and {self.checkpoints} checkpoints"
+        if self.heads:
+            checked = (f"{self.parts} parts, {self.checkpoints} checkpoints and "
+                       f"{self.heads} probe heads")
+        return (f"checked {checked}: "
                 + ("all good" if self.ok else f"{len(self.problems)} problem(s)"))
 
 
@@ -108,6 +117,33 @@ def _checkpoint_problem(path: Path, full: bool) -> str | None:
     return None
 
 
+def head_problem(path: Path, shape: tuple[int, int] | None = None) -> str | None:
+    """None when `path` is a whole safetensors file holding a linear head, `weight` [C, D] and
+    `bias` [C] in float32 (of `shape` (C, D), if given); else why not. Reads the header only."""
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            tensors = {k: (f.get_slice(k).get_dtype(), tuple(f.get_slice(k).get_shape()))
+                       for k in f.keys()}
+    except Exception as e:   # the library's error for a cut or foreign file
+        return f"not a whole safetensors file ({str(e).splitlines()[0][:120]})"
+    want = tuple(shape) if shape else tensors.get("weight", ("", ()))[1]
+    if len(want) != 2 or tensors != {"weight": ("F32", want), "bias": ("F32", want[:1])}:
+        recorded = f" with (C, D) = {want}, as its probes row records" if shape else ""
+        return f"holds {tensors}: a probe head is a F32 weight [C, D] and bias [C]{recorded}"
+    return None
+
+
+def _probe_shapes(parts: list[Path]) -> dict[str, tuple[int, int]]:
+    """probe key -> (classes, feature dim) its `probes` row records, over readable parts."""
+    import pyarrow.parquet as pq
+    shapes = {}
+    for part in parts:
+        rows = pq.read_table(part, columns=["key", "num_classes", "dim"]).to_pylist()
+        shapes.update((r["key"], (r["num_classes"], r["dim"])) for r in rows)
+    return shapes
+
+
 def _quarantine(results_dir: Path, path: Path, kind: str) -> Path:
     folder = ResultsLayout(results_dir).quarantine(kind)
     folder.mkdir(parents=True, exist_ok=True)
@@ -142,6 +178,7 @@ def _scan(results_dir: Path, fix: bool, full: bool, report: Report):
                     bad(tmp, "tmp", f"stale temporary file ({age / 3600:.1f} h old)")
 
     layout = ResultsLayout(results_dir)
+    probe_parts = []
     for table in TABLES:
         folder = layout.table(table)
         if not folder.is_dir():
@@ -151,6 +188,8 @@ def _scan(results_dir: Path, fix: bool, full: bool, report: Report):
             reason = _part_problem(part, table) if full else footer_ok(part)
             if reason:
                 bad(part, table, reason)
+            elif table == "probes":
+                probe_parts.append(part)
         if full:
             stale_tmps(folder, table)
     ckpts = layout.checkpoints
@@ -161,10 +200,20 @@ def _scan(results_dir: Path, fix: bool, full: bool, report: Report):
                 bad(ckpt, "checkpoints", reason)
         if full:
             stale_tmps(ckpts, "checkpoints")
+    if layout.probe_heads.is_dir():
+        # the shape each head's row records: in full only (the cheap check reads no rows)
+        shapes = _probe_shapes(probe_parts) if full else {}
+        for head in sorted(layout.probe_heads.glob("*.safetensors")):
+            report.heads += 1
+            if reason := head_problem(head, shapes.get(head.name.removesuffix(".safetensors"))):
+                bad(head, "probe_heads", reason)
+        if full:
+            stale_tmps(layout.probe_heads, "probe_heads")
 
 
 def verify(results_dir, fix: bool = False) -> Report:
-    """Check every part and checkpoint under `results_dir` in full; `fix` moves bad ones aside."""
+    """Check every part, checkpoint and probe head under `results_dir` in full; `fix` moves
+    bad ones aside."""
     report = Report()
     _scan(Path(results_dir), fix, True, report)
     return report

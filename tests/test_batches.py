@@ -140,18 +140,19 @@ def test_cached_teacher_outputs_cover_only_the_samples_a_unit_uses(tiny_zoo, cac
     monkeypatch.setattr(build, "predict_outputs", lambda model, x, *a, **k: (
         seen.append(len(x)), predict(model, x, *a, **k))[1])
     entry = tiny_zoo.models[0]
-    small = loading.train_outputs(entry, tiny_zoo.dataset, cache, n=64)
-    assert len(small) == 64 and seen == [build.PREDICT_BATCH]
-    larger = loading.train_outputs(entry, tiny_zoo.dataset, cache, n=600)
-    assert len(larger) == 600 and seen == [build.PREDICT_BATCH, 2 * build.PREDICT_BATCH]
-    again = loading.train_outputs(entry, tiny_zoo.dataset, cache, n=100)
-    assert len(seen) == 2 and torch.equal(again, larger[:100]) and torch.equal(small, larger[:64])
     from benchmark.data.datasets import load_dataset, normalize
-    images = load_dataset(tiny_zoo.dataset, cache).train_x[:3]
+    dataset = load_dataset(tiny_zoo.dataset, cache)
+    small = loading.train_outputs(entry, dataset, cache, n=64)
+    assert len(small) == 64 and seen == [build.PREDICT_BATCH]
+    larger = loading.train_outputs(entry, dataset, cache, n=600)
+    assert len(larger) == 600 and seen == [build.PREDICT_BATCH, 2 * build.PREDICT_BATCH]
+    again = loading.train_outputs(entry, dataset, cache, n=100)
+    assert len(seen) == 2 and torch.equal(again, larger[:100]) and torch.equal(small, larger[:64])
+    images = dataset.train_x[:3]
     model = load_model(entry, cache).eval()
     with torch.no_grad():
         expected = model(normalize(images, entry.mean, entry.std))
     torch.testing.assert_close(small[:3], expected, rtol=1e-4, atol=1e-4)
-    whole = loading.train_outputs(entry, tiny_zoo.dataset, cache)
+    whole = loading.train_outputs(entry, dataset, cache)
     assert len(whole) == len(load_dataset(tiny_zoo.dataset, cache).train_y) and len(seen) == 3
     loading.clear_train_outputs()

@@ -162,6 +162,9 @@ def test_scale_bench_builds_a_sweep_folder_and_measures_every_command(tmp_path):
     assert epochs == 20 * (runs["status"] != "failed").sum()
     assert query(folder, "SELECT count(*) AS n FROM predictions")["n"][0] == 10 * 500
     assert query(folder, "SELECT count(*) AS n FROM pair_stats")["n"][0] == 60
+    probes = query(folder, "SELECT model, num_classes FROM probes ORDER BY model")
+    assert probes["model"].tolist() == [f"m{i:04d}" for i in range(10)]       # one per model
+    assert (probes["num_classes"] == 1000).all()
     assert plan_path.is_file()
 
     lines = []
@@ -170,7 +173,7 @@ def test_scale_bench_builds_a_sweep_folder_and_measures_every_command(tmp_path):
     rows = read_benchmarks(tmp_path)
     assert "failed" not in set(rows["metric"]), lines
     cases = set(rows["case"])
-    for command in ("status", "query", "tables", "relaunch", "dry_run"):
+    for command in ("status", "query", "tables", "probe_tables", "relaunch", "dry_run"):
         assert {f"{command} (parts)", f"{command} (compacted)"} <= cases
     assert {"build", "compact", "compacted"} <= cases
     peaks = rows[rows["metric"] == "peak_rss"]

@@ -185,7 +185,7 @@ def launch(plan: Plan | pd.DataFrame, results_dir, cache: Path, options: LaunchO
                for stage in stages}
     if not any(pending.values()):
         return summary
-    _preflight(plan, cache, options)
+    _preflight(plan, cache, options, pending[PROBE.name])
     run_options = RunOptions(options.strict_top1, options.log, options.log_dir,
                              frozenset(plan.kept_students(options.keep_students)))
     if not options.wait:
@@ -224,20 +224,23 @@ def launch(plan: Plan | pd.DataFrame, results_dir, cache: Path, options: LaunchO
     return summary
 
 
-def _preflight(plan: Plan, cache: Path, options: LaunchOptions):
-    """Every missing weight, a head that does not fit the dataset's classes, or a zoo or
-    dataset that job processes would not resolve, in one line, before any job (and GPU time)
-    is spent. Debug jobs run in this process: they see what it sees."""
+def _preflight(plan: Plan, cache: Path, options: LaunchOptions, pending_probes: list):
+    """Every missing weight, a head that does not fit the dataset's classes, a model to probe
+    without timm's feature interface, or a zoo or dataset that job processes would not resolve,
+    in one line, before any job (and GPU time) is spent. Debug jobs run in this process: they
+    see what it sees."""
     from benchmark import data                      # torch: only when something runs
     from benchmark.data.datasets import check_classes
     from benchmark.models import microzoo, weights
-    from pairs.probe import backbone_zoo
+    from benchmark.models.build import check_probeable_archs
+    from pairs.probe import backbone_of, backbone_zoo
     if options.executor != "debug":
         check_in_fresh_process(plan)
     zoo, used = plan.zoo, set(plan.models)
     entries = [m for m in zoo.models if m.name in used]
     check_classes(data.num_classes_of(zoo.dataset), entries)
     used_zoo = dataclasses.replace(zoo, models=tuple(entries))
+    check_probeable_archs(backbone_of(zoo.get(unit.model)) for unit in pending_probes)
     weights.resolve_all([m for m in backbone_zoo(used_zoo).models if m.recipe is None])
     microzoo.ensure_zoo_weights(used_zoo, cache, progress=options.progress)
 

@@ -46,7 +46,8 @@ def pending_units(plan: Plan | pd.DataFrame, results_dir, retry_failed: bool = F
     skip = PREDICT.done_ids(results_dir, dataset) | busy.get("predict", set())
     # a probed zoo's models first get their heads (pairs.probe)
     probe = [ProbeUnit.of(zoo, entries[n]) for n in plan.models if entries[n].probe is not None]
-    probe_skip = PROBE.done_ids(results_dir, dataset) | busy.get("probe", set())
+    probe_skip = (PROBE.done_ids(results_dir, dataset) | busy.get("probe", set())
+                  if probe else set())      # an unprobed plan reads no probes
     return {"probe": [u for u in probe if u.key not in probe_skip],
             "predict": [u for u in predict if u.key not in skip],
             "stats": stats, "transfer": transfer}

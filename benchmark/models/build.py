@@ -29,6 +29,44 @@ def create_model(entry: ModelEntry, weights: Path | None = None,
     return model.eval()
 
 
+# what probing a model calls: its pooled pre-logits features (`features_and_logits`) and the
+# classifier it swaps for the fitted head (`attach_head`)
+PROBE_INTERFACE = ("forward_features", "forward_head", "reset_classifier", "get_classifier")
+
+
+def check_probeable(model: torch.nn.Module, entry: ModelEntry) -> None:
+    """InputError (one line) unless `model` has timm's feature interface, which a probe needs."""
+    from results.errors import InputError
+    missing = [name for name in PROBE_INTERFACE if not callable(getattr(model, name, None))]
+    if missing:
+        raise InputError(f"model {entry.name!r} ({entry.arch}, {type(model).__name__}) has no "
+                         f"{', '.join(missing)}: a probe needs timm's forward_features, "
+                         "forward_head(pre_logits=True) and reset_classifier")
+
+
+def check_probeable_archs(entries) -> None:
+    """`check_probeable` on each distinct architecture of `entries` that timm does not define
+    itself (timm's own tests hold every one of its models to that interface), built on the meta
+    device (no memory, no weights: 0.02-0.6 s each), so a launch refuses before any job starts."""
+    seen = set()
+    for entry in entries:
+        arch = (entry.arch, entry.in_chans, repr(sorted(entry.kwargs.items())))
+        if arch in seen or _defined_by_timm(entry.arch):
+            continue
+        seen.add(arch)
+        try:
+            with torch.device("meta"):
+                skeleton = create_model(entry, pretrained=False)
+        except Exception:   # not buildable without memory: the probe unit checks the real model
+            continue
+        check_probeable(skeleton, entry)
+
+
+def _defined_by_timm(arch: str) -> bool:
+    return (timm.models.is_model(arch)
+            and timm.models.model_entrypoint(arch).__module__.startswith("timm."))
+
+
 def attach_head(model: torch.nn.Module, head_file: Path, num_classes: int) -> None:
     """Replace the model's classifier by the linear head in `head_file` (`weight` [C, D],
     `bias` [C]): timm's `reset_classifier` makes the layer, the file fills it."""

@@ -10,6 +10,7 @@ from benchmark.models import build, gpu, microzoo, weights
 from pairs.catalog import ModelEntry
 from pairs.probe import backbone_of
 from results.errors import InputError
+from results.layout import ResultsLayout
 
 
 def resolve_weights(entry: ModelEntry, cache: Path) -> Path | None:
@@ -33,19 +34,18 @@ def resolve_weights(entry: ModelEntry, cache: Path) -> Path | None:
     return None
 
 
-def probe_head_path(entry: ModelEntry, cache: Path) -> Path:
-    """Where a probed entry's head lives: in the cache beside the weights it completes (every
-    task loading the model reads it there, as it reads a micro-zoo model's weights)."""
-    return Path(cache) / "probe_heads" / f"{entry.probe['key']}.safetensors"
-
-
-def load_model(entry: ModelEntry, cache: Path) -> torch.nn.Module:
+def load_model(entry: ModelEntry, cache: Path,
+               results: ResultsLayout | None = None) -> torch.nn.Module:
     """The entry's model; a probed entry: its backbone with the classifier replaced by the
-    fitted head (`ktbench` runs the probe stage first)."""
+    head the probe stage fitted, from the results folder `results` (`ktbench` runs that stage
+    first)."""
     backbone = backbone_of(entry)
     model = build.create_model(backbone, resolve_weights(backbone, cache))
     if entry.probe is not None:
-        path = probe_head_path(entry, cache)
+        if results is None:
+            raise ValueError(f"{entry.name} is probed: its head is in a results folder, "
+                             "which load_model needs")
+        path = results.probe_head(entry.probe["key"])
         if not path.is_file():
             raise InputError(f"{entry.name}: no probe head on {entry.probe['dataset']!r} at "
                              f"{path}; run the probe stage first (ktbench launch does)")
@@ -67,10 +67,12 @@ def random_init_model(entry: ModelEntry, seed: int) -> torch.nn.Module:
 
 def train_outputs(entry: ModelEntry, dataset: data.Dataset, cache: Path, kind: str = "logits",
                   init_seed: int | None = None, runtime: gpu.Runtime = gpu.Runtime(),
-                  n: int | None = None, size: int | None = None) -> torch.Tensor:
+                  n: int | None = None, size: int | None = None,
+                  results: ResultsLayout | None = None) -> torch.Tensor:
     """A frozen model's outputs (`logits` or pooled `features`, float32 on the CPU) on the
     first `n` samples of `dataset`'s transfer split (None: all of it; a decode of it: a run's
-    student's, resized to `size` where given), computed once per process on the
+    student's, resized to `size` where given; `results`: where a probed model's head is,
+    `load_model`), computed once per process on the
     runtime's device (in fp32, as `gpu.prepare` lays the model out: a live frozen snapshot gives
     the same numbers); `init_seed` set: the randomly initialised architecture instead. Leaves
     torch's global random state as it was, cached or not.
@@ -79,12 +81,12 @@ def train_outputs(entry: ModelEntry, dataset: data.Dataset, cache: Path, kind: s
     would give; units sharing a teacher in one task pay for it once (for the most samples any
     of them asked for so far: a unit on the first 64 samples does not pay for 12,000).
     """
-    key = (entry.fingerprint(), dataset.name, dataset.preprocessing, size, str(cache), kind,
-           init_seed, str(runtime.device), runtime.channels_last)
+    key = (entry.fingerprint(), dataset.name, dataset.preprocessing, size, str(cache), results,
+           kind, init_seed, str(runtime.device), runtime.channels_last)
     cached = _TRAIN_OUTPUTS.pop(key, None)   # put back last: least recently used goes first
     if cached is None or (n is None and not cached.complete) or len(cached.outputs) < (n or 0):
         with torch.random.fork_rng(devices=[]):     # building a model draws random weights
-            model = (load_model(entry, cache) if init_seed is None
+            model = (load_model(entry, cache, results) if init_seed is None
                      else random_init_model(entry, init_seed))
         model = gpu.prepare(model, runtime.device, runtime.channels_last, frozen=True)
         # whole prediction batches: a row's output never depends on how far the pass went

@@ -5,7 +5,8 @@ units write them), the folder a finished sweep of N transfer units leaves (defau
 `--quick`: 300):
 N units of `kl` with 20 epochs each (N `transfer_runs` rows, 20 N `transfer_epochs` rows), one
 per random ordered pair of M = N / 100 synthetic models (between 10 and 1,000, and enough for N pairs), M models'
-predictions on 50 M samples (1,000 models: 50,000 samples, ImageNet validation's size), N
+predictions on 50 M samples (1,000 models: 50,000 samples, ImageNet validation's size), a
+`probes` row per model (as if each had been probed, on the zoo's own dataset), N
 `pair_stats` rows (in parts of 1,000 pairs, as stats units write them), the plan, and the launch
 manifest that named every unit (`class_flips` is left out: no table reads it). The models form a
 synthetic zoo registered by this module (`scale-M`, dataset imagenet), so the commands below run
@@ -14,7 +15,8 @@ is imported by the child, never by this module, so perf stays below the CLI).
 
 Then it runs, each in a fresh process, with its wall time and peak memory (the child's resident
 high-water mark, VmHWM): `status PLAN`, `query "select count(*) from transfer_runs"`,
-`tables` (every table), a relaunch of the finished plan (`launch PLAN`: nothing pending) and
+`tables` (every table), `tables --table probes --table success_rate_by_dataset` (the probe
+stage's tables alone), a relaunch of the finished plan (`launch PLAN`: nothing pending) and
 `plan --dry-run` for the same plan; then `compact`; then the same commands again, three times
 each (`--repeats`: the median wall time, the largest peak). Targets apply to the compacted
 folder (and to the compaction); the figures before it are reported. Each
@@ -121,6 +123,7 @@ def _columns(table: str, n: int, rng, **given) -> pa.Table:
 
 def _write_models(results_dir: str, units: int, first: int, last: int):
     from pairs.plan import predict_key
+    from pairs.probe import DEFAULT_RECIPE, probe_key
     from results import write_part
     zoo = synthetic_zoo(n_models(units))
     samples = SAMPLES_PER_MODEL * len(zoo.models)
@@ -137,6 +140,11 @@ def _write_models(results_dir: str, units: int, first: int, last: int):
             "models", 1, rng, key=key, model=entry.name, zoo=zoo.name, family=entry.family,
             arch=entry.arch, source="hub", dataset=zoo.dataset, num_classes=1000,
             top1=100 * right.mean(), top1_reported=entry.top1_reported), key)
+        probe = probe_key(entry, zoo.dataset, DEFAULT_RECIPE)
+        write_part(results_dir, "probes", _columns(
+            "probes", 1, rng, key=probe, model=entry.name, zoo=zoo.name, dataset=zoo.dataset,
+            recipe=DEFAULT_RECIPE, num_classes=1000, head=f"probe_heads/{probe}.safetensors"),
+            probe)
 
 
 def _write_units(results_dir: str, plan_path: str, first: int, last: int):
@@ -258,6 +266,8 @@ def _commands(plan_path: Path, results_dir: Path, units: int) -> dict[str, tuple
         "query": (["query", "select count(*) as n from transfer_runs", "--format", "csv",
                    *common], f"\n{units}\n"),
         "tables": (["tables", *common], "## success_rate"),
+        "probe_tables": (["tables", "--table", "probes", "--table", "success_rate_by_dataset",
+                          *common], "## success_rate_by_dataset"),
         "relaunch": (["launch", str(plan_path), *common, "--quiet"], "transfer: 0 submitted"),
         "dry_run": (["plan", "--zoo", zoo_name(units), "--pairs", str(units), "--methods", "kl",
                      "--dry-run", *common], f"| predict  | {models}"),

@@ -57,9 +57,9 @@ class CountForwardPasses:
     def __enter__(self):
         original = self.original = self.loading.load_model
 
-        def counting(entry, cache):
+        def counting(entry, cache, results=None):
             self.counts[entry.name] = self.counts.get(entry.name, 0) + 1
-            return original(entry, cache)
+            return original(entry, cache, results)
         self.loading.load_model = counting
         return self
 

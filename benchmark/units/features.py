@@ -82,7 +82,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 def run_features(unit: FeaturesUnit, results_dir, cache: Path) -> str:
     entry = get_zoo(unit.zoo).get(unit.model)
     dataset = load_for(entry, unit.dataset, cache)
-    model = load_model(entry, cache)
+    model = load_model(entry, cache, ResultsLayout(results_dir))
     n_eval, n_transfer = unit.eval_samples, unit.transfer_samples
     inputs = {"eval": (dataset.eval_x[:n_eval], dataset.eval_y[:n_eval]),
               "transfer": (dataset.train_x[:n_transfer], dataset.train_y[:n_transfer])}

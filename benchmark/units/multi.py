@@ -41,6 +41,7 @@ from benchmark.units.transfer import (Source, UnitRun, evaluate_epoch, load_cont
                                      write_results)
 from benchmark.units.unit import RunOptions, TransferUnit, transfer_units
 from pairs.multi import check_mode
+from results import ResultsLayout
 
 
 def run_multi(unit: TransferUnit, results_dir, cache: Path, job_id: str = "",
@@ -108,7 +109,8 @@ def run_sequential(unit, results_dir, cache, job_id="", options=RunOptions()):
     torch.manual_seed(ctx.seed)
     # on the run's device from the start: each step's frozen snapshot (and the outputs it gives)
     # then lives there whether the run was resumed or not
-    student = gpu.prepare(load_model(ctx.student_entry, cache), runtime.device,
+    layout = ResultsLayout(results_dir)
+    student = gpu.prepare(load_model(ctx.student_entry, cache, layout), runtime.device,
                           runtime.channels_last)
     ckpt_file = checkpoint_path(results_dir, unit.key)
     rows, status, resume, batch = [], "ok", None, None
@@ -129,7 +131,7 @@ def run_sequential(unit, results_dir, cache, job_id="", options=RunOptions()):
         sources = {"teacher": Source(teacher), "student": Source(ctx.student_entry, module=frozen),
                    "random_teacher": Source(teacher, init_seed=ctx.seed)}
         batches = make_batches(method, sources, ctx.student_entry, ctx.dataset, ctx.training,
-                               ctx.seed, cache, runtime)
+                               ctx.seed, cache, layout, runtime)
         trainer = Trainer(method, student, ctx.student_entry, ctx.dataset, batches, ctx.params,
                           ctx.seed, runtime)
         if resume is not None:
@@ -177,7 +179,7 @@ def run_soup(unit, results_dir, cache, job_id="", options=RunOptions()):
         if not path.is_file():
             run_transfer(single, results_dir, cache, job_id, options.keeping(single))
         states.append(load_file(path))
-    student = load_model(ctx.student_entry, cache)
+    student = load_model(ctx.student_entry, cache, ResultsLayout(results_dir))
     student.load_state_dict(soup_state(states))
     preds = predict_eval(student, ctx.student_entry, ctx.dataset)
     seconds = time.perf_counter() - t0

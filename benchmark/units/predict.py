@@ -12,7 +12,7 @@ from benchmark.models.loading import load_model, resolve_weights
 from benchmark.models.weights import check_reported_top1
 from benchmark.units.unit import PREDICT, PredictUnit
 from pairs.catalog import get_zoo
-from results import write_part
+from results import ResultsLayout, write_part
 
 
 def top1_percent(pred, labels) -> float:
@@ -26,7 +26,7 @@ def run_predict(unit: PredictUnit, results_dir, cache: Path, strict_top1: bool =
     t0 = time.perf_counter()
     entry = get_zoo(unit.zoo).get(unit.model)
     dataset = load_for(entry, unit.dataset, cache)
-    model = load_model(entry, cache)
+    model = load_model(entry, cache, ResultsLayout(results_dir))
     probs = models.predict_logits(model, dataset.eval_x, entry.mean, entry.std).softmax(1)
     labels = dataset.eval_y
     p_max, pred = probs.max(1)

@@ -9,8 +9,8 @@ the head is then fitted on the train features alone, by the recipe's solver
 (`pairs.probe.PROBE_RECIPES`): `sgd`, the authors' linear probe (SGD with momentum on
 cross-entropy, 50 epochs, lr 0.1, 5% warmup then a cosine schedule), or `lbfgs`, a multinomial logistic regression
 with a small L2 penalty solved by L-BFGS. The head (`weight` [C, D], `bias` [C]) is written as
-a safetensors file where loading the probed model looks for it
-(`benchmark.models.loading.probe_head_path`), then the `probes` row, which marks the unit done.
+a safetensors file in the results folder (`ResultsLayout.probe_head`), where loading the probed
+model looks for it, then the `probes` row: the two mark the unit done (`unit.PROBE`).
 """
 import math
 import time
@@ -22,13 +22,14 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.data.feeding import load_for
-from benchmark.models.loading import load_model, probe_head_path
+from benchmark.models.build import check_probeable
+from benchmark.models.loading import load_model
 from benchmark.units.features import (SplitOutputs, arrays_dir, features_unit, forward_features,
                                       store_features)
 from benchmark.units.unit import FEATURES, ProbeUnit
 from pairs.catalog import get_zoo
 from pairs.probe import backbone_of, probe_recipe
-from results import write_part
+from results import ResultsLayout, write_part
 from results.errors import InputError
 from results.store import atomic_path
 
@@ -133,11 +134,13 @@ def run_probe(unit: ProbeUnit, results_dir, cache: Path) -> str:
     features = cached_features(stored, results_dir)
     if features is None:
         model = load_model(backbone, cache)
+        check_probeable(model, backbone)
         features = tuple(forward_features(model, x, backbone.mean, backbone.std)[0]
                          for x in (dataset.train_x, dataset.eval_x))
     train_f, eval_f = features
     head = fit_head(train_f, train_y, dataset.num_classes, probe_recipe(unit.recipe))
-    path = probe_head_path(entry, cache)
+    layout = ResultsLayout(results_dir)
+    path = layout.probe_head(unit.key)
     save_head(head, path)
     if stored.key not in FEATURES.done_ids(results_dir, stored.dataset):
         with torch.inference_mode():
@@ -150,7 +153,8 @@ def run_probe(unit: ProbeUnit, results_dir, cache: Path) -> str:
            "train_samples": len(train_y), "eval_samples": len(eval_y),
            "train_top1": head_top1(head, train_f, train_y),
            "eval_top1": head_top1(head, eval_f, eval_y),
-           "seconds": time.perf_counter() - t0, "head": str(path)}
+           "seconds": time.perf_counter() - t0,
+           "head": path.relative_to(layout.root).as_posix()}
     # the row last: it marks the unit complete
     write_part(results_dir, "probes", pd.DataFrame([row]), unit.key)
     return "ok"

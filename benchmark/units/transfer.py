@@ -39,7 +39,7 @@ from benchmark.units import checkpoint
 from benchmark.units.checkpoint import checkpoint_path, kept_bytes, save_student, student_path
 from benchmark.units.unit import RunOptions, TransferUnit
 from pairs.catalog import ModelEntry, get_zoo
-from results import TABLES, metric_column, predictions_matrix, write_part
+from results import TABLES, ResultsLayout, metric_column, predictions_matrix, write_part
 from results.schema import TRANSFER_RATES
 
 _STEP_METRICS = ("dist_delta", "knowledge_gain", "knowledge_loss")
@@ -68,9 +68,10 @@ class Source:
             return self.entry.name
         return f"{self.entry.name} (random init, seed {self.init_seed})"
 
-    def load(self, cache: Path, loaded: dict | None = None) -> torch.nn.Module:
-        """The model; `loaded` (source key -> module) shares one module between the runs of a
-        lockstep group."""
+    def load(self, cache: Path, results: ResultsLayout,
+             loaded: dict | None = None) -> torch.nn.Module:
+        """The model (`results`: where a probed model's head is); `loaded` (source key ->
+        module) shares one module between the runs of a lockstep group."""
         if self.module is not None:
             return self.module
         if loaded is not None and self.key in loaded:
@@ -79,7 +80,7 @@ class Source:
             module = random_init_model(self.entry, self.init_seed)
         else:
             with torch.random.fork_rng(devices=[]):     # building a model draws random weights
-                module = load_model(self.entry, cache)
+                module = load_model(self.entry, cache, results)
         if loaded is not None:
             loaded[self.key] = module
         return module
@@ -92,7 +93,8 @@ def n_train(training: TrainingConfig, dataset: data.Dataset) -> int:
 
 def make_batches(method: TransferMethod, sources: dict[str, Source], entry: ModelEntry,
                  dataset: data.Dataset, training: TrainingConfig, seed: int, cache: Path,
-                 runtime: gpu.Runtime, loaded: dict | None = None) -> CachedBatches | OnlineBatches:
+                 results: ResultsLayout, runtime: gpu.Runtime,
+                 loaded: dict | None = None) -> CachedBatches | OnlineBatches:
     """The run's batches with the method's references: per augmented batch (`augment`),
     else precomputed over the first n_train samples of the split (a stored model's cached for
     the task's next units, a live module's not). Leaves torch's global RNG untouched, so whether
@@ -105,7 +107,7 @@ def make_batches(method: TransferMethod, sources: dict[str, Source], entry: Mode
                              f"does not have (roles: {', '.join(sources)})")
     n = n_train(training, dataset)
     if training.augment:
-        frozen = {role: Frozen(sources[role].load(cache, loaded), sources[role].entry,
+        frozen = {role: Frozen(sources[role].load(cache, results, loaded), sources[role].entry,
                                sources[role].label, teacher_size(sources[role].entry,
                                                                  dataset.name))
                   for role, _ in specs.values()}
@@ -119,7 +121,7 @@ def make_batches(method: TransferMethod, sources: dict[str, Source], entry: Mode
                                                 src.entry.std, kind, size=size)
         else:
             refs[name] = train_outputs(src.entry, dataset, cache, kind, src.init_seed,
-                                       runtime, n, size)
+                                       runtime, n, size, results)
     return CachedBatches(dataset, entry, refs, n, training.batch_size, seed, runtime)
 
 
@@ -165,7 +167,8 @@ def load_context(unit: TransferUnit, results_dir, cache: Path,
     preds = dict(zip(names, preds))
     dataset = load_for(student_entry, unit.dataset, cache)   # a run is fed its student's decode
     if unit.compat:
-        preds.update(student_normalised_preds(teachers, student_entry, dataset, cache))
+        preds.update(student_normalised_preds(teachers, student_entry, dataset, cache,
+                                              ResultsLayout(results_dir)))
     return RunContext(unit=unit, options=options, student_entry=student_entry,
                       teachers=teachers, params=params, training=TrainingConfig.of(params),
                       seed=unit.seed,
@@ -174,13 +177,14 @@ def load_context(unit: TransferUnit, results_dir, cache: Path,
 
 
 def student_normalised_preds(teachers: list[ModelEntry], student: ModelEntry,
-                             dataset: data.Dataset, cache: Path) -> dict[str, np.ndarray]:
+                             dataset: data.Dataset, cache: Path,
+                             results: ResultsLayout) -> dict[str, np.ndarray]:
     """The official evaluation's teacher predictions (compat, docs/compat.md): each teacher's eval
     inputs normalised with the *student's* mean/std; only teachers whose own differ."""
     preds = {}
     for teacher in teachers:
         if (tuple(teacher.mean), tuple(teacher.std)) != (tuple(student.mean), tuple(student.std)):
-            model = Source(teacher).load(cache)
+            model = Source(teacher).load(cache, results)
             preds[teacher.name] = predict_eval(model, student, dataset,
                                                size=teacher_size(teacher, dataset.name))
     return preds
@@ -219,10 +223,11 @@ class UnitRun:
         self.ctx, self.metric_teacher, self.keep_student = ctx, metric_teacher, keep_student
         self.results_dir, self.job_id = results_dir, job_id
         runtime = gpu.Runtime.from_env(ctx.training.precision)
+        layout = ResultsLayout(results_dir)
         batches = make_batches(method, sources, ctx.student_entry, ctx.dataset, ctx.training,
-                               ctx.seed, cache, runtime, loaded)
+                               ctx.seed, cache, layout, runtime, loaded)
         torch.manual_seed(ctx.seed)
-        student = load_model(ctx.student_entry, cache)
+        student = load_model(ctx.student_entry, cache, layout)
         self.trainer = Trainer(method, student, ctx.student_entry, ctx.dataset, batches,
                                ctx.params, ctx.seed, runtime)
         self.ckpt_file = checkpoint_path(results_dir, ctx.unit.key)

@@ -55,6 +55,14 @@ def _pair_ids(results_dir, dataset: str, statuses: None) -> set[str]:
     return {pair_id(t, s, c) for t, s, c in zip(rows["teacher"], rows["student"], rows["compat"])}
 
 
+def _probes_with_heads(results_dir, dataset: str, statuses: None) -> set[str]:
+    """Ids of the probes with a `probes` row and their head file in the results folder: a probe
+    whose head `verify --fix` moved aside (or an older version wrote to the cache) runs again."""
+    layout = ResultsLayout(results_dir)
+    return {key for key in _keys_in("probes")(results_dir, dataset, statuses)
+            if layout.probe_head(key).is_file()}
+
+
 @dataclass(frozen=True)
 class Stage:
     """A kind of unit: the tables it writes (its mark of completion last) and which of the
@@ -106,7 +114,7 @@ STATS = Stage("stats", ("class_flips", "pair_stats"), _pair_ids, needs=("predict
 TRANSFER = Stage("transfer", ("transfer_epochs", "transfer_runs"), _keys_in("transfer_runs"),
                  finished=("ok", "diverged"), failed=("failed",), needs=("predict",))
 FEATURES = Stage("features", ("features",), _keys_in("features"))
-PROBE = Stage("probe", ("probes",), _keys_in("probes"))
+PROBE = Stage("probe", ("probes",), _probes_with_heads)
 # the stages a launch runs, in order, by name
 STAGES = {stage.name: stage for stage in (PROBE, PREDICT, STATS, TRANSFER)}
 
