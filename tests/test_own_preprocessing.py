@@ -134,8 +134,8 @@ def test_transfer_and_stats_across_models_of_different_sizes(entries, image_fold
     from results import read_table
     seen = {}                           # model -> the input sides its first convolution saw
 
-    def recording(entry, cache):
-        model = load_model(entry, cache)
+    def recording(entry, cache, results=None):
+        model = load_model(entry, cache, results)
         conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
         conv.register_forward_pre_hook(
             lambda _, args: seen.setdefault(entry.name, set()).add(args[0].shape[-1]))
