@@ -66,8 +66,9 @@ def micro_converged_zoo() -> Zoo:
     about seed noise, and a method's gain is its own. Accuracies differ by architecture and
     width (two narrow models, limited by capacity), augmentation and seed. 30 ordered pairs."""
     return Zoo(name="micro_converged", dataset="digits16", transfer_defaults=_TRANSFER, about=(
-        "trained to convergence, so further training alone gains about nothing: the "
-        "xe_finetune and random_teacher controls should sit near zero"), models=(
+        "trained to convergence, so further training alone gains about nothing (the "
+        "xe_finetune control measured -0.18 points on average); random_teacher distils an "
+        "untrained network without labels and erases the student"), models=(
         _entry("resnet", "test_resnet", "cnn", _recipe(24, 5e-3, shift_px=1)),
         _entry("resnet_seed1", "test_resnet", "cnn", _recipe(24, 5e-3, seed=1)),
         _entry("efficientnet", "test_efficientnet", "cnn", _recipe(24, 5e-3, shift_px=1)),
