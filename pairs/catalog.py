@@ -74,6 +74,8 @@ class Zoo:
     models: tuple[ModelEntry, ...]
     # transfer hyperparameters sized for this zoo (epochs, lr, batch size), over method defaults
     transfer_defaults: dict = field(default_factory=dict)
+    # one line on how the models were made and what that means for the results (shown by `demo`)
+    about: str = ""
 
     def get(self, name: str) -> ModelEntry:
         for entry in self.models:

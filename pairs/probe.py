@@ -98,6 +98,7 @@ def probed_zoo_of(name: str) -> Zoo:
     if classes < 2:
         raise InputError(f"dataset {dataset!r} has {classes} class: a probe needs at least 2")
     return Zoo(name=name, dataset=dataset, transfer_defaults=base.transfer_defaults,
+               about=base.about,
                models=tuple(probed_entry(e, dataset, recipe, classes) for e in base.models))
 
 

@@ -13,10 +13,10 @@ from pairs.strategies import plan_pairs
 from results import InputError
 
 
-def plan_of_pairs(zoo, pairs, args, seeds: str, compat):
-    """The plan of `pairs` x the methods of the command line (`--methods`, default the demo's
-    methods, with `--epochs`, `--lr`, `--batch-size`, `--params`) x `seeds`."""
-    methods = plan_args.methods_from_args(args.methods or DEMO_METHODS, zoo, args)
+def plan_of_pairs(zoo, pairs, args, seeds: str, compat, default_methods: str = DEMO_METHODS):
+    """The plan of `pairs` x the methods of the command line (`--methods`, else
+    `default_methods`, with `--epochs`, `--lr`, `--batch-size`, `--params`) x `seeds`."""
+    methods = plan_args.methods_from_args(args.methods or default_methods, zoo, args)
     return make_plan(zoo, pairs, methods, plan_args.seeds_from_args(seeds), compat)
 
 

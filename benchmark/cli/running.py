@@ -1,15 +1,17 @@
 """`ktbench launch`, `status`, `demo` and `import-predictions`: running a plan's units, or
 writing predictions made elsewhere as if they had run."""
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from analysis import format_table
-from benchmark.cli.common import add_common, cache_folder, check_writable, results_folder
+from benchmark.cli.common import (DEMO_METHODS, add_common, cache_folder, check_writable,
+                                  results_folder)
 from benchmark.cli.dataset_args import add_dataset_arguments, study_zoo
 from benchmark.cli.launch_args import options_from_args
 from benchmark.cli.planning import plan_of_pairs
 from pairs import get_zoo
-from pairs.plan import random_pairs, read_plan, write_plan
+from pairs.plan import all_pairs, random_pairs, read_plan, write_plan
 from pairs.probe import is_probed
 from results import InputError, ResultsLayout, query
 from results.verify import quarantine_unreadable
@@ -17,6 +19,25 @@ from results.verify import quarantine_unreadable
 DEMO_TABLES = ("success_rate", "methods_vs_controls", "gain_over_controls", "paper_reference",
                "complementary_knowledge", "pair_deltas")
 PROBE_TABLES = ("probes", "success_rate_by_dataset")     # a demo on another dataset adds these
+
+
+@dataclass(frozen=True)
+class DemoStudy:
+    """What `ktbench demo` runs: a zoo, its pairs (`pairs`: a random sample of that many, or
+    None for every ordered pair), the default methods and the seeds."""
+    zoo: str
+    pairs: int | None
+    methods: str
+    seeds: str
+    plan_name: str
+
+
+# The fast demo: the briefly trained micro zoo, where further training alone gains too.
+DEMO = DemoStudy("micro", 6, DEMO_METHODS, "0", "demo")
+# The converged study (docs/reproduce.md): every ordered pair of a zoo trained to convergence,
+# the paper's methods beside both controls, two seeds.
+STUDY = DemoStudy("micro_converged", None, "kl,kl_dp,kl_dp_unsup,xe_finetune,random_teacher",
+                  "0,1", "study")
 
 
 def _launch(plan, args) -> dict:
@@ -75,15 +96,22 @@ def cmd_status(args):
 
 def cmd_demo(args):
     from analysis import write_tables
-    zoo = study_zoo("micro", args)
+    study = STUDY if args.study else DEMO
+    zoo = study_zoo(study.zoo, args)
     results_dir = results_folder(args)
     check_writable(results_dir)
     t0 = time.perf_counter()
-    pairs = random_pairs([m.name for m in zoo.models], args.pairs, args.seed)
-    plan = plan_of_pairs(zoo, pairs, args, seeds="0", compat=None)
-    plan_path = write_plan(plan, ResultsLayout(results_dir).plan("demo"))
-    print(f"demo: {zoo.name} zoo ({len(zoo.models)} models on {zoo.dataset}), {len(plan)} transfer "
-          f"units -> {plan_path}")
+    names = [m.name for m in zoo.models]
+    n_pairs = args.pairs or study.pairs
+    pairs = (random_pairs(names, n_pairs, args.seed) if n_pairs
+             else all_pairs(names))
+    plan = plan_of_pairs(zoo, pairs, args, seeds=study.seeds, compat=None,
+                         default_methods=study.methods)
+    plan_path = write_plan(plan, ResultsLayout(results_dir).plan(study.plan_name))
+    print(f"{study.plan_name}: {zoo.name} zoo ({len(zoo.models)} models on {zoo.dataset}), "
+          f"{len(plan)} transfer units -> {plan_path}")
+    if zoo.about:
+        print(f"the zoo: {zoo.about}")
     summary = _launch(plan, args)
     held = sum(c["held"] for c in summary.values())
     if held:
@@ -124,8 +152,13 @@ def cmd_import_predictions(args):
 def add_demo(sub):
     p = sub.add_parser("demo", help="micro zoo -> plan -> launch -> tables, offline")
     add_common(p, launch=True, methods=True)
-    p.add_argument("--pairs", type=int, default=6,
-                   help="random teacher-student pairs (6 keep a warm demo near 4 min on 2 cores)")
+    p.add_argument("--study", action="store_true",
+                   help=f"the converged study instead: the {STUDY.zoo} zoo, every ordered pair, "
+                        f"{STUDY.methods}, seeds {STUDY.seeds} (docs/reproduce.md; about 40 min "
+                        "on 2 cores)")
+    p.add_argument("--pairs", type=int,
+                   help=f"random teacher-student pairs (default {DEMO.pairs}, which keep a warm "
+                        "demo near 2.5 min on 2 cores; with --study, every ordered pair)")
     add_dataset_arguments(p)
     p.set_defaults(func=cmd_demo)
 
