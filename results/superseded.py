@@ -119,26 +119,29 @@ def drop_in_parts(results_dir, table: str, keys: dict[str, list], own: str) -> i
     `keys`' rows, which unit `own` has just written again from other inputs (a stats unit after
     a model's predictions changed): the views order parts by name, not by age, so an earlier
     part could win. Compacted files keep theirs (any part beats them; the next compaction drops
-    them). Each part is rewritten atomically (`drop`); one that a compaction merged meanwhile is
-    left to it. Returns the rows dropped."""
+    them). A part at a time (its rows to drop in memory, not the table's), each rewritten
+    atomically (`drop`); one that a compaction merged meanwhile is left to it. Returns the rows
+    dropped."""
     parts = sorted(str(p) for p in table_dir(results_dir, table).glob("*.parquet")
                    if not p.name.startswith((COMPACTED_PREFIX, own + ".")))
     if not parts or not keys:
         return 0
     columns = ", ".join(quote_name(c) for c in keys)
     wanted = ", ".join(f"unnest($k{i}) AS {quote_name(c)}" for i, c in enumerate(keys))
-    with duckdb.connect() as con:
-        con.execute("SET VARIABLE kt_files = ?", [parts])
-        found = con.execute(
-            "SELECT file_index, file_row_number FROM read_parquet(getvariable('kt_files'), "
-            f"union_by_name = true) SEMI JOIN (SELECT {wanted}) USING ({columns}) ORDER BY ALL",
-            {f"k{i}": list(values) for i, values in enumerate(keys.values())}).fetchnumpy()
     dropped = 0
-    indices, rows = found["file_index"], found["file_row_number"].astype(np.int64)
-    for index in np.unique(indices):
-        try:
-            dropped += drop(parts[index], table, rows[indices == index], PART_OPTIONS,
-                            PART_ROW_GROUP_ROWS)
-        except FileNotFoundError:       # merged by a compaction: any part beats its copy
-            pass
+    with duckdb.connect() as con:
+        con.execute(f"CREATE TEMP TABLE kt_keys AS SELECT {wanted}",
+                    {f"k{i}": list(values) for i, values in enumerate(keys.values())})
+        for part in parts:
+            try:
+                rows = con.execute(
+                    "SELECT file_row_number FROM read_parquet(?, file_row_number = true) "
+                    f"SEMI JOIN kt_keys USING ({columns}) ORDER BY ALL", [part]
+                ).fetchnumpy()["file_row_number"].astype(np.int64)
+                if len(rows):
+                    dropped += drop(part, table, rows, PART_OPTIONS, PART_ROW_GROUP_ROWS)
+            except (FileNotFoundError, duckdb.IOException):
+                if os.path.exists(part):
+                    raise
+                # merged by a compaction meanwhile: any part beats its compacted copy
     return dropped

@@ -356,7 +356,8 @@ def pair_statistics(preds, p_max, labels, num_classes, teachers, students, model
              "dataset": _labels([dataset], np.zeros(len(teachers), np.intp))}
     pair_stats = _table("pair_stats", {
         **names, "compat": _labels([compat or ""], np.zeros(len(teachers), np.intp)), **stats,
-        "teacher_key": _keys_of(model_keys, teachers), "student_key": _keys_of(model_keys, students)})
+        "teacher_key": _keys_of(model_keys, teachers),
+        "student_key": _keys_of(model_keys, students)})
     return pair_stats, ClassFlips(names, pos, neg)
 
 
