@@ -6,9 +6,9 @@ input (`results.errors`). Eager: its modules need pyarrow and DuckDB, never torc
 from results.errors import InputError
 from results.layout import ResultsLayout
 from results.schema import TABLE_KEYS, TABLES, metric_column
-from results.store import (connect, default_results_dir, predictions_matrix, query, read_table,
-                           table_dir, write_part)
+from results.store import (connect, default_results_dir, predict_keys, predictions_matrix, query,
+                           read_table, table_dir, write_part)
 
 __all__ = ["InputError", "ResultsLayout", "TABLES", "TABLE_KEYS", "connect",
-           "default_results_dir", "metric_column", "predictions_matrix", "query", "read_table",
-           "table_dir", "write_part"]
+           "default_results_dir", "metric_column", "predict_keys", "predictions_matrix", "query",
+           "read_table", "table_dir", "write_part"]

@@ -47,6 +47,10 @@ TABLES: dict[str, pa.Schema] = {
          ("pos_flips", _f64), ("neg_flips", _f64), ("pos_entropy", _f64), ("neg_entropy", _f64)]
         + [(f"pos_classes_top{p}", _i32) for p in TOP_P_CLASSES]
         + [("ensemble_acc", _f64)]
+        # the predict keys (`models.key`) of the teacher's and the student's predictions the row
+        # was computed from: a stats unit is done only while they are the models' current ones;
+        # added after the first release, so they close the table
+        + [("teacher_key", _str), ("student_key", _str)]
     ),
     "class_flips": pa.schema([
         ("teacher", _str), ("student", _str), ("dataset", _str), ("class", _i32),
@@ -143,6 +147,7 @@ TABLES: dict[str, pa.Schema] = {
 # they came: parts written before lack the newest ones (the views give NULLs there) and are still
 # valid (`valid_columns`)
 ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "pair_stats": ("teacher_key", "student_key"),
     "transfer_epochs": tuple(TRANSFER_RATES),
     "transfer_runs": ("batch_size", "oom_retries", "disk_bytes", *TRANSFER_RATES)}
 

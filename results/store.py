@@ -199,6 +199,15 @@ def _columns_of(path: str) -> list[str]:
         return []
 
 
+def predict_keys(results_dir, dataset: str, models: list[str]) -> list[str | None]:
+    """The key of each model's `models` row on `dataset` (of the predictions that
+    `predictions_matrix` reads), in `models` order; None for a model without one."""
+    rows = query(results_dir, "SELECT model, key FROM models WHERE dataset = ? AND "
+                              "list_contains(?, model)", [dataset, list(models)])
+    keys = dict(zip(rows["model"], rows["key"]))
+    return [keys.get(name) for name in models]
+
+
 def predictions_matrix(results_dir, dataset: str, models: list[str]):
     """Cached predictions as arrays: (labels [N], preds [M, N], p_max [M, N]), rows in `models` order.
 

@@ -9,7 +9,8 @@ a folder beyond it): whether any hash of a key repeats (no, almost always: then 
 read; about 1 CPU-s per 10^7 rows), then the repeated hashes, then, for the rows whose hash is
 among them, the newest place of each key and the rows before it (a hash shared by two keys
 only costs a look at their rows). `drop` rewrites one file without its losing rows,
-atomically, a row group at a time.
+atomically, a row group at a time. `drop_in_parts` drops the rows of keys a unit computed
+again from other inputs from the parts of other units (the views order parts by name, not age).
 """
 import os
 from pathlib import Path
@@ -19,12 +20,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from results.schema import TABLE_KEYS, TABLES
-from results.store import atomic_path
+from results.schema import COMPACTED_PREFIX, TABLE_KEYS, TABLES
+from results.store import atomic_path, table_dir
 from results.views import quote_name
 
 MEMORY_LIMIT = "256MB"          # DuckDB's memory for finding them; it spills to disk beyond
 _PLACE = 2**40                  # a row's place: file index * _PLACE + row in its file
+PART_OPTIONS = {"compression": "zstd"}      # a part `drop_in_parts` rewrites
+PART_ROW_GROUP_ROWS = 128 * 1024
 
 
 class SupersededError(ValueError):
@@ -108,3 +111,37 @@ def drop(path: str, table: str, rows: np.ndarray, options: dict, row_group_rows:
             writer.write_table(_as_schema(kept, schema), row_group_size=row_group_rows)
             start = end
     return len(rows)
+
+
+def drop_in_parts(results_dir, table: str, keys: dict[str, list], own: str) -> int:
+    """Drop from the parts of `table`, except unit `own`'s (`<own>.parquet`, `<own>.<i>.parquet`),
+    the rows whose values in `keys`' columns (a natural key or its first columns) are one of
+    `keys`' rows, which unit `own` has just written again from other inputs (a stats unit after
+    a model's predictions changed): the views order parts by name, not by age, so an earlier
+    part could win. Compacted files keep theirs (any part beats them; the next compaction drops
+    them). A part at a time (its rows to drop in memory, not the table's), each rewritten
+    atomically (`drop`); one that a compaction merged meanwhile is left to it. Returns the rows
+    dropped."""
+    parts = sorted(str(p) for p in table_dir(results_dir, table).glob("*.parquet")
+                   if not p.name.startswith((COMPACTED_PREFIX, own + ".")))
+    if not parts or not keys:
+        return 0
+    columns = ", ".join(quote_name(c) for c in keys)
+    wanted = ", ".join(f"unnest($k{i}) AS {quote_name(c)}" for i, c in enumerate(keys))
+    dropped = 0
+    with duckdb.connect() as con:
+        con.execute(f"CREATE TEMP TABLE kt_keys AS SELECT {wanted}",
+                    {f"k{i}": list(values) for i, values in enumerate(keys.values())})
+        for part in parts:
+            try:
+                rows = con.execute(
+                    "SELECT file_row_number FROM read_parquet(?, file_row_number = true) "
+                    f"SEMI JOIN kt_keys USING ({columns}) ORDER BY ALL", [part]
+                ).fetchnumpy()["file_row_number"].astype(np.int64)
+                if len(rows):
+                    dropped += drop(part, table, rows, PART_OPTIONS, PART_ROW_GROUP_ROWS)
+            except (FileNotFoundError, duckdb.IOException):
+                if os.path.exists(part):
+                    raise
+                # merged by a compaction meanwhile: any part beats its compacted copy
+    return dropped

@@ -95,6 +95,8 @@ SELECT * EXCLUDE (kt_file, kt_row) FROM (
            NULL::INTEGER AS "pos_classes_top20",
            NULL::INTEGER AS "pos_classes_top50",
            NULL::DOUBLE AS "ensemble_acc",
+           NULL::VARCHAR AS "teacher_key",
+           NULL::VARCHAR AS "student_key",
            NULL::BIGINT AS "kt_file",
            NULL::BIGINT AS "kt_row"
     WHERE false

@@ -3,11 +3,14 @@ from the file itself, keyed by its rows' content; plugins for zoos that need cod
 import os
 import shutil
 import textwrap
+from io import StringIO
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from benchmark.cli.main import main
+from benchmark.launch.pending import pending_units
 from benchmark.launch.preflight import check_in_fresh_process
 from benchmark.models.microzoo import weights_path
 from pairs import get_zoo
@@ -173,3 +176,59 @@ def test_an_edited_row_predicts_again_and_its_new_predictions_win(tiny_zoo, cach
     assert dict(zip(models["model"], models["source"])) == {r["name"]: r["weights"] for r in rows}
     assert [p.name for p in (results / "quarantine" / "superseded" / "models").iterdir()] \
         == [f"{old_key}.parquet"]
+
+
+def _hand_stats(results, teacher, student) -> tuple[float, float]:
+    """acc_t and pos_flips (% of samples the teacher gets right and the student wrong) of a
+    pair, counted from its models' predictions."""
+    preds = query(results, "SELECT model, sample, pred = label AS right FROM predictions")
+    right = preds.pivot(index="sample", columns="model", values="right")
+    return (100 * right[teacher].mean(), 100 * (right[teacher] & ~right[student]).mean())
+
+
+def test_editing_a_row_recomputes_the_statistics_of_its_pairs_only(tiny_zoo, cache, tmp_path,
+                                                                   capsys):
+    rows = _rows(tiny_zoo, cache)
+    catalog, results = _write(rows, tmp_path / "zoo.csv"), tmp_path / "results"
+    launch = ["--results", str(results), "--cache", str(cache), "--executor", "debug",
+              "--quiet", "--no-compact"]     # the earlier statistics stay in parts
+    _plan(catalog, tmp_path)
+    assert main(["launch", str(tmp_path / "plan.parquet"), *launch]) == 0
+    columns = "teacher, student, acc_t, pos_flips, teacher_key, student_key"
+    before = query(results, f"SELECT {columns} FROM pair_stats").set_index(["teacher", "student"])
+    parts = set((results / "pair_stats").glob("*.parquet"))
+    edited = rows[0]["name"]
+    rows[0]["mean"] = "0.5"                  # other inputs, other predictions
+    _write(rows, catalog)
+    after_plan = Plan(_plan(catalog, tmp_path))
+    assert main(["launch", str(tmp_path / "plan.parquet"), *launch]) == 0
+    new_parts = set((results / "pair_stats").glob("*.parquet")) - parts
+    written = pd.concat([pd.read_parquet(p) for p in new_parts])
+    involved = {pair for pair in before.index if edited in pair}
+    assert len(involved) == 4 and set(zip(written["teacher"], written["student"])) == involved
+    capsys.readouterr()
+    assert main(["query", f"SELECT {columns} FROM pair_stats ORDER BY teacher, student",
+                 "--format", "csv", "--results", str(results)]) == 0
+    shown = pd.read_csv(StringIO(capsys.readouterr().out)).set_index(["teacher", "student"])
+    assert sorted(shown.index) == sorted(before.index)          # one row per pair
+    keys = {m.name: predict_key(m, after_plan.dataset) for m in after_plan.zoo.models}
+    for (teacher, student), row in shown.iterrows():
+        assert (row["teacher_key"], row["student_key"]) == (keys[teacher], keys[student])
+        assert row[["acc_t", "pos_flips"]].tolist() == pytest.approx(
+            _hand_stats(results, teacher, student))
+        if (teacher, student) not in involved:        # untouched
+            assert row.tolist() == before.loc[(teacher, student)].tolist()
+    assert before.loc[(edited, rows[1]["name"]), "acc_t"] != shown.loc[
+        (edited, rows[1]["name"]), "acc_t"]            # the edit changed the predictions
+    # every reader counts one row per pair, before and after compaction
+    for table, count in (("pair_stats", 6), ("class_flips", 6 * 10)):
+        assert len(pd.read_parquet(results / table)) == count
+    assert main(["compact", "--results", str(results)]) == 0
+    for table, count in (("pair_stats", 6), ("class_flips", 6 * 10)):
+        assert len(pd.read_parquet(results / table)) == count
+        assert query(results, f"SELECT count(*) AS n FROM {table}")["n"][0] == count
+    # statistics written before the keys were recorded: computed again, once
+    old = pq.read_table(next((results / "pair_stats").glob("*.parquet")))
+    pq.write_table(old.drop(["teacher_key", "student_key"]), results / "pair_stats" / "old.parquet")
+    stats = pending_units(after_plan, results)["stats"]
+    assert sorted(p for unit in stats for p in unit.pairs) == sorted(before.index)

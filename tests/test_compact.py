@@ -426,3 +426,32 @@ def test_a_failed_search_for_superseded_rows_removes_no_part(tmp_path, monkeypat
     compact(folder)
     _assert_views(folder, expected)
     assert len(pd.read_parquet(folder / "transfer_runs")) == 3
+
+
+def _flips(teachers: str, value: int) -> pd.DataFrame:
+    """class_flips rows of pairs (teacher, 's') on 'd', two classes each, `pos` = value."""
+    return pd.DataFrame({"teacher": [t for t in teachers for _ in range(2)], "student": "s",
+                         "dataset": "d", "class": [0, 1] * len(teachers), "pos": value,
+                         "neg": 0})
+
+
+def test_a_unit_drops_the_rows_it_wrote_again_from_other_parts_only(tmp_path):
+    from results.superseded import drop_in_parts
+    folder = tmp_path / "results"
+    write_part(folder, "class_flips", _flips("ab", 1), "z-old.0000")     # sorts after the new
+    write_part(folder, "class_flips", _flips("c", 1), "z-old.0001")
+    write_part(folder, "class_flips", _flips("e", 1), "z-elsewhere.0000")
+    compact(folder, ["class_flips"])
+    write_part(folder, "class_flips", _flips("a", 1), "y-later.0000")    # a part again
+    write_part(folder, "class_flips", _flips("ac", 2), "new.0000")
+    keys = {"teacher": ["a", "c"], "student": ["s", "s"], "dataset": ["d", "d"]}
+    # a's rows in the part y-later (2), none in its own; compacted files keep theirs
+    assert drop_in_parts(folder, "class_flips", keys, "new") == 2
+    assert sorted(p.name for p in (folder / "class_flips").glob("[!c]*")) == ["new.0000.parquet"]
+    write_part(folder, "class_flips", _flips("abc", 1), "z-old.0000")
+    assert drop_in_parts(folder, "class_flips", keys, "new") == 4
+    assert pq.read_table(folder / "class_flips" / "z-old.0000.parquet")["teacher"].to_pylist() \
+        == ["b", "b"]
+    view = query(folder, "SELECT teacher, sum(pos) AS pos FROM class_flips GROUP BY teacher "
+                         "ORDER BY teacher")
+    assert view.to_dict("list") == {"teacher": ["a", "b", "c", "e"], "pos": [4, 2, 4, 2]}

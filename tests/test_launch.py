@@ -116,19 +116,20 @@ def test_unit_task_is_checkpointable_with_the_same_arguments():
     assert resubmission.function is task
     assert resubmission.args == ([_unit("k")], "/r", "/c", 2, options)
     # submitit pickles a task's arguments: units and options come back equal
-    stats = StatsUnit("s", "zoo", "data", "", (("a", "b"),))
+    stats = StatsUnit("s", "zoo", "data", "", (("a", "b"),), (("a", "ka"), ("b", "kb")))
     assert pickle.loads(pickle.dumps(resubmission.args + (stats,))) == resubmission.args + (stats,)
 
 
 def test_manifests_mark_units_of_live_jobs(tmp_path, monkeypatch):
     units = [_unit("t1"), _unit("t2")]
-    stats = [StatsUnit("s", "zoo", "data", "", (("a", "b"), ("b", "a")))]
+    stats = [StatsUnit("s", "zoo", "data", "", (("a", "b"), ("b", "a")),
+                       (("a", "ka"), ("b", "kb")))]
     submissions.record_submission(tmp_path, "slurm", "transfer", ["10_0", "10_1"],
                                   [units[:1], units[1:]])
     submissions.record_submission(tmp_path, "slurm", "stats", ["11"], [stats])
     monkeypatch.setitem(submissions.LIVE_JOBS, "slurm", lambda ids, _: {"10_1", "11"})
     assert submissions.live_unit_ids(tmp_path) == {"transfer": {"t2"},
-                                                    "stats": {"a|b|", "b|a|"}}
+                                                    "stats": {"a|b||ka|kb", "b|a||kb|ka"}}
     # a later submission of the same unit supersedes the earlier one
     submissions.record_submission(tmp_path, "debug", "transfer", ["DEBUG_1"], [units[1:]])
     assert "transfer" not in submissions.live_unit_ids(tmp_path)

@@ -166,6 +166,10 @@ def test_scale_bench_builds_a_sweep_folder_and_measures_every_command(tmp_path):
     assert probes["model"].tolist() == [f"m{i:04d}" for i in range(10)]       # one per model
     assert (probes["num_classes"] == 1000).all()
     assert plan_path.is_file()
+    # its statistics are of the models' predictions as they are: no pair is left to compute
+    from benchmark.launch.pending import pending_units
+    scale_bench.register(scale_bench.n_models(60))
+    assert pending_units(plan, folder)["stats"] == []
 
     lines = []
     assert run_benchmarks(["scale"], tmp_path, BenchConfig(cache=tmp_path, units=60, repeats=1),

@@ -23,16 +23,20 @@ def pending_units(plan: Plan | pd.DataFrame, results_dir, retry_failed: bool = F
     entries = {m.name: m for m in zoo.models}
     predict = [PredictUnit.of(zoo, entries.get(n) or zoo.get(n)) for n in plan.models]
 
+    # a pair's statistics are done when computed from its models' current predictions
+    keys = {u.model: u.key for u in predict}
     skip = STATS.done_ids(results_dir, dataset) | busy.get("stats", set())
-    ids = pd.Series([pair_id(t, s, c) for t, s, c in zip(pairs["teacher"], pairs["student"],
-                                                          pairs["compat"])], index=pairs.index)
+    ids = pd.Series(list(map(pair_id, pairs["teacher"], pairs["student"], pairs["compat"],
+                             pairs["teacher"].map(keys), pairs["student"].map(keys))),
+                    index=pairs.index)
     missing = pairs[~ids.isin(skip)]
     stats = []
     for compat, group in missing.groupby("compat"):
         todo = tuple(sorted(zip(group["teacher"], group["student"])))
+        read = tuple(sorted((name, keys[name]) for name in {n for pair in todo for n in pair}))
         stats.append(StatsUnit(unit_key("stats", pairs=todo, dataset=dataset, compat=compat,
                                         predict=sorted(u.key for u in predict)),
-                               zoo.name, dataset, compat, todo))
+                               zoo.name, dataset, compat, todo, read))
 
     skip = (TRANSFER.done_ids(results_dir, dataset, failed_done=not retry_failed)
             | busy.get("transfer", set()))

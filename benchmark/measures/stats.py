@@ -319,9 +319,10 @@ def _count_odd_maxima(keys_a, keys_b):
 # ---------------------------------------------------------------- tables
 
 def pair_statistics(preds, p_max, labels, num_classes, teachers, students, models, dataset,
-                    compat=None):
+                    compat=None, model_keys=None):
     """The `pair_stats` and `class_flips` tables (results/schema.py) of the pairs
-    (models[teachers[p]], models[students[p]]).
+    (models[teachers[p]], models[students[p]]); `model_keys`: the predict key of each model's
+    predictions (`pair_stats.teacher_key`, `student_key`; None: NULL).
 
     preds, p_max: [M, N] top-1 class and its probability of each model on each sample;
     labels: [N]. Accuracies and flip rates are % of N. pos_classes_top{p} is
@@ -335,6 +336,8 @@ def pair_statistics(preds, p_max, labels, num_classes, teachers, students, model
         raise ValueError("preds and p_max must be [models, samples] with one label per sample")
     if len(models) != len(preds):
         raise ValueError(f"{len(models)} model names for {len(preds)} models' predictions")
+    if model_keys is not None and len(model_keys) != len(preds):
+        raise ValueError(f"{len(model_keys)} predict keys for {len(preds)} models' predictions")
     correct = preds == labels
     teachers, students = _pair_indices(teachers, students, len(preds))
     pos, neg = class_flip_counts(correct, labels, num_classes, teachers, students)
@@ -352,8 +355,18 @@ def pair_statistics(preds, p_max, labels, num_classes, teachers, students, model
     names = {"teacher": _labels(models, teachers), "student": _labels(models, students),
              "dataset": _labels([dataset], np.zeros(len(teachers), np.intp))}
     pair_stats = _table("pair_stats", {
-        **names, "compat": _labels([compat or ""], np.zeros(len(teachers), np.intp)), **stats})
+        **names, "compat": _labels([compat or ""], np.zeros(len(teachers), np.intp)), **stats,
+        "teacher_key": _keys_of(model_keys, teachers),
+        "student_key": _keys_of(model_keys, students)})
     return pair_stats, ClassFlips(names, pos, neg)
+
+
+def _keys_of(model_keys, indices):
+    """The predict keys of the models at `indices` (all NULL without `model_keys`)."""
+    if model_keys is None:
+        return np.full(len(indices), None, dtype=object)
+    codes, keys = pd.factorize(np.asarray(model_keys, dtype=object))
+    return _labels(keys, codes[indices])
 
 
 @dataclasses.dataclass

@@ -173,19 +173,23 @@ def _write_units(results_dir: str, plan_path: str, first: int, last: int):
         write_part(results_dir, "transfer_runs", runs.slice(i, 1), key)
 
 
-def _write_stats(results_dir: str, plan_path: str, first: int, last: int):
+def _write_stats(results_dir: str, plan_path: str, units: int, first: int, last: int):
     import pandas as pd
     from pairs.keys import unit_key
+    from pairs.plan import predict_key
     from results import write_part
     plan = pd.read_parquet(plan_path).iloc[first:last]
     rng = np.random.default_rng(first)
+    zoo = synthetic_zoo(n_models(units))
+    keys = {entry.name: predict_key(entry, zoo.dataset) for entry in zoo.models}
     for start in range(0, len(plan), PAIRS_PER_STATS_PART):
         chunk = plan.iloc[start:start + PAIRS_PER_STATS_PART]
         key = unit_key("stats", pairs=list(zip(chunk["teacher"], chunk["student"])))
         write_part(results_dir, "pair_stats", _columns(
             "pair_stats", len(chunk), rng, teacher=chunk["teacher"].to_numpy(),
             student=chunk["student"].to_numpy(), dataset=chunk["dataset"].to_numpy(),
-            compat=""), key)
+            compat="", teacher_key=chunk["teacher"].map(keys).to_numpy(),
+            student_key=chunk["student"].map(keys).to_numpy()), key)
 
 
 def build_folder(results_dir: Path, units: int, workers: int = 2) -> Path:
@@ -200,7 +204,8 @@ def build_folder(results_dir: Path, units: int, workers: int = 2) -> Path:
     step = 5000
     jobs += [(_write_units, str(results_dir), str(plan_path), i, i + step)
              for i in range(0, units, step)]
-    jobs += [(_write_stats, str(results_dir), str(plan_path), i, i + 10 * PAIRS_PER_STATS_PART)
+    jobs += [(_write_stats, str(results_dir), str(plan_path), units, i,
+              i + 10 * PAIRS_PER_STATS_PART)
              for i in range(0, units, 10 * PAIRS_PER_STATS_PART)]
     with ProcessPoolExecutor(workers) as pool:
         for future in [pool.submit(*job) for job in jobs]:

@@ -25,7 +25,7 @@ from benchmark.units.stats import write_class_flips
 from pairs.catalog import get_zoo, preprocessing_fields
 from pairs.keys import unit_key
 from benchmark.units.unit import PredictUnit, not_done
-from results import predictions_matrix, write_part
+from results import predict_keys, predictions_matrix, write_part
 
 RANDOM_SUFFIX = "@random"
 
@@ -50,7 +50,9 @@ def random_init_baseline(zoo_name: str, results_dir, cache: Path, names: list[st
     stats, class_flips = pair_statistics(preds, p_max, labels, data.num_classes_of(zoo.dataset),
                                          teachers,
                                          students, models=everything, dataset=zoo.dataset,
-                                         compat=compat)
+                                         compat=compat,
+                                         model_keys=predict_keys(results_dir, zoo.dataset,
+                                                                 everything))
     part = unit_key("random-baseline", models=everything, dataset=zoo.dataset, seed=seed,
                     compat=compat or "")
     write_class_flips(results_dir, class_flips, part)

@@ -32,9 +32,11 @@ if TYPE_CHECKING:
 PAIR_ID_SEPARATOR = "|"
 
 
-def pair_id(teacher: str, student: str, compat: str) -> str:
-    """The id of one pair of a stats unit (launch manifests record these)."""
-    return PAIR_ID_SEPARATOR.join((teacher, student, compat))
+def pair_id(teacher: str, student: str, compat: str, teacher_key: str, student_key: str) -> str:
+    """The id of one pair of a stats unit (launch manifests record these): its names and the
+    predict keys of the two models' predictions, so statistics computed from other predictions
+    (a catalog row edited since) are not the pair's."""
+    return PAIR_ID_SEPARATOR.join((teacher, student, compat, teacher_key, student_key))
 
 
 def _keys_in(table: str) -> Callable:
@@ -49,10 +51,15 @@ def _keys_in(table: str) -> Callable:
 
 
 def _pair_ids(results_dir, dataset: str, statuses: None) -> set[str]:
-    """Ids of the pairs with statistics on `dataset` (a stats unit's part covers many pairs)."""
-    rows = query(results_dir, "SELECT DISTINCT teacher, student, compat FROM pair_stats "
-                              "WHERE dataset = ?", [dataset])
-    return {pair_id(t, s, c) for t, s, c in zip(rows["teacher"], rows["student"], rows["compat"])}
+    """Ids of the pairs with statistics on `dataset` (a stats unit's part covers many pairs);
+    a row from before the predict keys were recorded has empty ones: no pair's id, computed
+    again once."""
+    rows = query(results_dir, "SELECT DISTINCT teacher, student, compat, "
+                              "coalesce(teacher_key, '') AS teacher_key, "
+                              "coalesce(student_key, '') AS student_key "
+                              "FROM pair_stats WHERE dataset = ?", [dataset])
+    return set(map(pair_id, rows["teacher"], rows["student"], rows["compat"], rows["teacher_key"],
+                   rows["student_key"]))
 
 
 def _probes_with_heads(results_dir, dataset: str, statuses: None) -> set[str]:
@@ -167,17 +174,20 @@ class PredictUnit:
 
 @dataclass(frozen=True)
 class StatsUnit:
-    """Complementary knowledge of many (teacher, student) pairs at once, under one compat."""
+    """Complementary knowledge of many (teacher, student) pairs at once, under one compat, from
+    the predictions of the predict keys `predict_keys` ((model, key) of each model it reads)."""
     key: str
     zoo: str
     dataset: str
     compat: str
     pairs: tuple[tuple[str, str], ...]
+    predict_keys: tuple[tuple[str, str], ...]
     stage: ClassVar[Stage] = STATS
 
     @property
     def ids(self) -> tuple[str, ...]:
-        return tuple(pair_id(t, s, self.compat) for t, s in self.pairs)
+        keys = dict(self.predict_keys)
+        return tuple(pair_id(t, s, self.compat, keys[t], keys[s]) for t, s in self.pairs)
 
 
 @dataclass(frozen=True)
