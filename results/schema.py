@@ -147,6 +147,7 @@ TABLES: dict[str, pa.Schema] = {
 # they came: parts written before lack the newest ones (the views give NULLs there) and are still
 # valid (`valid_columns`)
 ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "models": ("crop_pct", "interpolation"),
     "pair_stats": ("teacher_key", "student_key"),
     "transfer_epochs": tuple(TRANSFER_RATES),
     "transfer_runs": ("batch_size", "oom_retries", "disk_bytes", *TRANSFER_RATES)}

@@ -87,7 +87,7 @@ def test_added_columns_are_the_last_ones():
     runs = TABLES["transfer_runs"].names
     assert valid_columns("transfer_runs")[0] == runs[:runs.index("batch_size")]
     assert valid_columns("transfer_epochs")[0][-1] == "knowledge_loss_step"
-    assert len(valid_columns("models")) == 1
+    assert valid_columns("models")[0][-1] == "seconds"     # parts from before crop_pct
 
 
 def test_view_types_are_those_duckdb_gives_the_schema():
@@ -128,3 +128,14 @@ def test_a_table_of_many_parts_is_read_once_into_memory(tmp_path, monkeypatch):
     compact(tmp_path)
     con = connect(tmp_path, ["class_flips"])
     assert store.copy_many_parts(con, ["class_flips"]) == []   # compacted files are not parts
+
+
+def test_a_models_part_from_before_its_decode_columns_is_valid():
+    """Results folders written before each model's decode was recorded (`crop_pct`,
+    `interpolation`) verify and compact as they are."""
+    from results.schema import TABLES
+    from results.verify import columns_problem
+    names = TABLES["models"].names
+    assert columns_problem(names[:names.index("crop_pct")], "models") is None
+    assert columns_problem(names[:names.index("interpolation")], "models") is None
+    assert columns_problem(names[:-3], "models") is not None
