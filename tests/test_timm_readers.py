@@ -131,7 +131,7 @@ def run_pipeline(zoo, results, cache):
     plan = make_plan(zoo, [("teacher_e", "student_r")], {"kl_dp": params}, [0])
     summary = launch(plan, results, cache, LaunchOptions(executor="debug", progress=False))
     assert all(s["failed"] == 0 for s in summary.values()), summary
-    drop = ["key", "zoo", "dataset", "seconds", "wall_s", "images_per_s", "plan", "host", "job_id",
+    drop = ["key", "teacher_key", "student_key", "zoo", "dataset", "seconds", "wall_s", "images_per_s", "plan", "host", "job_id",
             "started_at", "finished_at", "source", "code_version"]
     return {table: read_table(results, table).drop(columns=drop, errors="ignore")
             .sort_values(by) .reset_index(drop=True)
