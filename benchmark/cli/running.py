@@ -154,7 +154,7 @@ def add_demo(sub):
     add_common(p, launch=True, methods=True)
     p.add_argument("--study", action="store_true",
                    help=f"the converged study instead: the {STUDY.zoo} zoo, every ordered pair, "
-                        f"{STUDY.methods}, seeds {STUDY.seeds} (docs/reproduce.md; about 40 min "
+                        f"{STUDY.methods}, seeds {STUDY.seeds} (docs/reproduce.md; about 12 min "
                         "on 2 cores)")
     p.add_argument("--pairs", type=int,
                    help=f"random teacher-student pairs (default {DEMO.pairs}, which keep a warm "
