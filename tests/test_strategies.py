@@ -132,15 +132,23 @@ def test_gpu_hours_grow_with_size_and_epochs():
     assert math.isnan(unknown["total"])
 
 
-def test_gpu_hours_price_frozen_passes_once_per_lockstep_group():
-    """kl forwards its teacher, kl_dp its teacher and frozen student, per image and epoch with
-    augmentation: in one group the teacher and each student are paid for once."""
+def _one_teacher_kl_and_kl_dp():
+    """Three models of 10, 20 and 30 M parameters; m0000 teaches m0001 and m0002 with kl and
+    kl_dp (2 augmented epochs); each unit's frozen models: its teacher, and with kl_dp its
+    student."""
     table = synthetic_catalog(3).assign(params_m=[10.0, 20.0, 30.0])
     zoo = synthetic_zoo(table)
     methods = {m: {"epochs": 2, "augment": True} for m in ("kl", "kl_dp")}
     plan = make_plan(zoo, [("m0000", "m0001"), ("m0000", "m0002")], methods, [0])
     frozen = pd.Series([[u.teacher] + ([u.student] if u.method == "kl_dp" else [])
                         for u in plan.itertuples()], index=plan.index)
+    return table, plan, frozen
+
+
+def test_gpu_hours_price_frozen_passes_once_per_lockstep_group():
+    """kl forwards its teacher, kl_dp its teacher and frozen student, per image and epoch with
+    augmentation: in one group the teacher and each student are paid for once."""
+    table, plan, frozen = _one_teacher_kl_and_kl_dp()
     alone = estimate_gpu_hours(plan, table, frozen)["transfer"]
     grouped = estimate_gpu_hours(plan, table, frozen, pd.Series(0, index=plan.index))
     # frozen parameters forwarded per image and epoch: alone 10 + 10 + (10 + 20) + (10 + 30),
@@ -157,12 +165,7 @@ def test_gpu_hours_price_frozen_passes_once_per_lockstep_group():
 def test_unit_costs_share_each_frozen_pass_among_the_group_units_that_forward_it():
     """In one group the teacher m0 (10 M parameters) is forwarded for all four units, a quarter
     each; a kl_dp unit alone forwards its frozen student (m1: 20 M, m2: 30 M)."""
-    table = synthetic_catalog(3).assign(params_m=[10.0, 20.0, 30.0])
-    zoo = synthetic_zoo(table)
-    methods = {m: {"epochs": 2, "augment": True} for m in ("kl", "kl_dp")}
-    plan = make_plan(zoo, [("m0000", "m0001"), ("m0000", "m0002")], methods, [0])
-    frozen = pd.Series([[u.teacher] + ([u.student] if u.method == "kl_dp" else [])
-                        for u in plan.itertuples()], index=plan.index)
+    table, plan, frozen = _one_teacher_kl_and_kl_dp()
     seconds = transfer_seconds(plan, table, frozen, pd.Series(0, index=plan.index))
     student_m = {"m0001": 20.0, "m0002": 30.0}
     for u in plan.itertuples():

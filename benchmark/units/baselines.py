@@ -47,12 +47,10 @@ def random_init_baseline(zoo_name: str, results_dir, cache: Path, names: list[st
     n = len(trained)
     teachers = np.r_[np.repeat(np.arange(n, 2 * n), n), np.tile(np.arange(n), n)]
     students = np.r_[np.tile(np.arange(n), n), np.repeat(np.arange(n, 2 * n), n)]
-    stats, class_flips = pair_statistics(preds, p_max, labels, data.num_classes_of(zoo.dataset),
-                                         teachers,
-                                         students, models=everything, dataset=zoo.dataset,
-                                         compat=compat,
-                                         model_keys=predict_keys(results_dir, zoo.dataset,
-                                                                 everything))
+    stats, class_flips = pair_statistics(
+        preds, p_max, labels, data.num_classes_of(zoo.dataset), teachers, students,
+        models=everything, dataset=zoo.dataset, compat=compat,
+        model_keys=predict_keys(results_dir, zoo.dataset, everything))
     part = unit_key("random-baseline", models=everything, dataset=zoo.dataset, seed=seed,
                     compat=compat or "")
     write_class_flips(results_dir, class_flips, part)
